@@ -1,0 +1,166 @@
+"""The Hydra entry point: `python train.py ...` or the `tamiyo-train` console script."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from omegaconf import DictConfig, OmegaConf
+
+from tamiyo.config import ConfigError, normalize_choices, validate_config
+from tamiyo.policy.features import obs_dim
+from tamiyo.training.callbacks import EpisodeStatsLogger, HeadEntropyLogger, PPODiagnosticsLogger
+from tamiyo.training.datamodule import RolloutDataModule
+from tamiyo.training.module import PPOModule
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+log = logging.getLogger("tamiyo")
+
+# precision choice → (Lightning Trainer precision, autocast dtype for rollouts and host training)
+_PRECISION = {"32": ("32-true", None), "bf16": ("bf16-mixed", torch.bfloat16), "fp16": ("16-mixed", torch.float16)}
+
+
+def resolve_precision(choice: str, accelerator: str) -> tuple[str, torch.dtype | None]:
+    """Map `precision=` to Lightning's precision string and our autocast dtype."""
+    if choice == "fp16" and (accelerator == "cpu" or not torch.cuda.is_available()):
+        # fp16 autocast around nn.LSTM crashes inside oneDNN on CPU, and Lightning would silently use bf16.
+        raise ConfigError("precision=fp16 needs a CUDA GPU; on CPU use precision=bf16")
+    return _PRECISION[choice]
+
+
+def latest_checkpoint(output_root: Path, task_name: str) -> Path:
+    """The newest `last.ckpt` of any run under `<output_root>/<task_name>/`."""
+    candidates = sorted((output_root / task_name).glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise ConfigError(f"ckpt_path=latest: no last.ckpt under {output_root / task_name}")
+    return candidates[-1]
+
+
+def resolve_ckpt_path(cfg: DictConfig) -> str | None:
+    if cfg.ckpt_path is None:
+        return None
+    if cfg.ckpt_path == "latest":
+        return str(latest_checkpoint(Path(cfg.paths.output_root), cfg.task_name))
+    path = Path(cfg.ckpt_path)
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path: no such checkpoint file {path}")
+    return str(path)
+
+
+def build_callbacks(cfg: DictConfig, trainable: bool) -> list[Callback]:
+    callbacks: list[Callback] = [HeadEntropyLogger(), PPODiagnosticsLogger(), EpisodeStatsLogger()]
+    cb = cfg.callbacks
+    if cb is None:
+        return callbacks
+    if cb.get("model_checkpoint") is not None:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=cb.model_checkpoint.dirpath,
+                filename="best-update{epoch:04d}",
+                auto_insert_metric_name=False,
+                monitor=cfg.monitor,
+                mode=cfg.monitor_mode,
+                save_top_k=cb.model_checkpoint.save_top_k,
+                save_last=cb.model_checkpoint.save_last,
+                every_n_epochs=1,
+            )
+        )
+    if cb.get("progress_bar"):
+        callbacks.append(RichProgressBar())
+    if cb.get("lr_monitor") and trainable:
+        callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    return callbacks
+
+
+def build_loggers(cfg: DictConfig) -> list:
+    if not cfg.get("logger"):
+        return []
+    return [instantiate(conf) for conf in cfg.logger.values() if conf is not None]
+
+
+def train(cfg: DictConfig) -> float:
+    """Run one training job; returns the monitored metric (NaN if it was never logged)."""
+    normalize_choices(cfg)
+    validate_config(cfg)
+    trainer_precision, autocast_dtype = resolve_precision(cfg.precision, cfg.trainer.accelerator)
+    ckpt_path = resolve_ckpt_path(cfg)
+
+    env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
+    env_cfg["autocast_dtype"] = autocast_dtype
+    datamodule = RolloutDataModule(
+        env=env_cfg,
+        seed=cfg.seed,
+        obs_clip=cfg.ppo.obs_clip,
+        reward_clip=cfg.ppo.reward_clip,
+        normalize_rewards=cfg.ppo.normalize_rewards,
+        gamma=cfg.ppo.gamma,
+        autocast_dtype=autocast_dtype,
+        num_workers=cfg.env.get("num_workers", 0),
+    )
+    slot_config = datamodule.vec_env.slot_config
+    module = PPOModule(
+        policy=OmegaConf.to_container(cfg.policy, resolve=True),
+        ppo=OmegaConf.to_container(cfg.ppo, resolve=True),
+        slot_ids=list(slot_config.slot_ids),
+        topology=datamodule.vec_env.topology,
+        obs_dim=obs_dim(slot_config.num_slots),
+        seed=cfg.seed,
+        compile_mode=cfg.compile,
+        total_updates=cfg.updates,
+    )
+    loggers = build_loggers(cfg)
+    callbacks = build_callbacks(cfg, module.bundle.is_trainable)
+    trainer = L.Trainer(
+        max_epochs=cfg.updates,
+        precision=trainer_precision,
+        accelerator=cfg.trainer.accelerator,
+        devices=cfg.trainer.devices,
+        strategy=cfg.trainer.strategy,
+        num_nodes=cfg.trainer.num_nodes,
+        logger=loggers or False,
+        callbacks=callbacks,
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
+        log_every_n_steps=cfg.trainer.log_every_n_steps,
+        deterministic=cfg.trainer.deterministic,
+        num_sanity_val_steps=0,
+        enable_model_summary=False,
+        default_root_dir=cfg.paths.output_dir,
+    )
+    status = "failed"
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        status = "success"
+    finally:
+        for logger in loggers:
+            logger.finalize(status)
+    metric = trainer.callback_metrics.get(cfg.monitor)
+    value = float(metric) if metric is not None else math.nan
+    _print_summary(cfg, trainer, value)
+    return value
+
+
+def _print_summary(cfg: DictConfig, trainer: L.Trainer, value: float) -> None:
+    metrics = trainer.callback_metrics
+    lines = [f"run dir: {cfg.paths.output_dir}"]
+    ckpt = trainer.checkpoint_callback
+    if ckpt is not None and ckpt.last_model_path:
+        lines.append(f"last checkpoint: {ckpt.last_model_path}")
+    for logger in trainer.loggers:
+        if logger.log_dir:
+            lines.append(f"{type(logger).__name__} logs: {logger.log_dir}")
+    lines.append(f"{cfg.monitor}: {value:.4f}")
+    if "episode/final_accuracy" in metrics:
+        lines.append(f"final validation accuracy: {float(metrics['episode/final_accuracy']):.2f}%")
+    if trainer.is_global_zero:
+        print("\n".join(lines))
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def main(cfg: DictConfig) -> float:
+    return train(cfg)

@@ -1,0 +1,75 @@
+"""The rule-based controller as a bundle, so its episodes run and log exactly like a learned policy's.
+
+The controller's memory (blueprint penalties, rotation position, last prune and decay epochs) is
+per env and lives in `hidden`: a tuple of controller state dicts, one per env. Like an LSTM state,
+it is reset with `initial_hidden(num_envs)` at episode start and threaded from one `get_action` to
+the next; the bundle itself holds only the (stateless between calls) rule engine.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+
+from tamiyo.actions import HEAD_NAMES
+from tamiyo.decisions import Decision
+from tamiyo.heuristic import HeuristicConfig, HeuristicController
+from tamiyo.observation import ObservationBatch
+from tamiyo.policy.bundles.base import FixedPolicyBundle
+from tamiyo.policy.masks import ActionMasks
+from tamiyo.policy.network import ActionResult
+from tamiyo.policy.registry import register_policy
+from tamiyo.slots import SlotConfig
+
+ControllerStates = tuple[dict[str, object], ...]
+
+
+@register_policy("heuristic")
+class HeuristicPolicyBundle(FixedPolicyBundle):
+    """Decisions of `HeuristicController` (configured by `HeuristicConfig` fields), log-prob 0."""
+
+    name = "heuristic"
+
+    def __init__(self, slot_config: SlotConfig, topology: str, **config: Any) -> None:
+        super().__init__(slot_config, topology)
+        self._controller = HeuristicController(HeuristicConfig(**config), topology)
+        self._fresh_state = self._controller.state_dict()
+        self.last_decisions: tuple[Decision, ...] = ()  # for logging the reasons of the latest step
+
+    def initial_hidden(self, batch_size: int) -> ControllerStates:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        return tuple(copy.deepcopy(self._fresh_state) for _ in range(batch_size))
+
+    def get_action(
+        self,
+        obs: torch.Tensor,
+        hidden: ControllerStates | None,
+        masks: ActionMasks,
+        deterministic: bool = False,
+        context: ObservationBatch | None = None,
+    ) -> ActionResult:
+        """One controller decision per env; `hidden=None` starts every env fresh."""
+        n = self._check_batch(obs, masks)
+        if context is None:
+            raise ValueError("the 'heuristic' policy decides from raw observations: pass context=ObservationBatch")
+        if context.num_envs != n:
+            raise ValueError(f"context has {context.num_envs} envs but the masks have {n}")
+        states = self.initial_hidden(n) if hidden is None else hidden
+        if len(states) != n:
+            raise ValueError(f"hidden holds {len(states)} controller states but the batch has {n} envs")
+
+        decisions, new_states = [], []
+        for env, state in enumerate(states):
+            self._controller.load_state_dict(state)
+            decisions.append(self._controller.decide(*context.unpack(env)))
+            new_states.append(self._controller.state_dict())
+        self.last_decisions = tuple(decisions)
+
+        device = masks.op.device
+        indices = torch.tensor([d.action.to_indices() for d in decisions], dtype=torch.long, device=device)
+        actions = {head: indices[:, i] for i, head in enumerate(HEAD_NAMES)}
+        log_probs = {head: torch.zeros(n, device=device) for head in HEAD_NAMES}
+        return self._result(actions, log_probs, masks.for_op(actions["op"]), tuple(new_states))

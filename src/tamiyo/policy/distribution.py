@@ -1,0 +1,117 @@
+"""Masked categorical distributions for the policy heads (SPEC §3.2).
+
+Masks are boolean, True = allowed. Invalid actions get the finite logit `MASKED_LOGIT` rather than
+-inf or `finfo.min`: softmax then gives them ~0 probability without NaN in float32, float16 and
+bfloat16, and their log-prob stays finite.
+
+Several heads can be stacked in one padded tensor `[..., heads, max_n]` (padding columns masked
+False) and treated as one distribution: log-softmax, sampling, arg-max and entropy act on the last
+dim only, so the stack gives exactly the per-head results in one pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+MASKED_LOGIT = -1e4
+
+
+class InvalidStateMachineError(RuntimeError):
+    """A mask row allows no action: the masks disagree with the seed state machine."""
+
+
+_validation_enabled = True
+
+
+def set_validation(enabled: bool) -> None:
+    """Switch mask/logit validation on or off for the whole process (on by default)."""
+    global _validation_enabled
+    _validation_enabled = bool(enabled)
+
+
+def validation_enabled() -> bool:
+    return _validation_enabled
+
+
+def masked_logits(logits: Tensor, mask: Tensor) -> Tensor:
+    """`logits` with disallowed entries replaced by `MASKED_LOGIT`."""
+    return logits.masked_fill(~mask, MASKED_LOGIT)
+
+
+def normalized_entropy(logits: Tensor, mask: Tensor) -> Tensor:
+    """Entropy over the allowed actions divided by log(#allowed): 1 for uniform, exactly 0 for one action."""
+    return _normalized_entropy(torch.log_softmax(masked_logits(logits, mask), dim=-1), mask)
+
+
+def _normalized_entropy(log_probs: Tensor, mask: Tensor) -> Tensor:
+    raw = -(log_probs.exp() * log_probs).masked_fill(~mask, 0.0).sum(-1)
+    num_valid = mask.sum(-1)
+    # clamp keeps the divisor finite where the row has 0 or 1 valid actions; `where` then returns 0 there.
+    max_entropy = num_valid.clamp(min=2).to(raw.dtype).log()
+    return torch.where(num_valid > 1, raw / max_entropy, 0.0)
+
+
+def sample_categorical(logits: Tensor) -> Tensor:
+    """One draw per row of softmax(logits) by the Gumbel-max trick (one kernel chain, no distribution objects).
+
+    The noise is drawn in float32 whatever the logits' dtype (bfloat16 uniforms are too coarse), and the
+    uniforms are clamped away from 0, which bounds the noise to about [-4.5, 16.6]: an entry at
+    `MASKED_LOGIT` can never beat an allowed one.
+    """
+    uniform = torch.rand(logits.shape, device=logits.device).clamp_min_(torch.finfo(torch.float32).tiny)
+    return (logits.float() - uniform.log_().neg_().log_()).argmax(-1)
+
+
+def validate_heads(logits: Tensor, mask: Tensor, names: str | Sequence[str]) -> None:
+    """Raise if a mask row allows nothing or a logit is NaN/inf, with one host sync for all heads.
+
+    With one name, the last dim holds that head's actions. With several names, the tensors are a
+    padded stack `[..., len(names), max_n]` and dim -2 indexes the heads. Does nothing while
+    validation is switched off (`set_validation(False)`).
+    """
+    if not _validation_enabled:
+        return
+    if isinstance(names, str):
+        names, logits, mask = (names,), logits.unsqueeze(-2), mask.unsqueeze(-2)
+    if mask.dim() < 2 or mask.shape[-2] != len(names):
+        raise ValueError(f"mask shape {tuple(mask.shape)} does not stack the {len(names)} heads {list(names)} in dim -2")
+    # [..., heads, 2] -> [heads * 2]: (row without a valid action, row with a non-finite logit) per head.
+    bad_rows = torch.stack([~mask.any(-1), ~torch.isfinite(logits).all(-1)], dim=-1)
+    flags = bad_rows.reshape(-1, 2 * len(names)).any(0).tolist()  # the one sync
+    empty = [name for name, bad in zip(names, flags[0::2]) if bad]
+    if empty:
+        raise InvalidStateMachineError(
+            f"no valid action in some rows of head(s) {empty}: the action masks disagree with the seed state machine"
+        )
+    non_finite = [name for name, bad in zip(names, flags[1::2]) if bad]
+    if non_finite:
+        raise ValueError(f"NaN or infinite logits in head(s) {non_finite}: the network has become numerically unstable")
+
+
+class MaskedCategorical:
+    """Categorical distribution restricted to the allowed actions of one head or a padded stack of heads.
+
+    Validates (see `validate_heads`) on construction. `entropy()` is the normalised entropy.
+    """
+
+    def __init__(self, logits: Tensor, mask: Tensor, names: str | Sequence[str]) -> None:
+        validate_heads(logits, mask, names)
+        self.mask = mask
+        self.masked_logits = masked_logits(logits, mask)
+        self.log_probs = torch.log_softmax(self.masked_logits, dim=-1)
+
+    def sample(self) -> Tensor:
+        return sample_categorical(self.masked_logits)
+
+    def mode(self) -> Tensor:
+        """The most likely allowed action (ties go to the lowest index)."""
+        return self.masked_logits.argmax(-1)
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        return self.log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+
+    def entropy(self) -> Tensor:
+        return _normalized_entropy(self.log_probs, self.mask)

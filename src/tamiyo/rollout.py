@@ -1,0 +1,142 @@
+"""Collect whole-episode rollouts: env → observation + masks → policy → factored action → env.
+
+One call of `RolloutCollector.collect` runs one episode in every env of a `VectorEnv` with the
+policy's current weights, fills a `RolloutStorage` with exactly what the policy acted on
+(normalised observations, the masks used for sampling, actions, log-probs, values) plus the
+(normalised) rewards, bootstraps the value of the final observation and hidden state, and returns
+per-episode statistics for logging.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import torch
+
+from tamiyo.actions import HEAD_NAMES, FactoredAction, LifecycleOp
+from tamiyo.env.vector import VectorEnv
+from tamiyo.policy.features import extract_features
+from tamiyo.policy.masks import compute_masks
+from tamiyo.policy.protocol import PolicyBundle
+from tamiyo.ppo.normalizers import ObservationNormalizer, RewardNormalizer
+from tamiyo.ppo.storage import RolloutStorage
+
+
+@dataclass
+class EpisodeStats:
+    """Per-rollout episode statistics (means over envs unless named otherwise)."""
+
+    values: dict[str, float] = field(default_factory=dict)
+
+
+def actions_to_factored(actions: dict[str, torch.Tensor]) -> list[FactoredAction]:
+    """Turn per-head action tensors `[N]` into one `FactoredAction` per env (one host transfer)."""
+    rows = torch.stack([actions[name] for name in HEAD_NAMES], dim=1).tolist()
+    return [FactoredAction.from_indices(row) for row in rows]
+
+
+class RolloutCollector:
+    """Runs episodes of a `VectorEnv` under a `PolicyBundle` and records them for PPO."""
+
+    def __init__(
+        self,
+        env: VectorEnv,
+        obs_normalizer: ObservationNormalizer,
+        reward_normalizer: RewardNormalizer | None,
+        autocast_dtype: torch.dtype | None = None,
+    ) -> None:
+        self.env = env
+        self.obs_normalizer = obs_normalizer
+        self.reward_normalizer = reward_normalizer
+        self.autocast_dtype = autocast_dtype
+
+    def _autocast(self, device: torch.device):
+        if self.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
+
+    @torch.inference_mode()
+    def collect(
+        self,
+        policy: PolicyBundle,
+        storage: RolloutStorage | None,
+        seed: int,
+        episode: int,
+        deterministic: bool = False,
+    ) -> dict[str, float]:
+        """Run one episode in every env; fill `storage` (if given) and return episode statistics."""
+        env = self.env
+        obs = env.reset(seed=seed, episode=episode)
+        hidden = policy.initial_hidden(env.num_envs)
+        if storage is not None:
+            storage.set_initial_hidden(hidden)
+        device = policy.device
+        num_envs = env.num_envs
+        returns = torch.zeros(num_envs, dtype=torch.float64)
+        op_counts: Counter[str] = Counter()
+        component_sums: Counter[str] = Counter()
+        last_infos: list[dict] = []
+        for step in range(env.max_epochs):
+            features = extract_features(obs).to(device)
+            if not self.obs_normalizer.frozen:
+                self.obs_normalizer.update(features)
+            policy_obs = self.obs_normalizer.normalize(features)
+            masks = compute_masks(obs, env.topology).to(device)
+            with self._autocast(device):
+                result = policy.get_action(policy_obs, hidden, masks, deterministic=deterministic, context=obs)
+            actions = actions_to_factored(result.actions)
+            next_obs, rewards, dones, infos = env.step(actions)
+            returns += rewards.double()
+            for action in actions:
+                op_counts[action.op.name] += 1
+            for info in infos:
+                component_sums.update(info["reward_components"])
+            if storage is not None:
+                if self.reward_normalizer is not None:
+                    self.reward_normalizer.update(rewards, dones)
+                    rewards = self.reward_normalizer.normalize(rewards)
+                storage.insert(
+                    step,
+                    obs=policy_obs,
+                    masks=result.masks,
+                    actions=result.actions,
+                    log_probs=result.log_probs,
+                    value=result.value,
+                    reward=rewards,
+                    done=dones,
+                )
+            obs, hidden, last_infos = next_obs, result.hidden, infos
+        if storage is not None:
+            features = extract_features(obs).to(device)
+            with self._autocast(device):
+                storage.set_bootstrap(policy.get_value(self.obs_normalizer.normalize(features), hidden))
+        return self._summarise(returns, last_infos, op_counts, component_sums, num_envs)
+
+    @staticmethod
+    def _summarise(
+        returns: torch.Tensor,
+        final_infos: list[dict],
+        op_counts: Counter[str],
+        component_sums: Counter[str],
+        num_envs: int,
+    ) -> dict[str, float]:
+        def mean(key: str) -> float:
+            return sum(float(info[key]) for info in final_infos) / num_envs
+
+        stats = {
+            "episode/return": float(returns.mean()),
+            "episode/return_std": float(returns.std(unbiased=False)),
+            "episode/final_accuracy": mean("val_accuracy"),
+            "episode/host_params": mean("host_params"),
+            "episode/seed_params": mean("seed_params"),
+            "episode/seeds_germinated": mean("seeds_germinated"),
+            "episode/seeds_fossilized": mean("seeds_fossilized"),
+            "episode/seeds_pruned": mean("seeds_pruned"),
+        }
+        for op in LifecycleOp:
+            stats[f"ops/{op.name.lower()}"] = op_counts[op.name] / num_envs
+        for name, total in component_sums.items():
+            stats[f"reward/{name}"] = total / num_envs
+        return stats

@@ -1,0 +1,173 @@
+"""The LightningModule: owns the policy bundle and the PPO update.
+
+One Lightning epoch is one PPO update: `training_step` asks the DataModule for a fresh rollout
+(collected here, inside the step, so it always uses the weights after the previous update — the
+fit loop's one-batch prefetch never sees a rollout), then runs several epochs of minibatches of
+whole env sequences with manual optimisation. Non-trainable bundles (heuristic, random, static)
+run the same loop without optimiser steps.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+
+from tamiyo.actions import head_sizes
+from tamiyo.policy import create_policy
+from tamiyo.policy.protocol import PolicyBundle
+from tamiyo.ppo.loss import PPOLossConfig, entropy_coefficients, explained_variance, ppo_loss
+from tamiyo.ppo.storage import RolloutStorage
+from tamiyo.seeding import derive_seed, generator
+from tamiyo.slots import SlotConfig
+
+
+class PolicyLossNaNError(RuntimeError):
+    """The PPO loss became NaN/inf; the run stops before writing a corrupt checkpoint."""
+
+
+class PPOModule(L.LightningModule):
+    def __init__(
+        self,
+        policy: dict[str, Any],
+        ppo: dict[str, Any],
+        slot_ids: list[str],
+        topology: str,
+        obs_dim: int,
+        seed: int = 0,
+        compile_mode: str = "off",
+        total_updates: int = 1,
+    ) -> None:
+        super().__init__()
+        # Plain containers only, so checkpoints load with torch.load(weights_only=True).
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.slot_config = SlotConfig(tuple(slot_ids))
+        policy_options = {k: v for k, v in policy.items() if k != "name"}
+        self.bundle: PolicyBundle = create_policy(
+            policy["name"], slot_config=self.slot_config, topology=topology, obs_dim=obs_dim, **policy_options
+        )
+        # Registering the (uncompiled) network makes Lightning move, save and restore it.
+        self.policy_net = self.bundle.network
+        self.loss_config = PPOLossConfig(
+            clip_ratio=ppo["clip_ratio"],
+            value_clip=ppo["value_clip"],
+            value_coef=ppo["value_coef"],
+            ratio=ppo["ratio"],
+            normalize_advantages=ppo["normalize_advantages"],
+        )
+        self.last_rollout_stats: dict[str, float] = {}
+        self.last_update_metrics: dict[str, float] = {}
+        self._storage: RolloutStorage | None = None
+
+    # ---- setup -------------------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        # Compile after Lightning placed the module on its device (compiling first would pin it).
+        if self.hparams.compile_mode != "off" and not self.bundle.is_compiled:
+            self.bundle.compile(self.hparams.compile_mode)
+
+    def configure_optimizers(self):
+        if not self.bundle.is_trainable:
+            return None
+        ppo = self.hparams.ppo
+        return torch.optim.Adam(self.policy_net.parameters(), lr=ppo["lr"], eps=ppo["adam_eps"])
+
+    def _storage_for(self, num_envs: int, num_steps: int) -> RolloutStorage:
+        if self._storage is None:
+            hidden = self.bundle.initial_hidden(num_envs)
+            hidden_shape = tuple(hidden[0].shape) if isinstance(hidden, tuple) else None
+            self._storage = RolloutStorage(
+                num_envs=num_envs,
+                num_steps=num_steps,
+                obs_dim=self.hparams.obs_dim,
+                head_sizes=head_sizes(self.slot_config),
+                hidden_shape=hidden_shape,
+                device=self.device,
+            )
+        return self._storage
+
+    # ---- one update --------------------------------------------------------------------------
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        update = self.current_epoch
+        datamodule = self.trainer.datamodule
+        rank = self.global_rank
+        # Action sampling draws from the global RNG; seeding it per update makes a resumed run
+        # continue exactly as the uninterrupted one would (no RNG state needs checkpointing).
+        torch.manual_seed(derive_seed(self.hparams.seed, update, rank, 1))
+        storage = self._storage_for(datamodule.num_envs, datamodule.episode_length) if self.bundle.is_trainable else None
+        self.last_rollout_stats = datamodule.collect(self.bundle, storage, update)
+        if storage is None:
+            self.last_update_metrics = {}
+            return
+        ppo = self.hparams.ppo
+        storage.compute_returns(gamma=ppo["gamma"], gae_lambda=ppo["gae_lambda"])
+        self.last_update_metrics = self._ppo_update(storage, update)
+
+    def _ppo_update(self, storage: RolloutStorage, update: int) -> dict[str, float]:
+        ppo = self.hparams.ppo
+        optimizer = self.optimizers()
+        coef = entropy_coefficients(
+            update, self.hparams.total_updates, ppo["entropy_coef"], ppo["entropy_coef_end"]
+        )
+        shuffle = generator(self.hparams.seed, update, self.global_rank, 2)
+        sums: dict[str, float] = {}
+        count = 0
+        early_stop = False
+        onpolicy_gap = math.nan
+        grad_norm = torch.zeros(())
+        epochs_run = 0
+        for epoch in range(ppo["update_epochs"]):
+            epochs_run += 1
+            for minibatch in storage.minibatches(ppo["num_minibatches"], shuffle):
+                result = self.bundle.evaluate_actions(
+                    minibatch.obs, minibatch.actions, minibatch.masks, minibatch.initial_hidden
+                )
+                if count == 0:
+                    onpolicy_gap = max(
+                        float((result.log_probs[h].float() - minibatch.log_probs[h]).abs().max())
+                        for h in result.log_probs
+                    )
+                loss, metrics = ppo_loss(result, minibatch, self.loss_config, coef)
+                if not torch.isfinite(loss):
+                    raise PolicyLossNaNError(
+                        f"PPO loss is {float(loss)} at update {update}; stopping before any checkpoint of this update"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                self.manual_backward(loss)
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.policy_net.parameters(), ppo["max_grad_norm"])
+                optimizer.step()
+                for key, value in metrics.items():
+                    sums[key] = sums.get(key, 0.0) + float(value)
+                sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
+                count += 1
+                if ppo["target_kl"] is not None and float(metrics["approx_kl"]) > ppo["target_kl"]:
+                    early_stop = True
+                    break
+            if early_stop:
+                break
+        out = {key: value / count for key, value in sums.items()}
+        out["onpolicy/max_logprob_gap"] = onpolicy_gap
+        out["ppo/epochs_run"] = float(epochs_run)
+        out["ppo/early_stop"] = float(early_stop)
+        out["explained_variance"] = float(explained_variance(storage.values, storage.returns))
+        out["lr"] = optimizer.param_groups[0]["lr"]
+        return out
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("hyper_parameters", {})
+        mine = self.hparams
+        for key in ("slot_ids", "obs_dim", "topology"):
+            if key in saved and saved[key] != mine[key]:
+                raise ValueError(
+                    f"checkpoint does not fit this config: its {key} is {saved[key]!r}, the config's is {mine[key]!r}"
+                )
+        policy_saved = saved.get("policy", {})
+        for key in ("name", "hidden_dim", "num_layers", "feature_dim"):
+            if key in policy_saved and policy_saved.get(key) != mine["policy"].get(key):
+                raise ValueError(
+                    f"checkpoint does not fit this config: its policy.{key} is {policy_saved.get(key)!r}, "
+                    f"the config's is {mine['policy'].get(key)!r}"
+                )

@@ -1,0 +1,146 @@
+import pytest
+import torch
+
+from tamiyo.actions import head_sizes
+from tamiyo.ppo.gae import compute_gae
+from tamiyo.ppo.storage import RolloutStorage
+from tamiyo.slots import SlotConfig
+
+HEADS = head_sizes(SlotConfig.default())
+N, T, D, LAYERS, H = 5, 4, 3, 2, 6
+
+
+def _step_data(step: int, n: int = N) -> dict:
+    """Per-step tensors whose values encode (env, step) so minibatch rows can be traced back."""
+    env = torch.arange(n, dtype=torch.float32)
+    tag = env * 100 + step
+    return dict(
+        obs=tag[:, None].expand(n, D).clone(),
+        masks={h: torch.ones(n, size, dtype=torch.bool) for h, size in HEADS.items()},
+        actions={h: torch.full((n,), step % size, dtype=torch.long) for h, size in HEADS.items()},
+        log_probs={h: -tag / 1000 for h in HEADS},
+        value=tag / 10,
+        reward=torch.ones(n),
+        done=torch.full((n,), step == T - 1),
+    )
+
+
+def _filled_storage(initial_hidden=None) -> RolloutStorage:
+    storage = RolloutStorage(N, T, D, HEADS, (LAYERS, H))
+    storage.reset(initial_hidden)
+    for t in range(T):
+        storage.insert(t, **_step_data(t))
+    storage.set_bootstrap(torch.arange(N, dtype=torch.float32))
+    storage.compute_advantages(gamma=0.99, lam=0.95)
+    return storage
+
+
+def test_minibatches_cover_every_env_once_with_whole_sequences():
+    hidden = (torch.randn(LAYERS, N, H), torch.randn(LAYERS, N, H))
+    storage = _filled_storage(hidden)
+    gen = torch.Generator().manual_seed(0)
+    for _epoch in range(2):
+        seen = []
+        batches = list(storage.minibatches(2, gen))
+        assert sorted(len(b.env_indices) for b in batches) == [2, 3]
+        for batch in batches:
+            idx = batch.env_indices
+            seen += idx.tolist()
+            b = len(idx)
+            expected_tags = idx[:, None].float() * 100 + torch.arange(T).float()
+            assert batch.obs.shape == (b, T, D)
+            torch.testing.assert_close(batch.obs[..., 0], expected_tags)
+            torch.testing.assert_close(batch.values, expected_tags / 10)
+            torch.testing.assert_close(batch.log_probs["op"], -expected_tags / 1000)
+            assert batch.actions["slot"].shape == (b, T) and batch.masks["blueprint"].shape == (b, T, 13)
+            torch.testing.assert_close(batch.advantages, storage.advantages[idx])
+            assert batch.initial_hidden[0].shape == (LAYERS, b, H)
+            torch.testing.assert_close(batch.initial_hidden[0], hidden[0][:, idx])
+            torch.testing.assert_close(batch.initial_hidden[1], hidden[1][:, idx])
+        assert sorted(seen) == list(range(N))
+
+
+def test_minibatch_order_follows_the_generator():
+    storage = _filled_storage()
+
+    def order(seed: int) -> list[int]:
+        gen = torch.Generator().manual_seed(seed)
+        return [i for b in storage.minibatches(N, gen) for i in b.env_indices.tolist()]
+
+    assert order(3) == order(3)
+    assert any(order(3) != order(s) for s in range(4, 10))
+
+
+def test_advantages_are_gae_of_stored_rollout_with_truncation_bootstrap():
+    storage = _filled_storage()
+    expected_adv, expected_ret = compute_gae(
+        storage.rewards, storage.values, storage.dones, torch.arange(N, dtype=torch.float32), 0.99, 0.95
+    )
+    torch.testing.assert_close(storage.advantages, expected_adv)
+    torch.testing.assert_close(storage.returns, expected_ret)
+    assert storage.returns[1, -1].item() == pytest.approx(1.0 + 0.99 * 1.0)  # reward + γ·bootstrap of env 1
+
+
+def test_reset_without_hidden_starts_from_zeros():
+    storage = _filled_storage((torch.ones(LAYERS, N, H), torch.ones(LAYERS, N, H)))
+    storage.reset()
+    assert storage.initial_hidden[0].abs().sum() == 0 and storage.initial_hidden[1].abs().sum() == 0
+
+
+def test_insert_detaches_and_validates_shapes():
+    storage = RolloutStorage(N, T, D, HEADS, (LAYERS, H))
+    data = _step_data(0)
+    data["value"] = data["value"].requires_grad_()
+    storage.insert(0, **data)
+    assert not storage.values.requires_grad
+    bad = _step_data(1)
+    bad["obs"] = torch.zeros(D)
+    with pytest.raises(ValueError, match=r"obs has shape \(3,\), expected \(5, 3\)"):
+        storage.insert(1, **bad)
+    bad = _step_data(1)
+    bad["masks"]["slot"] = torch.ones(N, 4, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"masks\['slot'\] has shape \(5, 4\), expected \(5, 3\)"):
+        storage.insert(1, **bad)
+    bad = _step_data(1)
+    del bad["actions"]["op"]
+    with pytest.raises(ValueError, match="actions has heads"):
+        storage.insert(1, **bad)
+
+
+def test_lifecycle_order_is_enforced():
+    storage = RolloutStorage(N, T, D, HEADS, (LAYERS, H))
+    with pytest.raises(ValueError, match="insert got step 1, expected step 0"):
+        storage.insert(1, **_step_data(1))
+    storage.insert(0, **_step_data(0))
+    with pytest.raises(RuntimeError, match="before the rollout is full: 1/4 steps"):
+        storage.set_bootstrap(torch.zeros(N))
+    with pytest.raises(RuntimeError, match="needs a full rollout and set_bootstrap"):
+        storage.compute_advantages(0.99, 0.95)
+    with pytest.raises(RuntimeError, match="needs compute_advantages"):
+        next(storage.minibatches(1, torch.Generator()))
+    storage = _filled_storage()
+    with pytest.raises(ValueError, match=r"num_minibatches must be in \[1, num_envs=5\], got 6"):
+        next(storage.minibatches(6, torch.Generator()))
+    storage.reset()
+    with pytest.raises(RuntimeError, match="needs compute_advantages"):
+        next(storage.minibatches(1, torch.Generator()))
+
+
+def test_episode_end_before_last_step_is_rejected():
+    storage = RolloutStorage(N, T, D, HEADS, (LAYERS, H))
+    storage.reset()
+    for t in range(T):
+        data = _step_data(t)
+        if t == 1:
+            data["done"] = torch.tensor([False, False, True, False, False])
+        storage.insert(t, **data)
+    storage.set_bootstrap(torch.zeros(N))
+    with pytest.raises(ValueError, match="env 2 ended an episode at step 1 before the last step 3"):
+        storage.compute_advantages(0.99, 0.95)
+
+
+def test_constructor_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="num_steps must be ≥ 1, got 0"):
+        RolloutStorage(N, 0, D, HEADS, (LAYERS, H))
+    with pytest.raises(ValueError, match="hidden_shape must be"):
+        RolloutStorage(N, T, D, HEADS, (LAYERS,))
