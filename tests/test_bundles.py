@@ -150,14 +150,18 @@ def test_static_always_waits():
 
 @pytest.mark.parametrize("name", ["static", "random", "heuristic"])
 def test_fixed_bundles_are_not_trainable(name):
-    bundle = create_policy(name, SLOTS, "cnn")
+    bundle = create_policy(name, SLOTS, "cnn", obs_dim=140)
     obs = random_obs(2, seed=0)
     assert (bundle.is_trainable, bundle.network, bundle.state_dict()) == (False, None, {})
     with pytest.raises(NotTrainableError, match=f"the '{name}' policy has no trainable parameters"):
         bundle.evaluate_actions(extract_features(obs).unsqueeze(1), {}, {})
     assert bundle.get_value(extract_features(obs)).tolist() == [0.0, 0.0]
-    with pytest.raises(ValueError, match="obs must be"):
+    with pytest.raises(ValueError, match=r"obs must be \[2, 140\] to match the masks and obs_dim, got \[3, 140\]"):
         bundle.get_action(torch.zeros(3, 140), None, compute_masks(obs, "cnn"), context=obs)
+    narrow = create_policy(name, SLOTS, "cnn", obs_dim=12)
+    assert narrow.obs_dim == 12
+    with pytest.raises(ValueError, match=r"obs must be \[2, 12\]"):
+        narrow.get_action(extract_features(obs), None, compute_masks(obs, "cnn"), context=obs)
 
 
 # ---- heuristic ----
@@ -171,12 +175,12 @@ def test_heuristic_needs_the_raw_observations():
 def test_heuristic_actions_are_legal_and_state_is_threaded():
     bundle = create_policy("heuristic", SLOTS, "cnn")
     hidden = bundle.initial_hidden(16)
-    assert len(hidden) == 16 and hidden[0] is not hidden[1]
+    assert len(hidden) == 16 and hidden.states[0] is not hidden.states[1]
     for batch in range(20):
         masks, result = _act(bundle, random_obs(16, seed=100 + batch), hidden)
         _assert_legal(result, masks)
         assert len(result.hidden) == 16 and len(bundle.last_decisions) == 16
-        assert [d.action.to_indices() for d in bundle.last_decisions] == \
+        assert [list(d.action.to_indices()) for d in bundle.last_decisions] == \
             torch.stack([result.actions[h] for h in HEAD_NAMES], 1).tolist()
         hidden = result.hidden
 
@@ -189,12 +193,14 @@ def test_heuristic_converts_decisions_and_remembers_prunes():
     obs = ObservationBatch.pack([signals, signals], [[SlotReport.empty(), failing, SlotReport.empty()],
                                                      [SlotReport.empty()] * 3])
     bundle = create_policy("heuristic", SLOTS, "cnn")
-    masks, result = _act(bundle, obs, bundle.initial_hidden(2))
+    start = bundle.initial_hidden(2)
+    masks, result = _act(bundle, obs, start)
     assert result.actions["op"].tolist() == [LifecycleOp.PRUNE, LifecycleOp.GERMINATE]
+    assert start.states[0]["penalties"] == {}  # the previous step's state is left untouched
     assert result.actions["slot"].tolist() == [1, 0]
     assert result.actions["blueprint"][1] == BlueprintAction.CONV_LIGHT  # first of the cnn rotation
-    assert result.hidden[0]["penalties"] == {"conv_heavy": 2.0}
-    assert result.hidden[1]["penalties"] == {} and result.hidden[1]["rotation_index"] == 1
+    assert result.hidden.states[0]["penalties"] == {"conv_heavy": 2.0}
+    assert result.hidden.states[1]["penalties"] == {} and result.hidden.states[1]["rotation_index"] == 1
     with pytest.raises(ValueError, match="hidden holds 3 controller states but the batch has 2 envs"):
         bundle.get_action(extract_features(obs), bundle.initial_hidden(3), masks, context=obs)
 

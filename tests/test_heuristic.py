@@ -363,6 +363,8 @@ def test_load_state_dict_rejects_bad_state():
         ctrl.load_state_dict(ctrl.state_dict() | {"penalties": {"banana": 1.0}})
     with pytest.raises(ValueError, match="rotation_index 5 out of range for a rotation of 5"):
         ctrl.load_state_dict(ctrl.state_dict() | {"rotation_index": 5})
+    with pytest.raises(ValueError, match="last_prune_epoch must be an int or None, got '3'"):
+        ctrl.load_state_dict(ctrl.state_dict() | {"last_prune_epoch": "3"})
 
 
 def test_reset_clears_penalties_rotation_and_embargo():

@@ -63,7 +63,9 @@ TABLE_CASES = [
 ] + [(stage, 5, HOLD, SPEC_TABLE[stage][1]) for stage in SPEC_TABLE]
 
 
-@pytest.mark.parametrize(("stage", "age", "mode", "expected"), TABLE_CASES)
+@pytest.mark.parametrize(
+    ("stage", "age", "mode", "expected"), TABLE_CASES, ids=[f"{s.name}-age{a}-{m.name}" for s, a, m, _ in TABLE_CASES]
+)
 def test_single_slot_follows_spec_table(stage: SeedStage, age: int, mode: AlphaMode, expected: set) -> None:
     masks = compute_masks(batch([[slot(stage, age, mode)]]))
     assert allowed_ops(masks) == expected | {W}
@@ -155,6 +157,13 @@ def test_for_op_takes_the_sampled_ops_slot_row() -> None:
         [True, True, True], [True, False, False], [False, True, True], [False, False, True], [False, True, False],
     ]
     assert heads["op"] is masks.op and heads["blueprint"] is masks.blueprint and heads["style"] is masks.style
+
+
+def test_index_and_to_keep_every_head() -> None:
+    masks = compute_masks(batch([[slot(SeedStage.DORMANT)], [slot(SeedStage.HOLDING, 2)], [slot(SeedStage.PRUNED)]]))
+    picked = masks.index(torch.tensor([2, 0])).to("cpu")
+    assert allowed_ops(picked, 0) == {W} and allowed_ops(picked, 1) == {W, G}
+    assert picked.slot_by_op.shape == (2, 6, 1) and picked.alpha_curve.shape == (2, 5)
 
 
 def test_for_op_rejects_a_wrongly_shaped_op() -> None:

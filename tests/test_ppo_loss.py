@@ -60,9 +60,15 @@ def test_ratio_one_and_kl_zero_when_log_probs_unchanged():
         assert m["approx_kl"].item() == 0.0
         assert m["ratio/mean"].item() == m["ratio/min"].item() == m["ratio/max"].item() == 1.0
         assert m["clip_fraction/joint"].item() == 0.0 and m["clip_fraction/op"].item() == 0.0
-        # Ratio 1: the surrogate is −mean of the normalised advantages (zero mean), per head as well.
-        assert abs(m["loss/policy"].item()) < 1e-6
         assert all(not v.requires_grad for v in m.values())
+        # Ratio 1: each surrogate is −mean of the normalised advantages over its steps.
+        adv = batch.advantages
+        normalised = (adv - adv.mean()) / adv.std(correction=0)
+        if mode == "joint":
+            assert abs(m["loss/policy"].item()) < 1e-6
+        else:  # op over all steps (mean 0) + five heads relevant on the three GERMINATE steps
+            germinate = normalised[batch.actions["op"] == G]
+            assert m["loss/policy"].item() == pytest.approx(-5 * germinate.mean().item(), rel=1e-5)
 
 
 def test_policy_loss_without_advantage_normalisation_is_minus_mean_advantage():
@@ -156,7 +162,7 @@ def test_total_loss_combines_terms_and_backpropagates():
     batch = _batch([[G, W, W], [W, G, W]])
     new = _same_as_old(batch)
     new.value = torch.full_like(batch.values, 0.3, requires_grad=True)
-    cfg = PPOLossConfig(vf_coef=0.7)
+    cfg = PPOLossConfig(value_coef=0.7)
     loss, m = ppo_loss(new, batch, cfg, COEF)
     expected = m["loss/policy"] + 0.7 * m["loss/value"] + m["loss/entropy"]
     assert loss.item() == pytest.approx(expected.item())
@@ -175,6 +181,7 @@ def test_config_and_coefficient_validation():
         PPOLossConfig(entropy_coef={"op": 0.1})
     with pytest.raises(ValueError, match=r"must be ≥ 0, got \{'op': -0.1\}"):
         PPOLossConfig(entropy_coef={**COEF, "op": -0.1})
+    assert PPOLossConfig(entropy_coef=0.02).entropy_coef == dict.fromkeys(HEAD_NAMES, 0.02)
 
 
 def test_entropy_coefficients_anneal_linearly_and_hold_at_end():
@@ -183,6 +190,8 @@ def test_entropy_coefficients_anneal_linearly_and_hold_at_end():
     half = entropy_coefficients(5, 10, start, end)
     assert half["blueprint"] == pytest.approx(0.03) and half["op"] == pytest.approx(0.04)
     assert entropy_coefficients(25, 10, start, end) == pytest.approx(end)
+    assert entropy_coefficients(5, 10, 0.05, 0.01)["tempo"] == pytest.approx(0.03)  # one number for all heads
+    assert entropy_coefficients(7, 10, 0.05, None) == dict.fromkeys(HEAD_NAMES, 0.05)  # no end: constant
     with pytest.raises(ValueError, match="total_steps must be ≥ 1, got 0"):
         entropy_coefficients(0, 0, start, end)
 
@@ -205,33 +214,35 @@ def _all_allowed_masks(n: int) -> ActionMasks:
     )
 
 
-@pytest.mark.parametrize("ratio", ["joint", "per_head"])
-def test_on_policy_invariant_with_real_network(ratio):
+def test_on_policy_invariant_with_real_network():
     """Rollout through get_action → storage → evaluate_actions: ratio 1 and KL 0 before any step."""
     torch.manual_seed(0)
     n, t, d = 4, 5, 7
     net = FactoredRecurrentActorCritic(d, SLOTS, feature_dim=16, hidden_dim=16, num_layers=2)
-    storage = RolloutStorage(n, t, d, HEADS, (2, 16))
-    storage.reset()
-    hidden, masks = None, _all_allowed_masks(n)
-    for step in range(t):
-        obs = torch.randn(n, d)
-        act = net.get_action(obs, hidden, masks)
-        hidden = act.hidden
-        storage.insert(step, obs, act.masks, act.actions, act.log_probs, act.value, torch.randn(n),
-                       torch.full((n,), step == t - 1))
-    storage.set_bootstrap(net.get_action(torch.randn(n, d), hidden, masks, deterministic=True).value)
-    storage.compute_advantages(gamma=0.995, lam=0.98)
+    storage = RolloutStorage(n, t, d, HEADS, (2, n, 16))
+    masks = _all_allowed_masks(n)
+    with torch.inference_mode():  # as the rollout collector runs
+        hidden = net.initial_hidden(n)
+        storage.set_initial_hidden(hidden)
+        for step in range(t):
+            obs = torch.randn(n, d)
+            act = net.get_action(obs, hidden, masks)
+            hidden = act.hidden
+            storage.insert(step, obs, act.masks, act.actions, act.log_probs, act.value, torch.randn(n),
+                           torch.full((n,), step == t - 1))
+        storage.set_bootstrap(net.get_action(torch.randn(n, d), hidden, masks, deterministic=True).value)
+        storage.compute_returns(gamma=0.995, gae_lambda=0.98)
 
-    cfg = PPOLossConfig(ratio=ratio)
-    for batch in storage.minibatches(2, torch.Generator().manual_seed(0)):
-        evaluated = net.evaluate_actions(batch.obs, batch.actions, batch.masks, batch.initial_hidden)
-        loss, m = ppo_loss(evaluated, batch, cfg, cfg.entropy_coef)
-        assert abs(m["approx_kl"].item()) < 1e-6
-        assert m["ratio/max"].item() == pytest.approx(1.0, abs=1e-5)
-        assert m["ratio/min"].item() == pytest.approx(1.0, abs=1e-5)
-        net.zero_grad()
-        loss.backward()
-        grads = [p.grad for p in net.parameters() if p.grad is not None]
-        assert grads and all(torch.isfinite(g).all() for g in grads)
-        assert net.lstm.weight_hh_l0.grad.abs().sum() > 0
+    for ratio in ("joint", "per_head"):  # no optimiser step in between: both stay on-policy
+        cfg = PPOLossConfig(ratio=ratio)
+        for batch in storage.minibatches(2, torch.Generator().manual_seed(0)):
+            evaluated = net.evaluate_actions(batch.obs, batch.actions, batch.masks, batch.initial_hidden)
+            loss, m = ppo_loss(evaluated, batch, cfg, cfg.entropy_coef)
+            assert abs(m["approx_kl"].item()) < 1e-6
+            assert m["ratio/max"].item() == pytest.approx(1.0, abs=1e-5)
+            assert m["ratio/min"].item() == pytest.approx(1.0, abs=1e-5)
+            net.zero_grad()
+            loss.backward()
+            grads = [p.grad for p in net.parameters() if p.grad is not None]
+            assert grads and all(torch.isfinite(g).all() for g in grads)
+            assert net.lstm.weight_hh_l0.grad.abs().sum() > 0

@@ -8,6 +8,11 @@ from tamiyo.slots import SlotConfig
 
 HEADS = head_sizes(SlotConfig.default())
 N, T, D, LAYERS, H = 5, 4, 3, 2, 6
+HIDDEN_SHAPE = (LAYERS, N, H)
+
+
+def _zeros_hidden():
+    return (torch.zeros(HIDDEN_SHAPE), torch.zeros(HIDDEN_SHAPE))
 
 
 def _step_data(step: int, n: int = N) -> dict:
@@ -26,12 +31,12 @@ def _step_data(step: int, n: int = N) -> dict:
 
 
 def _filled_storage(initial_hidden=None) -> RolloutStorage:
-    storage = RolloutStorage(N, T, D, HEADS, (LAYERS, H))
-    storage.reset(initial_hidden)
+    storage = RolloutStorage(N, T, D, HEADS, HIDDEN_SHAPE)
+    storage.set_initial_hidden(initial_hidden or _zeros_hidden())
     for t in range(T):
         storage.insert(t, **_step_data(t))
     storage.set_bootstrap(torch.arange(N, dtype=torch.float32))
-    storage.compute_advantages(gamma=0.99, lam=0.95)
+    storage.compute_returns(gamma=0.99, gae_lambda=0.95)
     return storage
 
 
@@ -81,14 +86,27 @@ def test_advantages_are_gae_of_stored_rollout_with_truncation_bootstrap():
     assert storage.returns[1, -1].item() == pytest.approx(1.0 + 0.99 * 1.0)  # reward + γ·bootstrap of env 1
 
 
-def test_reset_without_hidden_starts_from_zeros():
-    storage = _filled_storage((torch.ones(LAYERS, N, H), torch.ones(LAYERS, N, H)))
-    storage.reset()
-    assert storage.initial_hidden[0].abs().sum() == 0 and storage.initial_hidden[1].abs().sum() == 0
+def test_rollout_filled_under_inference_mode_trains_with_autograd():
+    with torch.inference_mode():
+        storage = _filled_storage()
+    assert not storage.obs.is_inference() and not storage.advantages.is_inference()
+    weight = torch.ones((), requires_grad=True)
+    batch = next(storage.minibatches(1, torch.Generator()))
+    (weight * batch.obs * batch.advantages[..., None]).sum().backward()
+    assert weight.grad is not None
+
+
+def test_initial_hidden_is_validated():
+    storage = RolloutStorage(N, T, D, HEADS, HIDDEN_SHAPE)
+    with pytest.raises(ValueError, match=r"initial hidden c has shape \(2, 4, 6\), expected \(2, 5, 6\)"):
+        storage.set_initial_hidden((torch.zeros(HIDDEN_SHAPE), torch.zeros(LAYERS, N - 1, H)))
+    with pytest.raises(ValueError, match="must be the LSTM pair"):
+        storage.set_initial_hidden((torch.zeros(HIDDEN_SHAPE),))
 
 
 def test_insert_detaches_and_validates_shapes():
-    storage = RolloutStorage(N, T, D, HEADS, (LAYERS, H))
+    storage = RolloutStorage(N, T, D, HEADS, HIDDEN_SHAPE)
+    storage.set_initial_hidden(_zeros_hidden())
     data = _step_data(0)
     data["value"] = data["value"].requires_grad_()
     storage.insert(0, **data)
@@ -108,27 +126,32 @@ def test_insert_detaches_and_validates_shapes():
 
 
 def test_lifecycle_order_is_enforced():
-    storage = RolloutStorage(N, T, D, HEADS, (LAYERS, H))
+    storage = RolloutStorage(N, T, D, HEADS, HIDDEN_SHAPE)
+    with pytest.raises(RuntimeError, match="insert before set_initial_hidden"):
+        storage.insert(0, **_step_data(0))
+    storage.set_initial_hidden(_zeros_hidden())
     with pytest.raises(ValueError, match="insert got step 1, expected step 0"):
         storage.insert(1, **_step_data(1))
     storage.insert(0, **_step_data(0))
     with pytest.raises(RuntimeError, match="before the rollout is full: 1/4 steps"):
         storage.set_bootstrap(torch.zeros(N))
     with pytest.raises(RuntimeError, match="needs a full rollout and set_bootstrap"):
-        storage.compute_advantages(0.99, 0.95)
-    with pytest.raises(RuntimeError, match="needs compute_advantages"):
+        storage.compute_returns(0.99, 0.95)
+    with pytest.raises(RuntimeError, match="needs compute_returns"):
         next(storage.minibatches(1, torch.Generator()))
     storage = _filled_storage()
+    with pytest.raises(RuntimeError, match="already holds all 4 steps"):
+        storage.insert(4, **_step_data(3))
     with pytest.raises(ValueError, match=r"num_minibatches must be in \[1, num_envs=5\], got 6"):
         next(storage.minibatches(6, torch.Generator()))
-    storage.reset()
-    with pytest.raises(RuntimeError, match="needs compute_advantages"):
+    storage.set_initial_hidden(_zeros_hidden())
+    with pytest.raises(RuntimeError, match="needs compute_returns"):
         next(storage.minibatches(1, torch.Generator()))
 
 
 def test_episode_end_before_last_step_is_rejected():
-    storage = RolloutStorage(N, T, D, HEADS, (LAYERS, H))
-    storage.reset()
+    storage = RolloutStorage(N, T, D, HEADS, HIDDEN_SHAPE)
+    storage.set_initial_hidden(_zeros_hidden())
     for t in range(T):
         data = _step_data(t)
         if t == 1:
@@ -136,11 +159,11 @@ def test_episode_end_before_last_step_is_rejected():
         storage.insert(t, **data)
     storage.set_bootstrap(torch.zeros(N))
     with pytest.raises(ValueError, match="env 2 ended an episode at step 1 before the last step 3"):
-        storage.compute_advantages(0.99, 0.95)
+        storage.compute_returns(0.99, 0.95)
 
 
 def test_constructor_rejects_bad_sizes():
     with pytest.raises(ValueError, match="num_steps must be ≥ 1, got 0"):
-        RolloutStorage(N, 0, D, HEADS, (LAYERS, H))
-    with pytest.raises(ValueError, match="hidden_shape must be"):
-        RolloutStorage(N, T, D, HEADS, (LAYERS,))
+        RolloutStorage(N, 0, D, HEADS, HIDDEN_SHAPE)
+    with pytest.raises(ValueError, match=r"hidden_shape must be the LSTM state shape \(num_layers, num_envs=5, "):
+        RolloutStorage(N, T, D, HEADS, (LAYERS, H))

@@ -161,10 +161,14 @@ class HeuristicController:
         rotation_index = int(state["rotation_index"])  # type: ignore[call-overload]
         if not 0 <= rotation_index < len(self.rotation):
             raise ValueError(f"rotation_index {rotation_index} out of range for a rotation of {len(self.rotation)}")
+        epochs = {key: state[key] for key in ("last_prune_epoch", "last_decay_epoch")}
+        for key, value in epochs.items():
+            if value is not None and not isinstance(value, int):
+                raise ValueError(f"heuristic state {key} must be an int or None, got {value!r}")
         self._penalties = {bp: float(p) for bp, p in penalties.items()}
         self._rotation_index = rotation_index
-        self._last_prune_epoch = state["last_prune_epoch"]  # type: ignore[assignment]
-        self._last_decay_epoch = state["last_decay_epoch"]  # type: ignore[assignment]
+        self._last_prune_epoch = epochs["last_prune_epoch"]  # type: ignore[assignment]
+        self._last_decay_epoch = epochs["last_decay_epoch"]  # type: ignore[assignment]
 
     def decide(self, signals: TrainingSignals, slots: list[SlotReport]) -> Decision:
         """One decision for this epoch, given the host signals and one report per slot (slot order)."""
@@ -267,7 +271,8 @@ class HeuristicController:
         cf, total = seed.counterfactual, seed.total_improvement
         # "Ransomware": the host has come to depend on the seed (removing it hurts) although the
         # seed made the model worse overall; keeping it would lock in the damage.
-        if cf is not None and cf > cfg.ransomware_contribution_threshold and total < cfg.ransomware_improvement_threshold:
+        depends_on_seed = cf is not None and cf > cfg.ransomware_contribution_threshold
+        if depends_on_seed and total < cfg.ransomware_improvement_threshold:
             reason = f"Ransomware pattern: counterfactual {cf:+.2f}% but total improvement {total:+.2f}%"
             return self._prune(index, seed, epoch, reason)
         improvement, source = (total, "total improvement") if cf is None else (cf, "counterfactual")
@@ -280,14 +285,18 @@ class HeuristicController:
 
     def _prune(self, index: int, seed: SlotReport, epoch: int, reason: str) -> Decision:
         """PRUNE (instantly) and penalise the blueprint, or WAIT when the masks would refuse PRUNE."""
-        if False:
+        if seed.age < MIN_PRUNE_AGE or not seed.alpha_holding:
             blocker = f"age {seed.age} < {MIN_PRUNE_AGE}" if seed.age < MIN_PRUNE_AGE else "alpha is moving"
             return _wait(f"{reason}; cannot prune yet ({blocker})", index)
         blueprint_id = BLUEPRINT_IDS[seed.blueprint]
         self._last_prune_epoch = epoch
-        self._penalties[blueprint_id] = self._penalties.get(blueprint_id, 0.0) + self.config.blueprint_penalty_on_prune
+        penalty = self._penalties.get(blueprint_id, 0.0) + self.config.blueprint_penalty_on_prune
+        self._penalties[blueprint_id] = penalty
         action = _action(
-            LifecycleOp.PRUNE, index, alpha_speed=int(AlphaSpeedAction.INSTANT), alpha_curve=int(AlphaCurveAction.LINEAR)
+            LifecycleOp.PRUNE,
+            index,
+            alpha_speed=int(AlphaSpeedAction.INSTANT),
+            alpha_curve=int(AlphaCurveAction.LINEAR),
         )
         return Decision(action, index, reason, 1.0)
 

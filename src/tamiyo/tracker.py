@@ -121,7 +121,6 @@ class SignalTracker:
         seeds_used: int,
     ) -> TrainingSignals:
         """Record one epoch and return its signals."""
-        self._check_counts(epoch=epoch, host_params=host_params, seed_params=seed_params, seeds_used=seeds_used)
         self._state, signals = _advance(
             self, self._state, epoch, train_loss, train_accuracy, val_loss, val_accuracy,
             host_params, seed_params, seeds_used,
@@ -141,20 +140,11 @@ class SignalTracker:
         seeds_used: int,
     ) -> TrainingSignals:
         """What `update` would return for these inputs, without changing anything (no warning either)."""
-        self._check_counts(epoch=epoch, host_params=host_params, seed_params=seed_params, seeds_used=seeds_used)
         _, signals = _advance(
             self, self._state, epoch, train_loss, train_accuracy, val_loss, val_accuracy,
             host_params, seed_params, seeds_used,
         )
         return signals
-
-    def _check_counts(self, *, epoch: int, host_params: int, seed_params: int, seeds_used: int) -> None:
-        for name, value in (("epoch", epoch), ("host_params", host_params), ("seed_params", seed_params),
-                            ("seeds_used", seeds_used)):
-            if value < 0:
-                raise ValueError(f"{name} must be ≥ 0, got {value}")
-        if self.max_seeds and seeds_used > self.max_seeds:
-            raise ValueError(f"seeds_used={seeds_used} exceeds the germination budget max_seeds={self.max_seeds}")
 
     def _warn_once_about_scale(self, epoch: int, **accuracies: float) -> None:
         """Accuracies are percentages; a 0–1 fraction or a value above 100 means a caller bug."""
@@ -188,6 +178,12 @@ def _advance(
 
     Pure (reads `tracker` only for its configuration): the single code path of `update` and `peek`.
     """
+    for name, count in (("epoch", epoch), ("host_params", host_params), ("seed_params", seed_params),
+                        ("seeds_used", seeds_used)):
+        if count < 0:
+            raise ValueError(f"{name} must be ≥ 0, got {count}")
+    if tracker.max_seeds and seeds_used > tracker.max_seeds:
+        raise ValueError(f"seeds_used={seeds_used} exceeds the germination budget max_seeds={tracker.max_seeds}")
     val_loss, val_accuracy = float(val_loss), float(val_accuracy)
     loss_delta = state.prev_loss - val_loss
     accuracy_delta = val_accuracy - state.prev_accuracy

@@ -1,6 +1,6 @@
 """Host networks with ordered injection points where seeds can be plugged in.
 
-A host is a stem, a sequence of blocks and a readout; injection point i sits right after block i. Hosts are
+A host is an input embedding, a sequence of blocks and a readout; injection point i sits right after block i. Hosts are
 deliberately weak so that growing them with seeds visibly helps.
 """
 
@@ -30,7 +30,11 @@ class InjectionPoint:
 
 class Host(nn.Module):
     """Base host: `forward(x, slots)` runs the blocks in order and, after block i, applies `slots[slot_id]`
-    to the activation when the mapping names that injection point (absent ids pass through)."""
+    to the activation when the mapping names that injection point (absent ids pass through).
+
+    Subclasses set `blocks` (one per injection point) and implement `embed` and `readout`."""
+
+    blocks: nn.ModuleList
 
     def __init__(self, layout: str, channels: Sequence[int]) -> None:
         super().__init__()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from tamiyo.actions import FactoredAction, LifecycleOp
@@ -107,7 +107,8 @@ def _check_config(config: Any) -> None:
     for item in fields(config):
         value = getattr(config, item.name)
         if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-            raise ValueError(f"reward config {type(config).__name__}.{item.name} must be finite and ≥ 0, got {value!r}")
+            name = f"{type(config).__name__}.{item.name}"
+            raise ValueError(f"reward config {name} must be finite and ≥ 0, got {value!r}")
     if hasattr(config, "gamma") and not 0.0 < config.gamma <= 1.0:
         raise ValueError(f"reward gamma must be in (0, 1], got {config.gamma}")
 
@@ -273,9 +274,6 @@ class Reward:
 
     def __call__(self, inputs: RewardInputs) -> RewardResult:
         return self.function(inputs, self.config)
-
-    def config_dict(self) -> dict[str, float]:
-        return asdict(self.config)
 
 
 REWARDS: Mapping[str, tuple[type, Callable[[RewardInputs, Any], RewardResult]]] = {

@@ -42,7 +42,6 @@ from tamiyo.env.blending import GateNetwork, blend, check_layout, per_sample_alp
 from tamiyo.observation import SlotReport
 from tamiyo.slots import parse_slot_id
 from tamiyo.stages import (
-    ACTIVE_STAGES,
     ADVANCE_TARGET,
     LIVE_STAGES,
     PRUNABLE_STAGES,
@@ -478,12 +477,15 @@ class SeedSlot(nn.Module):
         return out
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        if self.stage not in ACTIVE_STAGES:
-            return h
-        if self.stage is SeedStage.TRAINING:
+        # Explicit `is` tests on purpose: torch.compile (2.13) installs no guard for `stage in <frozenset>`,
+        # so a compiled host would keep running the graph of the stage it was first traced in.
+        stage = self.stage
+        if stage is SeedStage.TRAINING:
             if not torch.is_grad_enabled():
                 return h  # the output is h either way; without a backward pass the seed has nothing to learn
             return _StraightThrough.apply(h, self._run_seed(h.detach()))
+        if stage is not SeedStage.BLENDING and stage is not SeedStage.HOLDING and stage is not SeedStage.FOSSILIZED:
+            return h
         alpha = self._alpha if self._alpha_override is None else self._alpha_override
         if isinstance(alpha, float):
             if alpha == 0.0:

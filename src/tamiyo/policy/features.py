@@ -114,6 +114,7 @@ ACCURACY_POINTS_SCALE = 10.0  # accuracy deltas and contributions: 10 points = 1
 ALPHA_STEPS_SCALE = float(max(ALPHA_SPEED_STEPS + TEMPO_EPOCHS))  # longest alpha ramp, in ticks
 BLEND_TEMPO_SCALE = float(max(TEMPO_EPOCHS))
 _NON_FINITE = 1e6  # ±inf is first replaced by this, then clamped to the column's bound
+_MIN_LOSS_SCALE = 1e-6  # keeps a degenerate (0) loss scale from dividing by zero; columns are clamped
 
 
 def obs_dim(num_slots: int) -> int:
@@ -266,7 +267,7 @@ def _finite_clamped(x: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> t
 
 
 def _base_features(signals: torch.Tensor, max_epochs: torch.Tensor, const: _Constants) -> torch.Tensor:
-    loss_scale = signals[:, SignalField.LOSS_SCALE].clamp_min(1e-6)
+    loss_scale = signals[:, SignalField.LOSS_SCALE].clamp_min(_MIN_LOSS_SCALE)
     total_params = (signals[:, SignalField.HOST_PARAMS] + signals[:, SignalField.SEED_PARAMS]).clamp_min(1.0)
     max_seeds = signals[:, SignalField.MAX_SEEDS]
     seed_budget = torch.where(max_seeds > 0, max_seeds, torch.inf)  # unlimited budget → 0 used
@@ -287,7 +288,7 @@ def _slot_scalars(slots: torch.Tensor, max_epochs: torch.Tensor, const: _Constan
             ticks_left,
             torch.where(moving, gap / ticks_left.clamp_min(1.0), 0.0),
             slots[..., SlotField.EPOCHS_IN_STAGE] / max_epochs.unsqueeze(1),
-            counterfactual == counterfactual,  # False only for NaN (not yet measured)
+            (~counterfactual.isnan()).to(slots.dtype),  # NaN = not yet measured
         ),
         dim=-1,
     )

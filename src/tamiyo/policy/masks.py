@@ -27,6 +27,7 @@ import torch
 
 from tamiyo.actions import (
     HEAD_NAMES,
+    IRRELEVANT_HEAD_VALUE,
     AlphaCurveAction,
     AlphaSpeedAction,
     AlphaTargetAction,
@@ -54,7 +55,7 @@ def _legal_ops(stage: SeedStage, holding: bool, age_ok: bool, budget_left: bool)
         ops.add(LifecycleOp.ADVANCE)
     if stage in FOSSILIZABLE_STAGES:
         ops.add(LifecycleOp.FOSSILIZE)
-    if stage in RETARGETABLE_STAGES:
+    if stage in RETARGETABLE_STAGES and holding:
         ops.add(LifecycleOp.SET_ALPHA_TARGET)
     if stage in PRUNABLE_STAGES and holding and age_ok:
         ops.add(LifecycleOp.PRUNE)
@@ -78,8 +79,10 @@ _VALID_STAGE_VALUES = torch.tensor([int(s) for s in SeedStage])
 class _Constants:
     legal: torch.Tensor  # [stage states, ops]
     valid_stages: torch.Tensor
-    style_default: torch.Tensor  # [4] one-hot of the style used when no style choice matters
-    alpha_target_default: torch.Tensor  # [3]
+    # When neither GERMINATE nor SET_ALPHA_TARGET is possible, style and alpha_target collapse to the
+    # value the network forces on an irrelevant head (SIGMOID_ADD, FULL).
+    style_default: torch.Tensor  # [4] one-hot
+    alpha_target_default: torch.Tensor  # [3] one-hot
 
 
 @lru_cache(maxsize=None)
@@ -87,8 +90,8 @@ def _constants(device: torch.device) -> _Constants:
     return _Constants(
         legal=_LEGAL_TABLE.to(device),
         valid_stages=_VALID_STAGE_VALUES.to(device),
-        style_default=_one_hot(GerminationStyle.SIGMOID_ADD, len(GerminationStyle), device),
-        alpha_target_default=_one_hot(AlphaTargetAction.FULL, len(AlphaTargetAction), device),
+        style_default=_one_hot(IRRELEVANT_HEAD_VALUE["style"], len(GerminationStyle), device),
+        alpha_target_default=_one_hot(IRRELEVANT_HEAD_VALUE["alpha_target"], len(AlphaTargetAction), device),
     )
 
 
@@ -160,6 +163,9 @@ class ActionMasks:
     def index(self, envs: slice | torch.Tensor) -> ActionMasks:
         """The masks of a subset of envs (a slice or an index tensor along the env dimension)."""
         return ActionMasks(**{f.name: getattr(self, f.name)[envs] for f in fields(self)})
+
+    def to(self, device: torch.device | str) -> ActionMasks:
+        return ActionMasks(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
 
 def compute_masks(obs: ObservationBatch, topology: str = "cnn") -> ActionMasks:

@@ -90,16 +90,25 @@ class FactoredRecurrentActorCritic(nn.Module):
         self.value_head = _mlp(hidden_dim, hidden_dim // 2, 1)
         self._init_weights()
 
-        # Fused layout: column order of the fused output is the policy heads in HEAD_NAMES order, then the value.
+        # Fused head layout. `_heads` returns, for each of the nine heads' hidden layers (policy heads in
+        # HEAD_NAMES order, then the value head), the outputs of all nine second layers side by side:
+        # [..., 9 * outputs] with outputs = sum(policy head sizes) + 1. Head h's own outputs sit in
+        # block h at its offset. The indices below read those diagonal blocks.
         self._fused = (*(self.heads[name] for name in HEAD_NAMES), self.value_head)
         sizes = list(self.head_sizes.values())
-        offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+        offsets = [sum(sizes[:h]) for h in range(len(sizes))]
+        outputs = sum(sizes) + 1
         width = max(sizes)
-        # padded[..., h, j] = fused[..., pad_index[h, j]]; padding columns repeat a real column and are masked out.
-        pad_index = torch.tensor([[off + min(j, n - 1) for j in range(width)] for off, n in zip(offsets, sizes)])
-        pad_valid = torch.tensor([[j < n for j in range(width)] for n in sizes])
-        self.register_buffer("_pad_index", pad_index, persistent=False)
-        self.register_buffer("_pad_valid", pad_valid, persistent=False)
+        # Padded [heads, width] layout for masking, log-softmax and sampling in one pass; padding
+        # columns repeat a real column and are always masked out (`_pad_valid`).
+        mask_index = torch.tensor([[off + min(j, n - 1) for j in range(width)] for off, n in zip(offsets, sizes)])
+        block_start = torch.arange(len(sizes)).unsqueeze(1) * outputs
+        flat_logit_index = [h * outputs + offsets[h] + j for h, n in enumerate(sizes) for j in range(n)]
+        self.register_buffer("_mask_index", mask_index, persistent=False)  # into the concatenated masks
+        self.register_buffer("_logit_index", block_start + mask_index, persistent=False)  # into _heads' output
+        self.register_buffer("_flat_logit_index", torch.tensor(flat_logit_index), persistent=False)
+        self.register_buffer("_pad_valid", torch.tensor([[j < n for j in range(width)] for n in sizes]), persistent=False)
+        self._value_index = len(sizes) * outputs + outputs - 1
 
     def _init_weights(self) -> None:
         for module in self.modules():
@@ -128,23 +137,58 @@ class FactoredRecurrentActorCritic(nn.Module):
 
     # ---- shared pieces ----
 
-    def _check_obs(self, obs: Tensor, expected: str) -> None:
-        if obs.dim() != 3:
-            raise ValueError(f"expected obs {expected}, got shape {tuple(obs.shape)}")
+    def _check_width(self, obs: Tensor) -> None:
         if obs.shape[-1] != self.obs_dim:
             raise ValueError(f"observation width {obs.shape[-1]} does not match the network's obs_dim {self.obs_dim}")
 
-    def _trunk(self, obs: Tensor, hidden: Hidden | None) -> tuple[Tensor, Hidden]:
-        """obs [B, T, D] → fused head outputs [B, T, sum(head sizes) + 1] (logits, then value) and new hidden."""
+    def _check_sequence(self, obs: Tensor) -> None:
+        if obs.dim() != 3:
+            raise ValueError(f"expected obs [B, T, D], got shape {tuple(obs.shape)}")
+        self._check_width(obs)
+
+    def _features(self, obs: Tensor) -> Tensor:
         linear, norm = self.feature[0], self.feature[1]
-        x = F.relu(F.layer_norm(F.linear(obs, linear.weight, linear.bias), norm.normalized_shape, norm.weight, norm.bias))
-        x, hidden = self.lstm(x, hidden)
-        x = self.lstm_norm(x)
+        return F.relu(F.layer_norm(F.linear(obs, linear.weight, linear.bias), norm.normalized_shape, norm.weight, norm.bias))
+
+    def _heads(self, x: Tensor) -> Tensor:
+        """LSTM output [..., H] → every head's second layer applied to every head's hidden layer [..., 9 * 42].
+
+        First layers: one matmul with the nine weight matrices side by side. Second layers: one matmul
+        of each head's 64-wide hidden slice against all nine output matrices stacked; only the
+        diagonal blocks (head h's hidden through head h's outputs) are read afterwards (`_logit_index`,
+        `_flat_logit_index`, `_value_index`), so the math is that of nine separate heads, and the unused
+        off-diagonal products get zero gradient.
+        """
         first = [head[0] for head in self._fused]
         second = [head[2] for head in self._fused]
-        x = F.relu(F.linear(x, torch.cat([l.weight for l in first]), torch.cat([l.bias for l in first])))
-        x = F.linear(x, torch.block_diag(*[l.weight for l in second]), torch.cat([l.bias for l in second]))
-        return x, hidden
+        x = F.linear(self.lstm_norm(x), torch.cat([l.weight for l in first]), torch.cat([l.bias for l in first]))
+        x = F.linear(F.relu(x).unflatten(-1, (len(first), -1)), torch.cat([l.weight for l in second]), torch.cat([l.bias for l in second]))
+        return x.flatten(-2)
+
+    def _trunk(self, obs: Tensor, hidden: Hidden | None) -> tuple[Tensor, Hidden]:
+        """obs [B, T, D] → `_heads` output [B, T, 9 * outputs] and the new hidden state."""
+        x, hidden = self.lstm(self._features(obs), hidden)
+        return self._heads(x), hidden
+
+    def _single_step(self, obs: Tensor, hidden: Hidden | None) -> tuple[Tensor, Hidden]:
+        """obs [B, D] → `_heads` output [B, 9 * outputs] and the new hidden state.
+
+        Runs the LSTM cell equations directly (the same math as `self.lstm` for one step): for a single
+        step this is several times faster on CPU than nn.LSTM's sequence kernel.
+        """
+        x = self._features(obs)
+        h0, c0 = self.initial_hidden(obs.shape[0]) if hidden is None else hidden
+        hs, cs = [], []
+        for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.lstm.all_weights):
+            gates = F.linear(x, w_ih, b_ih) + F.linear(h0[layer], w_hh, b_hh)
+            # PyTorch's gate order: input, forget, cell, output; the cell gate alone uses tanh.
+            input_gate, forget_gate, _, output_gate = gates.sigmoid().chunk(4, dim=-1)
+            cell_gate = gates[:, 2 * self.hidden_dim : 3 * self.hidden_dim].tanh()
+            c = forget_gate * c0[layer] + input_gate * cell_gate
+            x = output_gate * c.tanh()
+            hs.append(x)
+            cs.append(c)
+        return self._heads(x), (torch.stack(hs), torch.stack(cs))
 
     def _flat_masks(self, masks: Mapping[str, Tensor]) -> Tensor:
         """Per-head masks → one [..., sum(head sizes)] bool tensor in HEAD_NAMES order."""
@@ -157,7 +201,7 @@ class FactoredRecurrentActorCritic(nn.Module):
         return torch.cat([masks[name] for name in HEAD_NAMES], dim=-1)
 
     def _padded_masks(self, masks: Mapping[str, Tensor]) -> Tensor:
-        return self._flat_masks(masks)[..., self._pad_index] & self._pad_valid
+        return self._flat_masks(masks)[..., self._mask_index] & self._pad_valid
 
     # ---- public API ----
 
@@ -165,13 +209,13 @@ class FactoredRecurrentActorCritic(nn.Module):
         self, obs: Tensor, hidden: Hidden | None = None, masks: Mapping[str, Tensor] | None = None
     ) -> ForwardOutput:
         """obs [B, T, D] → per-head logits [B, T, n] (masked when `masks` [B, T, n] are given), value, hidden."""
-        self._check_obs(obs, "[B, T, D]")
+        self._check_sequence(obs)
         fused, hidden = self._trunk(obs, hidden)
-        logits = fused[..., :-1]
+        logits = fused[..., self._flat_logit_index]
         if masks is not None:
             logits = masked_logits(logits, self._flat_masks(masks))
         per_head = logits.split(list(self.head_sizes.values()), dim=-1)
-        return ForwardOutput(dict(zip(HEAD_NAMES, per_head)), fused[..., -1], hidden)
+        return ForwardOutput(dict(zip(HEAD_NAMES, per_head)), fused[..., self._value_index], hidden)
 
     def get_action(
         self, obs: Tensor, hidden: Hidden | None, masks: ActionMasks, deterministic: bool = False
@@ -182,14 +226,13 @@ class FactoredRecurrentActorCritic(nn.Module):
         differentiable. Deterministic mode takes the arg-max of the masked logits.
         """
         with torch.inference_mode():
-            if obs.dim() == 2:
-                obs = obs.unsqueeze(1)
-            self._check_obs(obs, "[B, D] or [B, 1, D]")
-            if obs.shape[1] != 1:
-                raise ValueError(f"get_action takes one step, got obs with {obs.shape[1]} steps: {tuple(obs.shape)}")
-            fused, hidden = self._trunk(obs, hidden)
-            fused = fused[:, 0]
-            logits = fused[:, self._pad_index]
+            if obs.dim() == 3 and obs.shape[1] == 1:
+                obs = obs[:, 0]
+            if obs.dim() != 2:
+                raise ValueError(f"get_action takes one step, obs [B, D] or [B, 1, D]; got shape {tuple(obs.shape)}")
+            self._check_width(obs)
+            fused, hidden = self._single_step(obs, hidden)
+            logits = fused[:, self._logit_index]
             # The op row is validated below together with every other head (one sync for all).
             op_logits = masked_logits(logits[:, _OP, :_NUM_OPS], masks.op)
             op = op_logits.argmax(-1) if deterministic else sample_categorical(op_logits)
@@ -203,7 +246,7 @@ class FactoredRecurrentActorCritic(nn.Module):
         return ActionResult(
             actions=dict(zip(HEAD_NAMES, actions.unbind(-1))),
             log_probs=dict(zip(HEAD_NAMES, log_probs.unbind(-1))),
-            value=fused[:, -1],
+            value=fused[:, self._value_index],
             hidden=hidden,
             masks=dict(head_masks),
         )
@@ -222,12 +265,12 @@ class FactoredRecurrentActorCritic(nn.Module):
                 f"evaluate_actions got inference-mode tensor(s) {inference} (e.g. get_action's hidden state), "
                 "which would cut the gradient graph: pass hidden=None or a normal tensor (clone it outside inference mode)"
             )
-        self._check_obs(obs, "[B, T, D]")
+        self._check_sequence(obs)
         missing = [name for name in HEAD_NAMES if name not in actions]
         if missing:
             raise ValueError(f"actions are missing head(s) {missing}")
         fused, hidden = self._trunk(obs, hidden)
-        dist = MaskedCategorical(fused[..., self._pad_index], self._padded_masks(masks), HEAD_NAMES)
+        dist = MaskedCategorical(fused[..., self._logit_index], self._padded_masks(masks), HEAD_NAMES)
         stored = torch.stack([actions[name] for name in HEAD_NAMES], dim=-1)
         relevance = HeadRelevance(stored[..., _OP])
         log_probs = relevance.zero_irrelevant(dist.log_prob(relevance.fill_actions(stored)))
@@ -235,6 +278,6 @@ class FactoredRecurrentActorCritic(nn.Module):
         return EvalResult(
             log_probs=dict(zip(HEAD_NAMES, log_probs.unbind(-1))),
             entropy=dict(zip(HEAD_NAMES, entropy.unbind(-1))),
-            value=fused[..., -1],
+            value=fused[..., self._value_index],
             hidden=hidden,
         )

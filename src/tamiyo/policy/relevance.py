@@ -37,4 +37,4 @@ class HeadRelevance:
 
     def zero_irrelevant(self, per_head: Tensor) -> Tensor:
         """Per-head log-probs or entropies `[..., heads]` with irrelevant heads set to exactly 0."""
-        return per_head.masked_fill(~self.relevant, 0.0)
+        return torch.where(self.relevant, per_head, 0.0)

@@ -1,17 +1,17 @@
 """The PPO loss for the factored action space.
 
-Head relevance (SPEC §2) comes from the stored op action, through the policy's own relevance helper. Irrelevant heads carry log-prob 0 and
-entropy 0 in both the rollout and the re-evaluation, so they drop out of the joint log-ratio by
-themselves; per-head quantities (the per-head surrogates, entropies, clip fractions) are averaged
-over the steps where the head is relevant only, so sparse heads are not diluted by the steps where
-they were never sampled.
+Head relevance (SPEC §2) comes from the stored op action, through the policy's own relevance
+helper. Irrelevant heads carry log-prob 0 and entropy 0 in both the rollout and the re-evaluation,
+so they drop out of the joint log-ratio by themselves. Per-head quantities (the per-head surrogates,
+entropies, clip fractions) are averaged over the steps where the head is relevant only, so sparse
+heads are not diluted by the steps where they were never sampled.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import torch
@@ -37,16 +37,13 @@ class EvaluatedActions(Protocol):
     def value(self) -> torch.Tensor: ...  # [b, T]
 
 
-def _default_entropy_coef() -> dict[str, float]:
-    return dict.fromkeys(HEAD_NAMES, 0.05)
-
-
 @dataclass(frozen=True)
 class PPOLossConfig:
     clip_ratio: float = 0.2
     value_clip: float | None = 0.2  # clip of V_new − V_old in return units; None = plain squared error
-    vf_coef: float = 0.5
-    entropy_coef: dict[str, float] = field(default_factory=_default_entropy_coef)  # starting coefficients per head
+    value_coef: float = 0.5
+    # Starting entropy coefficient per head; one number means the same for every head.
+    entropy_coef: float | Mapping[str, float] = 0.05
     ratio: Literal["joint", "per_head"] = "joint"
     normalize_advantages: bool = True
 
@@ -55,33 +52,45 @@ class PPOLossConfig:
             raise ValueError(f"clip_ratio must be > 0, got {self.clip_ratio}")
         if self.value_clip is not None and not self.value_clip > 0:
             raise ValueError(f"value_clip must be > 0 or None, got {self.value_clip}")
-        if self.vf_coef < 0:
-            raise ValueError(f"vf_coef must be ≥ 0, got {self.vf_coef}")
+        if self.value_coef < 0:
+            raise ValueError(f"value_coef must be ≥ 0, got {self.value_coef}")
         if self.ratio not in RATIO_MODES:
             raise ValueError(f"ratio must be one of {RATIO_MODES}, got {self.ratio!r}")
-        check_entropy_coefficients(self.entropy_coef)
+        object.__setattr__(self, "entropy_coef", per_head_coefficients(self.entropy_coef))
 
 
-def check_entropy_coefficients(coefficients: Mapping[str, float]) -> None:
-    if set(coefficients) != set(HEAD_NAMES):
-        raise ValueError(f"entropy coefficients must name exactly the heads {list(HEAD_NAMES)}, got {sorted(coefficients)}")
-    negative = {head: c for head, c in coefficients.items() if c < 0}
+def per_head_coefficients(coefficients: float | Mapping[str, float]) -> dict[str, float]:
+    """Entropy coefficients as `{head: coef}` over all heads; one number applies to every head."""
+    if isinstance(coefficients, Mapping):
+        if set(coefficients) != set(HEAD_NAMES):
+            raise ValueError(
+                f"entropy coefficients must name exactly the heads {list(HEAD_NAMES)}, got {sorted(coefficients)}"
+            )
+        per_head = {head: float(coefficients[head]) for head in HEAD_NAMES}
+    else:
+        per_head = dict.fromkeys(HEAD_NAMES, float(coefficients))
+    negative = {head: c for head, c in per_head.items() if c < 0}
     if negative:
         raise ValueError(f"entropy coefficients must be ≥ 0, got {negative}")
+    return per_head
 
 
 def entropy_coefficients(
-    step: int, total_steps: int, start: Mapping[str, float], end: Mapping[str, float]
+    step: int,
+    total_steps: int,
+    start: float | Mapping[str, float],
+    end: float | Mapping[str, float] | None,
 ) -> dict[str, float]:
-    """Per-head coefficients linearly annealed from `start` (step 0) to `end` (step ≥ total_steps)."""
+    """Per-head coefficients linearly annealed from `start` (step 0) to `end` (step ≥ total_steps);
+    `end=None` keeps `start` throughout."""
     if total_steps < 1:
         raise ValueError(f"total_steps must be ≥ 1, got {total_steps}")
     if step < 0:
         raise ValueError(f"step must be ≥ 0, got {step}")
-    check_entropy_coefficients(start)
-    check_entropy_coefficients(end)
+    first = per_head_coefficients(start)
+    last = first if end is None else per_head_coefficients(end)
     progress = min(1.0, step / total_steps)
-    return {head: start[head] + progress * (end[head] - start[head]) for head in HEAD_NAMES}
+    return {head: first[head] + progress * (last[head] - first[head]) for head in HEAD_NAMES}
 
 
 def head_relevance(op: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -113,14 +122,21 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Ten
 
 
 def ppo_loss(
-    evaluated: EvaluatedActions, batch: Minibatch, cfg: PPOLossConfig, entropy_coef: Mapping[str, float]
+    evaluated: EvaluatedActions, batch: Minibatch, cfg: PPOLossConfig, entropy_coef: float | Mapping[str, float]
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Total loss `policy + vf_coef · value − Σ_h coef_h · entropy_h` and detached scalar metrics."""
+    """Total loss `policy + value_coef · value − Σ_h coef_h · entropy_h` and detached 0-d tensor metrics.
+
+    Metrics: `loss/{total,policy,value,entropy}` (`loss/entropy` is the signed term added to the
+    loss), `approx_kl` (k3, joint), `ratio/{mean,min,max}` and `clip_fraction/joint` of the joint
+    ratio, `advantage/{mean,std}` before normalisation, and per head `clip_fraction/<head>`,
+    `entropy/<head>` (means over the head's relevant steps; NaN when it has none in this minibatch)
+    and `relevant_steps/<head>` (the weight to average those over minibatches with).
+    """
     for name, per_head in (("evaluated log_probs", evaluated.log_probs), ("evaluated entropy", evaluated.entropy),
                            ("minibatch log_probs", batch.log_probs)):
         if set(per_head) != set(HEAD_NAMES):
             raise ValueError(f"{name} has heads {sorted(per_head)}, expected {list(HEAD_NAMES)}")
-    check_entropy_coefficients(entropy_coef)
+    entropy_coef = per_head_coefficients(entropy_coef)
     relevant = head_relevance(batch.actions["op"])
 
     raw_advantages = batch.advantages.float()
@@ -144,12 +160,12 @@ def ppo_loss(
     if cfg.value_clip is not None:
         clipped_values = batch.values + (new_values - batch.values).clamp(-cfg.value_clip, cfg.value_clip)
         squared_error = torch.max(squared_error, (clipped_values - batch.returns).square())
-    value_loss = 0.5 * squared_error.mean()
+    value_loss = 0.5 * squared_error.mean()  # the ½ makes the gradient the plain error; value_coef weighs it
 
     head_entropy = {h: _masked_mean(evaluated.entropy[h].float(), relevant[h]) for h in HEAD_NAMES}
     entropy_loss = -sum(entropy_coef[h] * head_entropy[h] for h in HEAD_NAMES)
 
-    loss = policy_loss + cfg.vf_coef * value_loss + entropy_loss
+    loss = policy_loss + cfg.value_coef * value_loss + entropy_loss
 
     with torch.no_grad():
         joint_ratio = joint_log_ratio.exp()

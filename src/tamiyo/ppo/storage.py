@@ -11,8 +11,10 @@ must see during the update exactly what it saw while acting:
   episode per env (T = episode length, initial hidden state zeros); a chunk of a longer episode
   also works if it is started with the hidden state carried over from the previous chunk.
 
-Lifecycle per rollout: `reset(initial_hidden)` → `insert(step, …)` for steps 0..T−1 in order →
-`set_bootstrap(value)` → `compute_advantages(gamma, lam)` → `minibatches(...)` once per PPO epoch.
+Lifecycle per rollout: `set_initial_hidden(hidden)` (starts the rollout) → `insert(step, …)` for
+steps 0..T−1 in order → `set_bootstrap(value)` → `compute_returns(gamma, gae_lambda)` →
+`minibatches(...)` once per PPO epoch. Every step may run under `torch.inference_mode()`: data is
+copied into the preallocated buffers, which stay normal tensors usable by autograd.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ class RolloutStorage:
         num_steps: int,
         obs_dim: int,
         head_sizes: Mapping[str, int],
-        hidden_shape: tuple[int, int],
+        hidden_shape: tuple[int, int, int],
         device: torch.device | str = "cpu",
     ) -> None:
         for name, size in (("num_envs", num_envs), ("num_steps", num_steps), ("obs_dim", obs_dim)):
@@ -67,8 +69,11 @@ class RolloutStorage:
                 raise ValueError(f"{name} must be ≥ 1, got {size}")
         if not head_sizes or any(n < 1 for n in head_sizes.values()):
             raise ValueError(f"head_sizes must name at least one head, each of size ≥ 1, got {dict(head_sizes)}")
-        if len(hidden_shape) != 2 or min(hidden_shape) < 1:
-            raise ValueError(f"hidden_shape must be (num_layers, hidden_dim) with both ≥ 1, got {hidden_shape}")
+        if len(hidden_shape) != 3 or hidden_shape[1] != num_envs or min(hidden_shape) < 1:
+            raise ValueError(
+                f"hidden_shape must be the LSTM state shape (num_layers, num_envs={num_envs}, hidden_dim), "
+                f"got {hidden_shape}"
+            )
         self.num_envs, self.num_steps, self.obs_dim = num_envs, num_steps, obs_dim
         self.head_sizes = dict(head_sizes)
         self.hidden_shape = tuple(hidden_shape)
@@ -77,7 +82,9 @@ class RolloutStorage:
         steps = (num_envs, num_steps)
 
         def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-            return torch.zeros(shape, dtype=dtype, device=self.device)
+            # Normal tensors even when built inside inference mode: the update backpropagates through them.
+            with torch.inference_mode(False):
+                return torch.zeros(shape, dtype=dtype, device=self.device)
 
         self.obs = zeros(*steps, obs_dim)
         self.masks = {h: zeros(*steps, n, dtype=torch.bool) for h, n in self.head_sizes.items()}
@@ -86,29 +93,23 @@ class RolloutStorage:
         self.values = zeros(*steps)
         self.rewards = zeros(*steps)
         self.dones = zeros(*steps, dtype=torch.bool)
-        num_layers, hidden_dim = self.hidden_shape
-        self.initial_hidden: Hidden = (zeros(num_layers, num_envs, hidden_dim), zeros(num_layers, num_envs, hidden_dim))
+        self.initial_hidden: Hidden = (zeros(*self.hidden_shape), zeros(*self.hidden_shape))
         self.bootstrap_value = zeros(num_envs)
         self.advantages = zeros(*steps)
         self.returns = zeros(*steps)
 
-        self._next_step = 0
+        self._next_step: int | None = None  # None until a rollout is started
         self._has_bootstrap = False
         self._has_advantages = False
 
-    def reset(self, initial_hidden: Hidden | None = None) -> None:
-        """Start a new rollout from `initial_hidden` ((h, c), each `[num_layers, N, H]`; None = zeros,
-        the state at an episode start)."""
-        h, c = self.initial_hidden
-        if initial_hidden is None:
-            h.zero_()
-            c.zero_()
-        else:
-            expected = (self.hidden_shape[0], self.num_envs, self.hidden_shape[1])
-            _check_shape("initial hidden h", initial_hidden[0], expected)
-            _check_shape("initial hidden c", initial_hidden[1], expected)
-            h.copy_(initial_hidden[0].detach())
-            c.copy_(initial_hidden[1].detach())
+    def set_initial_hidden(self, hidden: Hidden) -> None:
+        """Start a new rollout whose sequences begin from `hidden` ((h, c), each `hidden_shape`; zeros at
+        an episode start, the carried state for a chunk of a longer episode)."""
+        if len(hidden) != 2:
+            raise ValueError(f"initial hidden must be the LSTM pair (h, c), got {len(hidden)} tensors")
+        for name, tensor, stored in zip(("initial hidden h", "initial hidden c"), hidden, self.initial_hidden):
+            _check_shape(name, tensor, self.hidden_shape)
+            stored.copy_(tensor.detach())
         self._next_step = 0
         self._has_bootstrap = False
         self._has_advantages = False
@@ -126,8 +127,12 @@ class RolloutStorage:
     ) -> None:
         """Record step `step` for all envs: `obs [N, D]` as the policy saw it (normalised), per-head
         `masks [N, n]`, `actions [N]`, `log_probs [N]`, and `value`, `reward`, `done`, each `[N]`."""
+        if self._next_step is None:
+            raise RuntimeError("insert before set_initial_hidden(): each rollout starts from its initial hidden state")
+        if self._next_step == self.num_steps:
+            raise RuntimeError(f"the rollout already holds all {self.num_steps} steps; set_initial_hidden() starts one")
         if step != self._next_step:
-            raise ValueError(f"insert got step {step}, expected step {self._next_step} (call reset() to restart)")
+            raise ValueError(f"insert got step {step}, expected step {self._next_step}")
         n = self.num_envs
         _check_shape("obs", obs, (n, self.obs_dim))
         for name, per_head in (("masks", masks), ("actions", actions), ("log_probs", log_probs)):
@@ -157,10 +162,10 @@ class RolloutStorage:
         self.bootstrap_value.copy_(value.detach())
         self._has_bootstrap = True
 
-    def compute_advantages(self, gamma: float, lam: float) -> None:
+    def compute_returns(self, gamma: float, gae_lambda: float) -> None:
         """Fill `advantages` and `returns` by GAE; episode ends are truncations (bootstrapped)."""
         if not self._has_bootstrap:
-            raise RuntimeError("compute_advantages needs a full rollout and set_bootstrap() first")
+            raise RuntimeError("compute_returns needs a full rollout and set_bootstrap() first")
         early_ends = self.dones[:, :-1].nonzero()
         if len(early_ends):
             env, step = (int(i) for i in early_ends[0])
@@ -168,16 +173,18 @@ class RolloutStorage:
                 f"env {env} ended an episode at step {step} before the last step {self.num_steps - 1}; rows are "
                 "replayed without hidden-state resets, so an episode may only end at a rollout's last step"
             )
-        self.advantages, self.returns = compute_gae(
-            self.rewards, self.values, self.dones, self.bootstrap_value, gamma=gamma, lam=lam, truncated=True
+        advantages, returns = compute_gae(
+            self.rewards, self.values, self.dones, self.bootstrap_value, gamma=gamma, lam=gae_lambda, truncated=True
         )
+        self.advantages.copy_(advantages)
+        self.returns.copy_(returns)
         self._has_advantages = True
 
     def minibatches(self, num_minibatches: int, generator: torch.Generator) -> Iterator[Minibatch]:
         """One epoch: a random partition of the envs into `num_minibatches` groups (sizes differ by at
         most one), each yielded with its whole sequences. `generator` is a CPU generator."""
         if not self._has_advantages:
-            raise RuntimeError("minibatches needs compute_advantages() first")
+            raise RuntimeError("minibatches needs compute_returns() first")
         if not 1 <= num_minibatches <= self.num_envs:
             raise ValueError(f"num_minibatches must be in [1, num_envs={self.num_envs}], got {num_minibatches}")
         order = torch.randperm(self.num_envs, generator=generator)

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from tamiyo.actions import HEAD_NAMES, topology_blueprints
-from tamiyo.policy.features import obs_dim
+from tamiyo.policy.features import obs_dim as feature_width
 from tamiyo.policy.masks import ActionMasks
 from tamiyo.policy.network import ActionResult, EvalResult
 from tamiyo.policy.protocol import validate_compile_mode
@@ -53,10 +53,12 @@ class FixedPolicyBundle:
 
     name: str  # registry name, used in error messages
 
-    def __init__(self, slot_config: SlotConfig, topology: str) -> None:
+    def __init__(self, slot_config: SlotConfig, topology: str, obs_dim: int | None = None) -> None:
+        """`obs_dim` is the width of the features the bundle is given (default: the slot config's)."""
         topology_blueprints(topology)  # validates the name
         self._slot_config = slot_config
         self.topology = topology
+        self._obs_dim = feature_width(slot_config.num_slots) if obs_dim is None else obs_dim
         self._device = torch.device("cpu")
 
     def _result(
@@ -71,10 +73,11 @@ class FixedPolicyBundle:
         value = torch.zeros(actions["op"].shape[0], device=actions["op"].device)
         return ActionResult(actions=actions, log_probs=log_probs, value=value, hidden=hidden, masks=masks_used)
 
-    @staticmethod
-    def _check_batch(obs: torch.Tensor, masks: ActionMasks) -> int:
-        if obs.dim() != 2 or obs.shape[0] != masks.num_envs:
-            raise ValueError(f"obs must be [{masks.num_envs}, obs_dim] to match the masks, got {list(obs.shape)}")
+    def _check_batch(self, obs: torch.Tensor, masks: ActionMasks) -> int:
+        """The number of envs, after checking that `obs` is `[N, obs_dim]` with N matching the masks."""
+        if tuple(obs.shape) != (masks.num_envs, self._obs_dim):
+            raise ValueError(f"obs must be [{masks.num_envs}, {self._obs_dim}] to match the masks and obs_dim, "
+                             f"got {list(obs.shape)}")
         return masks.num_envs
 
     def evaluate_actions(
@@ -131,7 +134,7 @@ class FixedPolicyBundle:
 
     @property
     def obs_dim(self) -> int:
-        return obs_dim(self._slot_config.num_slots)
+        return self._obs_dim
 
     @property
     def hidden_dim(self) -> int:

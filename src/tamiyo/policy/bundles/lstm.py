@@ -1,10 +1,14 @@
 """The learned policy: `FactoredRecurrentActorCritic` behind the `PolicyBundle` interface.
 
-Compilation never wraps the module: the bundle compiles its own entry points (the network's
-`get_action`, `evaluate_actions` and `forward`), so `network` stays the plain module that the
-optimiser, gradient clipping and checkpoints see, and state-dict keys never gain `_orig_mod.`.
-Compiled and eager checkpoints are therefore the same thing. Once compiled, the bundle refuses to
-move or change dtype: the compiled graphs were specialised to the placement they were traced on.
+Compilation never wraps the module: the bundle compiles the network's `evaluate_actions` (the PPO
+update's forward and backward over whole rollouts, where compilation can pay off), so `network`
+stays the plain module that the optimiser, gradient clipping and checkpoints see, and state-dict keys
+never gain `_orig_mod.`. Compiled and eager checkpoints are therefore the same thing. Once compiled,
+the bundle refuses to move or change dtype: the graphs were specialised to the placement they were
+traced on.
+
+`get_action` stays eager: it runs under `torch.inference_mode()`, and inductor crashes on view ops
+under inference mode ("Cannot set version_counter for inference tensor", pytorch/pytorch#180823).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from tamiyo.actions import topology_blueprints
 from tamiyo.observation import ObservationBatch
 from tamiyo.policy.features import obs_dim as feature_width
 from tamiyo.policy.masks import ActionMasks
-from tamiyo.policy.network import ActionResult, EvalResult, FactoredRecurrentActorCritic, ForwardOutput, Hidden
+from tamiyo.policy.network import ActionResult, EvalResult, FactoredRecurrentActorCritic, Hidden
 from tamiyo.policy.protocol import validate_compile_mode
 from tamiyo.policy.registry import register_policy
 from tamiyo.slots import SlotConfig
@@ -55,9 +59,7 @@ class LSTMPolicyBundle:
             num_layers=num_layers,
         )
         self._compile_mode = "off"
-        self._get_action: Callable[..., ActionResult] = self._network.get_action
         self._evaluate_actions: Callable[..., EvalResult] = self._network.evaluate_actions
-        self._forward: Callable[..., ForwardOutput] = self._network.forward
 
     # ---- acting and learning ----
 
@@ -70,8 +72,7 @@ class LSTMPolicyBundle:
         context: ObservationBatch | None = None,
     ) -> ActionResult:
         """Sample (or arg-max) one action per env under inference mode; `context` is not needed."""
-        with torch.inference_mode():
-            return self._get_action(obs, hidden, masks, deterministic)
+        return self._network.get_action(obs, hidden, masks, deterministic)
 
     def evaluate_actions(
         self,
@@ -83,11 +84,14 @@ class LSTMPolicyBundle:
         return self._evaluate_actions(obs, actions, masks, hidden)
 
     def get_value(self, obs: Tensor, hidden: Hidden | None = None) -> Tensor:
-        """Value of `obs [B, D]` → `[B]` (or `[B, T, D]` → `[B, T]`), without gradients."""
+        """Value of `obs [B, D]` → `[B]` (or `[B, T, D]` → `[B, T]`), without gradients.
+
+        Called once per rollout (to bootstrap), so it stays eager.
+        """
         with torch.inference_mode():
             if obs.dim() == 2:
-                return self._forward(obs.unsqueeze(1), hidden).value[:, 0]
-            return self._forward(obs, hidden).value
+                return self._network(obs.unsqueeze(1), hidden).value[:, 0]
+            return self._network(obs, hidden).value
 
     def initial_hidden(self, batch_size: int) -> Hidden:
         """Zero `(h, c)`, each `[num_layers, batch_size, hidden_dim]`, usable in rollouts and training."""
@@ -148,7 +152,7 @@ class LSTMPolicyBundle:
         return self
 
     def compile(self, mode: str) -> None:
-        """Compile the acting, evaluation and value paths with `torch.compile(mode=mode, dynamic=True)`.
+        """Compile `evaluate_actions` with `torch.compile(mode=mode, dynamic=True)` (traced on first call).
 
         "off" does nothing. Compiling again with the same mode is a no-op; with another mode it raises
         (build a fresh bundle instead). `dynamic=True` avoids a recompile per batch size.
@@ -157,11 +161,10 @@ class LSTMPolicyBundle:
         if mode == "off" or mode == self._compile_mode:
             return
         if self.is_compiled:
-            raise RuntimeError(f"policy is already compiled with mode {self._compile_mode!r}; cannot recompile as {mode!r}")
-        net = self._network
-        self._get_action = torch.compile(net.get_action, mode=mode, dynamic=True)
-        self._evaluate_actions = torch.compile(net.evaluate_actions, mode=mode, dynamic=True)
-        self._forward = torch.compile(net.forward, mode=mode, dynamic=True)
+            raise RuntimeError(
+                f"policy is already compiled with mode {self._compile_mode!r}; cannot recompile as {mode!r}"
+            )
+        self._evaluate_actions = torch.compile(self._network.evaluate_actions, mode=mode, dynamic=True)
         self._compile_mode = mode
 
     # ---- properties (cheap, never raise) ----

@@ -34,8 +34,10 @@ class RandomPolicyBundle(FixedPolicyBundle):
 
     name = "random"
 
-    def __init__(self, slot_config: SlotConfig, topology: str, seed: int | None = None) -> None:
-        super().__init__(slot_config, topology)
+    def __init__(
+        self, slot_config: SlotConfig, topology: str, obs_dim: int | None = None, seed: int | None = None
+    ) -> None:
+        super().__init__(slot_config, topology, obs_dim)
         self.seed = seed
         self._generator = self._make_generator()
 

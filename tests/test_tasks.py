@@ -1,0 +1,148 @@
+import math
+import pickle
+import random
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from tamiyo.env.tasks import (
+    CIFAR10_FOLDER,
+    PYSOURCE_VOCAB,
+    TASKS,
+    Task,
+    cross_entropy,
+    encode_text,
+    load_cifar10,
+    load_mnist1d,
+    make_task,
+)
+
+
+@pytest.fixture(scope="module")
+def mnist1d_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+def test_mnist1d_sizes_shapes_and_labels(mnist1d_cache):
+    task = load_mnist1d(cache_dir=mnist1d_cache)
+    assert (task.name, task.topology, task.num_classes) == ("mnist1d", "cnn", 10)
+    assert task.train_x.shape == (4000, 1, 40) and task.val_x.shape == (1000, 1, 40)
+    assert task.train_x.dtype == torch.float32 and task.train_y.dtype == torch.int64
+    assert task.input_shape == (1, 40)
+    assert set(task.train_y.unique().tolist()) == set(range(10))
+    assert task.loss_scale == pytest.approx(math.log(10))
+    # The generator standardises the whole set, so the training split is close to zero mean, unit std.
+    assert abs(task.train_x.mean().item()) < 0.1 and abs(task.train_x.std().item() - 1.0) < 0.1
+
+
+def test_mnist1d_is_deterministic_cached_and_leaves_global_rng_alone(mnist1d_cache, tmp_path):
+    first = load_mnist1d(cache_dir=mnist1d_cache)  # cached by the previous test or generated now
+    assert len(list(mnist1d_cache.glob("mnist1d-*-seed42.npz"))) == 1
+    started = time.perf_counter()
+    cached = load_mnist1d(cache_dir=mnist1d_cache)
+    assert time.perf_counter() - started < 0.5
+    random.seed(7)
+    np.random.seed(7)
+    fresh = load_mnist1d(cache_dir=tmp_path)  # generated again from scratch
+    assert random.random() == random.Random(7).random()
+    assert np.random.rand() == np.random.RandomState(7).rand()
+    for other in (cached, fresh):
+        assert torch.equal(first.train_x, other.train_x) and torch.equal(first.val_y, other.val_y)
+
+
+def test_digits_split_is_fixed_stratified_and_standardised(tmp_path):
+    task = make_task("digits", cache_dir=tmp_path)
+    assert task.train_x.shape == (1437, 1, 8, 8) and task.val_x.shape == (360, 1, 8, 8)
+    assert task.train_y.dtype == torch.int64 and int(task.train_y.min()) == 0 and int(task.train_y.max()) == 9
+    # Stratified: every class holds 35–37 of the 360 validation images (its share of 1797 is ~36).
+    counts = torch.bincount(task.val_y, minlength=10)
+    assert counts.min() >= 35 and counts.max() <= 37
+    assert abs(task.train_x.mean().item()) < 1e-4 and task.train_x.std().item() == pytest.approx(1.0, abs=1e-3)
+    again = make_task("digits", cache_dir=tmp_path)
+    assert torch.equal(task.val_x, again.val_x)
+
+
+def _write_fake_cifar10(root, per_batch=4):
+    folder = root / CIFAR10_FOLDER
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for index, name in enumerate(names):
+        batch = {b"data": rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8),
+                 b"labels": [(index + k) % 10 for k in range(per_batch)]}
+        with open(folder / name, "wb") as handle:
+            pickle.dump(batch, handle)
+    return folder
+
+
+def test_cifar10_reads_local_pickles(tmp_path):
+    folder = _write_fake_cifar10(tmp_path)
+    task = make_task("cifar10", data_dir=tmp_path)
+    assert task.train_x.shape == (20, 3, 32, 32) and task.val_x.shape == (4, 3, 32, 32)
+    assert task.train_y.tolist()[:8] == [0, 1, 2, 3, 1, 2, 3, 4]
+    with open(folder / "data_batch_1", "rb") as handle:
+        raw = pickle.load(handle)[b"data"][0]
+    # Channel-major rows, scaled to [0, 1] and normalised per channel: check one red and one blue pixel.
+    assert task.train_x[0, 0, 0, 0].item() == pytest.approx((raw[0] / 255 - 0.4914) / 0.2470, abs=1e-5)
+    assert task.train_x[0, 2, 31, 31].item() == pytest.approx((raw[3071] / 255 - 0.4465) / 0.2616, abs=1e-5)
+
+
+def test_cifar10_missing_directory_names_path_and_switch(tmp_path):
+    with pytest.raises(FileNotFoundError) as error:
+        load_cifar10(data_dir=tmp_path / "nowhere")
+    message = str(error.value)
+    assert str(tmp_path / "nowhere" / CIFAR10_FOLDER) in message
+    assert "download=true" in message and "\n" not in message
+
+
+def test_cifar10_download_without_torchvision_says_so(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # makes `import torchvision` fail
+    with pytest.raises(RuntimeError, match="download=true needs torchvision"):
+        load_cifar10(data_dir=tmp_path, download=True)
+
+
+def test_pysource_windows_and_next_char_targets():
+    task = make_task("pysource", context_length=16)
+    assert task.topology == "transformer" and task.num_classes == len(PYSOURCE_VOCAB) == 97
+    assert task.input_shape == (16,)
+    assert task.train_x.dtype == torch.int64 and task.train_y.shape == task.train_x.shape
+    assert len(task.train_x) > 7_000 and len(task.val_x) > 700
+    # Targets are the inputs shifted by one, also across window boundaries (windows are contiguous).
+    assert torch.equal(task.train_y[:, :-1], task.train_x[:, 1:])
+    assert torch.equal(task.train_y[:-1, -1], task.train_x[1:, 0])
+    assert task.loss_scale == pytest.approx(math.log(97))
+
+
+def test_encode_text_vocabulary():
+    assert encode_text("a\n~ é").tolist() == [PYSOURCE_VOCAB.index("a"), 1, PYSOURCE_VOCAB.index("~"),
+                                              PYSOURCE_VOCAB.index(" "), 0]
+
+
+def test_cross_entropy_is_per_sample_mean_for_both_shapes():
+    logits = torch.zeros(4, 10)
+    assert cross_entropy(logits, torch.arange(4)).item() == pytest.approx(math.log(10))
+    sequence_logits = torch.randn(3, 5, 7)
+    targets = torch.randint(0, 7, (3, 5))
+    per_sample = [torch.nn.functional.cross_entropy(sequence_logits[i], targets[i]) for i in range(3)]
+    assert cross_entropy(sequence_logits, targets).item() == pytest.approx(torch.stack(per_sample).mean().item())
+
+
+def test_make_task_rejects_unknown_names_and_options():
+    with pytest.raises(ValueError, match=r"unknown task 'imagenet'; available tasks: \['cifar10', 'digits', "):
+        make_task("imagenet")
+    with pytest.raises(TypeError, match=r"task 'digits' does not accept options \['data_dir'\]"):
+        make_task("digits", data_dir="x")
+    assert set(TASKS) == {"mnist1d", "digits", "cifar10", "pysource"}
+
+
+def test_task_validates_labels_and_splits():
+    x = torch.zeros(3, 1, 4)
+    with pytest.raises(ValueError, match=r"train targets span \[0, 10\], outside \[0, 9\]"):
+        Task("t", "cnn", x, torch.tensor([0, 1, 10]), x, torch.tensor([0, 1, 2]), num_classes=10)
+    with pytest.raises(ValueError, match="val split has 3 inputs and 2 targets"):
+        Task("t", "cnn", x, torch.tensor([0, 1, 2]), x, torch.tensor([0, 1]), num_classes=10)
+    with pytest.raises(ValueError, match="unknown topology 'rnn'"):
+        Task("t", "rnn", x, torch.tensor([0, 1, 2]), x, torch.tensor([0, 1, 2]), num_classes=10)
