@@ -53,7 +53,7 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     return str(path)
 
 
-def build_callbacks(cfg: DictConfig, trainable: bool) -> list[Callback]:
+def build_callbacks(cfg: DictConfig, trainable: bool, has_logger: bool) -> list[Callback]:
     callbacks: list[Callback] = [HeadEntropyLogger(), PPODiagnosticsLogger(), EpisodeStatsLogger()]
     cb = cfg.callbacks
     if cb is None:
@@ -73,7 +73,7 @@ def build_callbacks(cfg: DictConfig, trainable: bool) -> list[Callback]:
         )
     if cb.get("progress_bar"):
         callbacks.append(RichProgressBar())
-    if cb.get("lr_monitor") and trainable:
+    if cb.get("lr_monitor") and trainable and has_logger:
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     return callbacks
 
@@ -92,9 +92,9 @@ def train(cfg: DictConfig) -> float:
     ckpt_path = resolve_ckpt_path(cfg)
 
     env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
-    env_cfg["autocast_dtype"] = autocast_dtype
     datamodule = RolloutDataModule(
         env=env_cfg,
+        reward=OmegaConf.to_container(cfg.reward, resolve=True),
         seed=cfg.seed,
         obs_clip=cfg.ppo.obs_clip,
         reward_clip=cfg.ppo.reward_clip,
@@ -115,7 +115,7 @@ def train(cfg: DictConfig) -> float:
         total_updates=cfg.updates,
     )
     loggers = build_loggers(cfg)
-    callbacks = build_callbacks(cfg, module.bundle.is_trainable)
+    callbacks = build_callbacks(cfg, module.bundle.is_trainable, bool(loggers))
     trainer = L.Trainer(
         max_epochs=cfg.updates,
         precision=trainer_precision,

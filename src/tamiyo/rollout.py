@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import Counter
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 
 import torch
 
@@ -22,13 +21,6 @@ from tamiyo.policy.masks import compute_masks
 from tamiyo.policy.protocol import PolicyBundle
 from tamiyo.ppo.normalizers import ObservationNormalizer, RewardNormalizer
 from tamiyo.ppo.storage import RolloutStorage
-
-
-@dataclass
-class EpisodeStats:
-    """Per-rollout episode statistics (means over envs unless named otherwise)."""
-
-    values: dict[str, float] = field(default_factory=dict)
 
 
 def actions_to_factored(actions: dict[str, torch.Tensor]) -> list[FactoredAction]:
@@ -57,7 +49,6 @@ class RolloutCollector:
             return nullcontext()
         return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
 
-    @torch.inference_mode()
     def collect(
         self,
         policy: PolicyBundle,
@@ -66,26 +57,31 @@ class RolloutCollector:
         episode: int,
         deterministic: bool = False,
     ) -> dict[str, float]:
-        """Run one episode in every env; fill `storage` (if given) and return episode statistics."""
+        """Run one episode in every env; fill `storage` (if given) and return episode statistics.
+
+        Not under inference mode as a whole: the envs train their host networks with autograd.
+        """
         env = self.env
-        obs = env.reset(seed=seed, episode=episode)
+        obs = env.reset(seed=seed, episode_index=episode)
         hidden = policy.initial_hidden(env.num_envs)
         if storage is not None:
             storage.set_initial_hidden(hidden)
         device = policy.device
         num_envs = env.num_envs
         returns = torch.zeros(num_envs, dtype=torch.float64)
-        op_counts: Counter[str] = Counter()
+        op_counts: Counter[str] = Counter()  # ops chosen
+        effective_ops: Counter[str] = Counter()  # ops that took effect (passed their gate)
         component_sums: Counter[str] = Counter()
         last_infos: list[dict] = []
         for step in range(env.max_epochs):
-            features = extract_features(obs).to(device)
-            if not self.obs_normalizer.frozen:
-                self.obs_normalizer.update(features)
-            policy_obs = self.obs_normalizer.normalize(features)
-            masks = compute_masks(obs, env.topology).to(device)
-            with self._autocast(device):
-                result = policy.get_action(policy_obs, hidden, masks, deterministic=deterministic, context=obs)
+            with torch.inference_mode():
+                features = extract_features(obs).to(device)
+                if not self.obs_normalizer.frozen:
+                    self.obs_normalizer.update(features)
+                policy_obs = self.obs_normalizer.normalize(features)
+                masks = compute_masks(obs, env.topology).to(device)
+                with self._autocast(device):
+                    result = policy.get_action(policy_obs, hidden, masks, deterministic=deterministic, context=obs)
             actions = actions_to_factored(result.actions)
             next_obs, rewards, dones, infos = env.step(actions)
             returns += rewards.double()
@@ -93,6 +89,8 @@ class RolloutCollector:
                 op_counts[action.op.name] += 1
             for info in infos:
                 component_sums.update(info["reward_components"])
+                if info["took_effect"]:
+                    effective_ops[info["op"]] += 1
             if storage is not None:
                 if self.reward_normalizer is not None:
                     self.reward_normalizer.update(rewards, dones)
@@ -109,16 +107,17 @@ class RolloutCollector:
                 )
             obs, hidden, last_infos = next_obs, result.hidden, infos
         if storage is not None:
-            features = extract_features(obs).to(device)
-            with self._autocast(device):
+            with torch.inference_mode(), self._autocast(device):
+                features = extract_features(obs).to(device)
                 storage.set_bootstrap(policy.get_value(self.obs_normalizer.normalize(features), hidden))
-        return self._summarise(returns, last_infos, op_counts, component_sums, num_envs)
+        return self._summarise(returns, last_infos, op_counts, effective_ops, component_sums, num_envs)
 
     @staticmethod
     def _summarise(
         returns: torch.Tensor,
         final_infos: list[dict],
         op_counts: Counter[str],
+        effective_ops: Counter[str],
         component_sums: Counter[str],
         num_envs: int,
     ) -> dict[str, float]:
@@ -131,9 +130,9 @@ class RolloutCollector:
             "episode/final_accuracy": mean("val_accuracy"),
             "episode/host_params": mean("host_params"),
             "episode/seed_params": mean("seed_params"),
-            "episode/seeds_germinated": mean("seeds_germinated"),
-            "episode/seeds_fossilized": mean("seeds_fossilized"),
-            "episode/seeds_pruned": mean("seeds_pruned"),
+            "episode/seeds_germinated": effective_ops["GERMINATE"] / num_envs,
+            "episode/seeds_fossilized": effective_ops["FOSSILIZE"] / num_envs,
+            "episode/seeds_pruned": effective_ops["PRUNE"] / num_envs,
         }
         for op in LifecycleOp:
             stats[f"ops/{op.name.lower()}"] = op_counts[op.name] / num_envs

@@ -7,6 +7,7 @@ from a local directory (downloading only when explicitly asked). No loader ever 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import importlib.util
 import inspect
@@ -61,6 +62,19 @@ class Task:
         if self.train_x.shape[1:] != self.val_x.shape[1:]:
             raise ValueError(f"task {self.name!r}: train inputs {tuple(self.train_x.shape[1:])} and "
                              f"val inputs {tuple(self.val_x.shape[1:])} differ in shape")
+
+    def subset(self, train: int | None = None, val: int | None = None) -> Task:
+        """The same task with only the first `train` / `val` examples (None keeps a split whole)."""
+        for split, k in (("train_subset", train), ("val_subset", val)):
+            if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+                raise ValueError(f"{split} must be a positive integer, got {k!r}")
+        if train is None and val is None:
+            return self
+        return dataclasses.replace(
+            self,
+            train_x=self.train_x[:train], train_y=self.train_y[:train],
+            val_x=self.val_x[:val], val_y=self.val_y[:val],
+        )
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -280,8 +294,11 @@ TASKS: dict[str, Callable[..., Task]] = {
 }
 
 
-def make_task(name: str, **options: object) -> Task:
-    """Load task `name` with loader-specific `options` (e.g. `data_dir` for cifar10)."""
+def make_task(name: str, train_subset: int | None = None, val_subset: int | None = None, **options: object) -> Task:
+    """Load task `name` with loader-specific `options` (e.g. `data_dir` for cifar10).
+
+    `train_subset` / `val_subset` keep only the first k examples of a split (tiny runs and tests).
+    """
     try:
         loader = TASKS[name]
     except KeyError:
@@ -289,5 +306,9 @@ def make_task(name: str, **options: object) -> Task:
     accepted = inspect.signature(loader).parameters
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise TypeError(f"task {name!r} does not accept options {unknown}; it accepts {sorted(accepted)}")
-    return loader(**options)
+        raise TypeError(
+            f"task {name!r} does not accept options {unknown}; it accepts "
+            f"{sorted([*accepted, 'train_subset', 'val_subset'])}"
+        )
+    task = loader(**options)
+    return task.subset(train_subset, val_subset)

@@ -19,6 +19,11 @@ from torch import Tensor
 
 MASKED_LOGIT = -1e4
 
+# On CPU, exp() of inputs far below float32's range (such as masked entries near MASKED_LOGIT) takes a
+# slow underflow path, about 50x slower. Clamping at -80 keeps the result a normal float (e^-80 ≈ 2e-35),
+# which changes no sum that also holds the row maximum's e^0 = 1, and drops only gradients of that size.
+_EXP_FLOOR = -80.0
+
 
 class InvalidStateMachineError(RuntimeError):
     """A mask row allows no action: the masks disagree with the seed state machine."""
@@ -42,13 +47,22 @@ def masked_logits(logits: Tensor, mask: Tensor) -> Tensor:
     return torch.where(mask, logits, MASKED_LOGIT)
 
 
+def log_softmax(logits: Tensor) -> Tensor:
+    """log_softmax over the last dim, fast on CPU for short rows with masked entries (see `_EXP_FLOOR`).
+
+    PyTorch's own CPU log_softmax is several times slower on short last dims such as the heads' 3–13.
+    """
+    shifted = logits - logits.detach().amax(-1, keepdim=True)  # the shift cancels: no gradient needed
+    return shifted - shifted.clamp_min(_EXP_FLOOR).exp().sum(-1, keepdim=True).log()
+
+
 def normalized_entropy(logits: Tensor, mask: Tensor) -> Tensor:
     """Entropy over the allowed actions divided by log(#allowed): 1 for uniform, exactly 0 for one action."""
-    return _normalized_entropy(torch.log_softmax(masked_logits(logits, mask), dim=-1), mask)
+    return _normalized_entropy(log_softmax(masked_logits(logits, mask)), mask)
 
 
 def _normalized_entropy(log_probs: Tensor, mask: Tensor) -> Tensor:
-    raw = -torch.where(mask, log_probs.exp() * log_probs, 0.0).sum(-1)
+    raw = -torch.where(mask, log_probs.clamp_min(_EXP_FLOOR).exp() * log_probs, 0.0).sum(-1)
     num_valid = mask.sum(-1)
     # clamp keeps the divisor finite where the row has 0 or 1 valid actions; `where` then returns 0 there.
     max_entropy = num_valid.clamp(min=2).to(raw.dtype).log()
@@ -105,8 +119,7 @@ class MaskedCategorical:
         validate_heads(logits, mask, names)
         self.mask = mask
         self.masked_logits = masked_logits(logits, mask)
-        # Same as log_softmax; PyTorch's CPU log_softmax is several times slower on short last dims.
-        self.log_probs = self.masked_logits - self.masked_logits.logsumexp(-1, keepdim=True)
+        self.log_probs = log_softmax(self.masked_logits)
 
     def sample(self) -> Tensor:
         return sample_categorical(self.masked_logits)

@@ -9,12 +9,16 @@ all the env state a resume needs).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from tamiyo.env.rewards import make_reward
+from tamiyo.env.seed_env import EnvConfig
+from tamiyo.env.slot import GateConfig
 from tamiyo.env.tasks import make_task
 from tamiyo.env.vector import VectorEnv
 from tamiyo.policy.features import obs_dim
@@ -22,6 +26,27 @@ from tamiyo.policy.protocol import PolicyBundle
 from tamiyo.ppo.normalizers import ObservationNormalizer, RewardNormalizer
 from tamiyo.ppo.storage import RolloutStorage
 from tamiyo.rollout import RolloutCollector
+
+
+def build_env_config(
+    env: dict[str, Any], reward: dict[str, Any], gamma: float, autocast_dtype: torch.dtype | None
+) -> EnvConfig:
+    """The environment config of a run: env group values, the reward group, and PPO's discount
+    (shaped rewards must discount with the same gamma as PPO for the shaping to telescope)."""
+    reward_options = {k: v for k, v in reward.items() if k != "name"}
+    if "gamma" in {f.name for f in dataclasses.fields(make_reward(reward["name"]).config)}:
+        reward_options["gamma"] = gamma
+    # bf16 host training follows the precision choice; fp16 host training would need loss scaling.
+    env_autocast = autocast_dtype if autocast_dtype == torch.bfloat16 else None
+    return EnvConfig(
+        max_epochs=env["max_epochs"],
+        batch_size=env["batch_size"],
+        max_seeds=env["max_seeds"],
+        reward=reward["name"],
+        reward_config=reward_options,
+        gates=GateConfig(strict=env["strict_gates"]),
+        autocast_dtype=env_autocast,
+    )
 
 
 class _OneItemPerEpoch(Dataset):
@@ -36,11 +61,12 @@ class RolloutDataModule(L.LightningDataModule):
     def __init__(
         self,
         env: dict[str, Any],
+        reward: dict[str, Any],
         seed: int = 0,
+        gamma: float = 0.995,
         obs_clip: float = 5.0,
         reward_clip: float = 10.0,
         normalize_rewards: bool = True,
-        gamma: float = 0.995,
         autocast_dtype: torch.dtype | None = None,
         num_workers: int = 0,
     ) -> None:
@@ -50,21 +76,16 @@ class RolloutDataModule(L.LightningDataModule):
                 f"num_workers must be 0, got {num_workers}: rollouts are collected in the training process "
                 "with the current weights (worker processes would act with stale copies)"
             )
-        self.env_config = dict(env)
         self.seed = seed
         self.task = make_task(env["task"], **dict(env.get("task_options") or {}))
-        self.vec_env = VectorEnv(self.task, num_envs=env["num_envs"], config=self._env_options(env))
+        config = build_env_config(env, reward, gamma, autocast_dtype)
+        self.vec_env = VectorEnv(self.task, num_envs=env["num_envs"], config=config, seed=seed)
         self.obs_normalizer = ObservationNormalizer(obs_dim(self.vec_env.slot_config.num_slots), clip=obs_clip)
         self.reward_normalizer = (
             RewardNormalizer(env["num_envs"], gamma=gamma, clip=reward_clip) if normalize_rewards else None
         )
         self.collector = RolloutCollector(self.vec_env, self.obs_normalizer, self.reward_normalizer, autocast_dtype)
         self.episodes_collected = 0
-
-    @staticmethod
-    def _env_options(env: dict[str, Any]) -> dict[str, Any]:
-        skip = {"task", "task_options", "num_envs"}
-        return {k: v for k, v in env.items() if k not in skip}
 
     @property
     def num_envs(self) -> int:
