@@ -11,6 +11,7 @@ from tamiyo.policy.distribution import (
     MASKED_LOGIT,
     InvalidStateMachineError,
     MaskedCategorical,
+    log_softmax,
     masked_logits,
     normalized_entropy,
     sample_categorical,
@@ -57,6 +58,19 @@ def test_softmax_of_masked_logits_is_nan_free(dtype):
     assert probs[~mask].float().max() < 1e-3
     torch.testing.assert_close(probs.float().sum(-1), torch.ones(64), atol=1e-2, rtol=0)
     assert probs[0, 4].float() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_log_softmax_and_its_gradient_match_torch_on_masked_logits():
+    gen = torch.Generator().manual_seed(7)
+    logits = (torch.randn(40, 13, generator=gen) * 20).requires_grad_()
+    mask = _random_masks(40, 13, generator=gen)
+    weights = torch.randn(40, 13, generator=gen)
+    ours = log_softmax(masked_logits(logits, mask))
+    (grad_ours,) = torch.autograd.grad((ours * weights).sum(), logits)
+    reference = torch.log_softmax(masked_logits(logits, mask), dim=-1)
+    (grad_reference,) = torch.autograd.grad((reference * weights).sum(), logits)
+    torch.testing.assert_close(ours, reference)
+    torch.testing.assert_close(grad_ours, grad_reference)
 
 
 def test_normalized_entropy_is_one_for_uniform_and_zero_for_a_single_action():

@@ -88,6 +88,7 @@ def train(cfg: DictConfig) -> float:
     """Run one training job; returns the monitored metric (NaN if it was never logged)."""
     normalize_choices(cfg)
     validate_config(cfg)
+    torch.set_num_threads(cfg.torch_threads)
     trainer_precision, autocast_dtype = resolve_precision(cfg.precision, cfg.trainer.accelerator)
     ckpt_path = resolve_ckpt_path(cfg)
 

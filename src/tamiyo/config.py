@@ -35,6 +35,7 @@ def _unit_interval(x: float) -> bool:
 _RULES: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
     "seed": ((int,), _non_negative, "an integer ≥ 0"),
     "updates": ((int,), _positive, "an integer > 0"),
+    "torch_threads": ((int,), _positive, "an integer > 0"),
     "env.num_envs": ((int,), _positive, "an integer > 0"),
     "env.max_epochs": ((int,), _positive, "an integer > 0"),
     "env.batch_size": ((int,), _positive, "an integer > 0"),

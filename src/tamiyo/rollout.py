@@ -9,6 +9,7 @@ per-episode statistics for logging.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from contextlib import nullcontext
 
@@ -73,7 +74,9 @@ class RolloutCollector:
         effective_ops: Counter[str] = Counter()  # ops that took effect (passed their gate)
         component_sums: Counter[str] = Counter()
         last_infos: list[dict] = []
+        timings: Counter[str] = Counter()
         for step in range(env.max_epochs):
+            started = time.perf_counter()
             with torch.inference_mode():
                 features = extract_features(obs).to(device)
                 if not self.obs_normalizer.frozen:
@@ -83,12 +86,17 @@ class RolloutCollector:
                 with self._autocast(device):
                     result = policy.get_action(policy_obs, hidden, masks, deterministic=deterministic, context=obs)
             actions = actions_to_factored(result.actions)
+            timings["time/act_s"] += time.perf_counter() - started
+            started = time.perf_counter()
             next_obs, rewards, dones, infos = env.step(actions)
+            timings["time/env_step_s"] += time.perf_counter() - started
             returns += rewards.double()
             for action in actions:
                 op_counts[action.op.name] += 1
             for info in infos:
                 component_sums.update(info["reward_components"])
+                timings["time/host_train_s"] += info["time_train_s"]
+                timings["time/validate_s"] += info["time_validate_s"]
                 if info["took_effect"]:
                     effective_ops[info["op"]] += 1
             if storage is not None:
@@ -110,7 +118,9 @@ class RolloutCollector:
             with torch.inference_mode(), self._autocast(device):
                 features = extract_features(obs).to(device)
                 storage.set_bootstrap(policy.get_value(self.obs_normalizer.normalize(features), hidden))
-        return self._summarise(returns, last_infos, op_counts, effective_ops, component_sums, num_envs)
+        stats = self._summarise(returns, last_infos, op_counts, effective_ops, component_sums, num_envs)
+        stats.update(timings)
+        return stats
 
     @staticmethod
     def _summarise(

@@ -95,8 +95,8 @@ def validate_heads(logits: Tensor, mask: Tensor, names: str | Sequence[str]) -> 
     if mask.dim() < 2 or mask.shape[-2] != heads:
         raise ValueError(f"mask shape {tuple(mask.shape)} does not stack the {heads} heads {list(names)} in dim -2")
     rows_valid = mask.any(-1).reshape(-1, heads).all(0)
-    # A sum is non-finite iff some term is NaN/inf (float32 accumulation cannot overflow from sane logits);
-    # this is cheaper than an elementwise isfinite.
+    # One NaN/inf logit makes its head's float32 sum non-finite (cheaper than an elementwise isfinite);
+    # finite logits could only overflow that sum beyond ~1e38, itself a sign of instability.
     logit_sums = logits.reshape(-1, heads, logits.shape[-1]).sum((0, 2), dtype=torch.float32)
     flags = torch.cat([rows_valid.float(), logit_sums]).tolist()  # the one host sync
     empty = [name for name, ok in zip(names, flags[:heads]) if not ok]

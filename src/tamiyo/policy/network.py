@@ -107,7 +107,8 @@ class FactoredRecurrentActorCritic(nn.Module):
         self.register_buffer("_mask_index", mask_index, persistent=False)  # into the concatenated masks
         self.register_buffer("_logit_index", block_start + mask_index, persistent=False)  # into _heads' output
         self.register_buffer("_flat_logit_index", torch.tensor(flat_logit_index), persistent=False)
-        self.register_buffer("_pad_valid", torch.tensor([[j < n for j in range(width)] for n in sizes]), persistent=False)
+        pad_valid = torch.tensor([[j < n for j in range(width)] for n in sizes])
+        self.register_buffer("_pad_valid", pad_valid, persistent=False)
         self._value_index = len(sizes) * outputs + outputs - 1
 
     def _init_weights(self) -> None:
@@ -146,28 +147,27 @@ class FactoredRecurrentActorCritic(nn.Module):
             raise ValueError(f"expected obs [B, T, D], got shape {tuple(obs.shape)}")
         self._check_width(obs)
 
-    def _features(self, obs: Tensor) -> Tensor:
-        linear, norm = self.feature[0], self.feature[1]
-        return F.relu(F.layer_norm(F.linear(obs, linear.weight, linear.bias), norm.normalized_shape, norm.weight, norm.bias))
-
     def _heads(self, x: Tensor) -> Tensor:
-        """LSTM output [..., H] → every head's second layer applied to every head's hidden layer [..., 9 * 42].
+        """LSTM output [..., H] → [..., 9 * outputs]: every head's hidden layer through all nine output layers.
 
         First layers: one matmul with the nine weight matrices side by side. Second layers: one matmul
-        of each head's 64-wide hidden slice against all nine output matrices stacked; only the
-        diagonal blocks (head h's hidden through head h's outputs) are read afterwards (`_logit_index`,
-        `_flat_logit_index`, `_value_index`), so the math is that of nine separate heads, and the unused
+        of each head's hidden slice against all nine output matrices stacked. Only the diagonal blocks
+        (head h's hidden through head h's outputs) are read afterwards (`_logit_index`,
+        `_flat_logit_index`, `_value_index`), so the math is that of nine separate heads and the unused
         off-diagonal products get zero gradient.
         """
         first = [head[0] for head in self._fused]
         second = [head[2] for head in self._fused]
-        x = F.linear(self.lstm_norm(x), torch.cat([l.weight for l in first]), torch.cat([l.bias for l in first]))
-        x = F.linear(F.relu(x).unflatten(-1, (len(first), -1)), torch.cat([l.weight for l in second]), torch.cat([l.bias for l in second]))
-        return x.flatten(-2)
+        hidden = F.linear(
+            self.lstm_norm(x), torch.cat([layer.weight for layer in first]), torch.cat([layer.bias for layer in first])
+        )
+        hidden = F.relu(hidden).unflatten(-1, (len(first), -1))
+        weight, bias = torch.cat([layer.weight for layer in second]), torch.cat([layer.bias for layer in second])
+        return F.linear(hidden, weight, bias).flatten(-2)
 
     def _trunk(self, obs: Tensor, hidden: Hidden | None) -> tuple[Tensor, Hidden]:
         """obs [B, T, D] → `_heads` output [B, T, 9 * outputs] and the new hidden state."""
-        x, hidden = self.lstm(self._features(obs), hidden)
+        x, hidden = self.lstm(self.feature(obs), hidden)
         return self._heads(x), hidden
 
     def _single_step(self, obs: Tensor, hidden: Hidden | None) -> tuple[Tensor, Hidden]:
@@ -176,7 +176,7 @@ class FactoredRecurrentActorCritic(nn.Module):
         Runs the LSTM cell equations directly (the same math as `self.lstm` for one step): for a single
         step this is several times faster on CPU than nn.LSTM's sequence kernel.
         """
-        x = self._features(obs)
+        x = self.feature(obs)
         h0, c0 = self.initial_hidden(obs.shape[0]) if hidden is None else hidden
         hs, cs = [], []
         for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.lstm.all_weights):
@@ -239,7 +239,7 @@ class FactoredRecurrentActorCritic(nn.Module):
             head_masks = masks.for_op(op)
             dist = MaskedCategorical(logits, self._padded_masks(head_masks), HEAD_NAMES)
             chosen = dist.mode() if deterministic else dist.sample()
-            chosen[:, _OP] = op
+            chosen[:, _OP] = op  # the op row was drawn again above; the op drawn first is the one the masks follow
             relevance = HeadRelevance(op)
             actions = relevance.fill_actions(chosen)
             log_probs = relevance.zero_irrelevant(dist.log_prob(actions))
@@ -259,11 +259,12 @@ class FactoredRecurrentActorCritic(nn.Module):
         hidden: Hidden | None = None,
     ) -> EvalResult:
         """Re-evaluate stored actions [B, T] under their stored masks [B, T, n], with gradients."""
-        inference = [name for name, t in (("obs", obs), *zip(("hidden h", "hidden c"), hidden or ())) if t.is_inference()]
+        inputs = {"obs": obs} if hidden is None else {"obs": obs, "hidden h": hidden[0], "hidden c": hidden[1]}
+        inference = [name for name, tensor in inputs.items() if tensor.is_inference()]
         if inference:
             raise ValueError(
                 f"evaluate_actions got inference-mode tensor(s) {inference} (e.g. get_action's hidden state), "
-                "which would cut the gradient graph: pass hidden=None or a normal tensor (clone it outside inference mode)"
+                "which cannot carry gradients: pass hidden=None or a normal tensor (clone it outside inference mode)"
             )
         self._check_sequence(obs)
         missing = [name for name in HEAD_NAMES if name not in actions]

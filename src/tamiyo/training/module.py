@@ -9,7 +9,7 @@ run the same loop without optimiser steps.
 
 from __future__ import annotations
 
-import math
+import time
 from typing import Any
 
 import lightning as L
@@ -22,6 +22,38 @@ from tamiyo.ppo.loss import PPOLossConfig, entropy_coefficients, explained_varia
 from tamiyo.ppo.storage import RolloutStorage
 from tamiyo.seeding import derive_seed, generator
 from tamiyo.slots import SlotConfig
+
+
+class _MetricTotals:
+    """Averages minibatch metrics over an update with a single host sync at the end.
+
+    Per-head metrics (`entropy/<head>`, `clip_fraction/<head>`) are weighted by the head's relevant
+    steps in each minibatch, so a minibatch where the head never mattered (NaN) does not poison the mean.
+    """
+
+    _PER_HEAD = ("entropy/", "clip_fraction/")
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.weights: dict[str, torch.Tensor] = {}
+
+    def add(self, metrics: dict[str, torch.Tensor]) -> None:
+        for key, value in metrics.items():
+            if key.startswith("relevant_steps/"):
+                continue
+            head = key.split("/", 1)[1] if key.startswith(self._PER_HEAD) else None
+            if head is not None and head != "joint":
+                weight = metrics[f"relevant_steps/{head}"]
+                value = torch.nan_to_num(value.float(), nan=0.0) * weight
+            else:
+                weight = torch.ones(())
+            self.sums[key] = self.sums.get(key, 0.0) + value.float()
+            self.weights[key] = self.weights.get(key, 0.0) + weight
+
+    def means(self) -> dict[str, float]:
+        keys = list(self.sums)
+        stacked = torch.stack([self.sums[k] / self.weights[k] for k in keys]).tolist()
+        return dict(zip(keys, stacked, strict=True))
 
 
 class PolicyLossNaNError(RuntimeError):
@@ -97,58 +129,56 @@ class PPOModule(L.LightningModule):
         # continue exactly as the uninterrupted one would (no RNG state needs checkpointing).
         torch.manual_seed(derive_seed(self.hparams.seed, update, rank, 1))
         storage = self._storage_for(datamodule.num_envs, datamodule.episode_length) if self.bundle.is_trainable else None
+        started = time.perf_counter()
         self.last_rollout_stats = datamodule.collect(self.bundle, storage, update)
+        self.last_rollout_stats["time/rollout_s"] = time.perf_counter() - started
         if storage is None:
             self.last_update_metrics = {}
             return
+        started = time.perf_counter()
         ppo = self.hparams.ppo
         storage.compute_returns(gamma=ppo["gamma"], gae_lambda=ppo["gae_lambda"])
         self.last_update_metrics = self._ppo_update(storage, update)
+        self.last_update_metrics["time/ppo_update_s"] = time.perf_counter() - started
 
     def _ppo_update(self, storage: RolloutStorage, update: int) -> dict[str, float]:
         ppo = self.hparams.ppo
         optimizer = self.optimizers()
-        coef = entropy_coefficients(
-            update, self.hparams.total_updates, ppo["entropy_coef"], ppo["entropy_coef_end"]
-        )
+        coef = entropy_coefficients(update, self.hparams.total_updates, ppo["entropy_coef"], ppo["entropy_coef_end"])
         shuffle = generator(self.hparams.seed, update, self.global_rank, 2)
-        sums: dict[str, float] = {}
-        count = 0
-        early_stop = False
-        onpolicy_gap = math.nan
-        grad_norm = torch.zeros(())
+        totals = _MetricTotals()
+        onpolicy_gap: torch.Tensor | None = None
         epochs_run = 0
-        for epoch in range(ppo["update_epochs"]):
+        early_stop = False
+        while epochs_run < ppo["update_epochs"] and not early_stop:
             epochs_run += 1
             for minibatch in storage.minibatches(ppo["num_minibatches"], shuffle):
                 result = self.bundle.evaluate_actions(
                     minibatch.obs, minibatch.actions, minibatch.masks, minibatch.initial_hidden
                 )
-                if count == 0:
-                    onpolicy_gap = max(
-                        float((result.log_probs[h].float() - minibatch.log_probs[h]).abs().max())
+                if onpolicy_gap is None:
+                    # On-policy invariant: before any step the recomputed log-probs equal the stored ones.
+                    onpolicy_gap = torch.stack([
+                        (result.log_probs[h].detach().float() - minibatch.log_probs[h]).abs().max()
                         for h in result.log_probs
-                    )
+                    ]).max()
                 loss, metrics = ppo_loss(result, minibatch, self.loss_config, coef)
                 if not torch.isfinite(loss):
                     raise PolicyLossNaNError(
-                        f"PPO loss is {float(loss)} at update {update}; stopping before any checkpoint of this update"
+                        f"PPO loss is {float(loss)} at update {update}; stopped before checkpointing this update"
                     )
                 optimizer.zero_grad(set_to_none=True)
                 self.manual_backward(loss)
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.policy_net.parameters(), ppo["max_grad_norm"])
+                metrics["grad_norm"] = torch.nn.utils.clip_grad_norm_(
+                    self.policy_net.parameters(), ppo["max_grad_norm"]
+                ).detach()
                 optimizer.step()
-                for key, value in metrics.items():
-                    sums[key] = sums.get(key, 0.0) + float(value)
-                sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
-                count += 1
+                totals.add(metrics)
                 if ppo["target_kl"] is not None and float(metrics["approx_kl"]) > ppo["target_kl"]:
                     early_stop = True
                     break
-            if early_stop:
-                break
-        out = {key: value / count for key, value in sums.items()}
-        out["onpolicy/max_logprob_gap"] = onpolicy_gap
+        out = totals.means()
+        out["onpolicy/max_logprob_gap"] = float(onpolicy_gap)
         out["ppo/epochs_run"] = float(epochs_run)
         out["ppo/early_stop"] = float(early_stop)
         out["explained_variance"] = float(explained_variance(storage.values, storage.returns))
