@@ -281,6 +281,12 @@ def test_observation_width_mismatch_names_both_widths():
         net.evaluate_actions(torch.randn(1, 2, 139), actions, masks)
 
 
+def test_get_action_refuses_a_hidden_state_of_the_wrong_shape():
+    net = make_net()
+    with pytest.raises(ValueError, match=r"hidden state must be \(h, c\) of shape \[1, 4, 128\], got \[1, 1, 128\]"):
+        net.get_action(torch.randn(4, OBS_DIM), net.initial_hidden(1), make_masks(4))
+
+
 def test_all_false_mask_in_get_action_names_the_head():
     net = make_net()
     germinate_only = torch.zeros(3, 6, dtype=torch.bool)

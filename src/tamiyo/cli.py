@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tamiyo.config import ConfigError, normalize_choices, validate_config
 from tamiyo.policy.features import obs_dim
-from tamiyo.training.callbacks import EpisodeStatsLogger, HeadEntropyLogger, PPODiagnosticsLogger
+from tamiyo.training.callbacks import EpisodeStatsLogger, HeadEntropyLogger, LastCheckpoint, PPODiagnosticsLogger
 from tamiyo.training.datamodule import RolloutDataModule
 from tamiyo.training.module import PPOModule
 
@@ -59,18 +59,22 @@ def build_callbacks(cfg: DictConfig, trainable: bool, has_logger: bool) -> list[
     if cb is None:
         return callbacks
     if cb.get("model_checkpoint") is not None:
-        callbacks.append(
-            ModelCheckpoint(
-                dirpath=cb.model_checkpoint.dirpath,
-                filename="best-update{epoch:04d}",
-                auto_insert_metric_name=False,
-                monitor=cfg.monitor,
-                mode=cfg.monitor_mode,
-                save_top_k=cb.model_checkpoint.save_top_k,
-                save_last=cb.model_checkpoint.save_last,
-                every_n_epochs=1,
+        ckpt = cb.model_checkpoint
+        if ckpt.save_last:
+            callbacks.append(LastCheckpoint(ckpt.dirpath))
+        if ckpt.save_top_k:
+            callbacks.append(
+                ModelCheckpoint(
+                    dirpath=ckpt.dirpath,
+                    filename="best-update{epoch:04d}",
+                    auto_insert_metric_name=False,
+                    monitor=cfg.monitor,
+                    mode=cfg.monitor_mode,
+                    save_top_k=ckpt.save_top_k,
+                    save_last=False,
+                    every_n_epochs=1,
+                )
             )
-        )
     if cb.get("progress_bar"):
         callbacks.append(RichProgressBar())
     if cb.get("lr_monitor") and trainable and has_logger:
@@ -105,6 +109,7 @@ def train(cfg: DictConfig) -> float:
         num_workers=cfg.env.get("num_workers", 0),
     )
     slot_config = datamodule.vec_env.slot_config
+    L.seed_everything(cfg.seed, verbose=False)  # the policy's initial weights
     module = PPOModule(
         policy=OmegaConf.to_container(cfg.policy, resolve=True),
         ppo=OmegaConf.to_container(cfg.ppo, resolve=True),
@@ -149,9 +154,11 @@ def train(cfg: DictConfig) -> float:
 def _print_summary(cfg: DictConfig, trainer: L.Trainer, value: float) -> None:
     metrics = trainer.callback_metrics
     lines = [f"run dir: {cfg.paths.output_dir}"]
-    ckpt = trainer.checkpoint_callback
-    if ckpt is not None and ckpt.last_model_path:
-        lines.append(f"last checkpoint: {ckpt.last_model_path}")
+    for callback in trainer.callbacks:
+        if isinstance(callback, LastCheckpoint) and callback.path.is_file():
+            lines.append(f"last checkpoint: {callback.path}")
+        if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
+            lines.append(f"best checkpoint: {callback.best_model_path}")
     for logger in trainer.loggers:
         if logger.log_dir:
             lines.append(f"{type(logger).__name__} logs: {logger.log_dir}")

@@ -4,10 +4,10 @@ observation → Linear → LayerNorm → ReLU → LSTM → LayerNorm → eight p
 each Linear(hidden, hidden/2) → ReLU → Linear(hidden/2, n).
 
 Every head keeps its own modules (the checkpoint names `heads.<head>.0.weight`, ...), but the nine
-heads run as one fused pass: their first layers side by side in one matmul, their second layers as
-one block-diagonal matmul. The policy logits then go into one padded tensor `[..., heads, max_n]`
-(padding columns masked out) so that masking, log-softmax, sampling and entropy happen once for all
-heads. The math is the same as running the heads one by one.
+heads run as one fused pass of two matmuls (see `_heads`). The policy logits then go into one padded
+tensor `[..., heads, max_n]` (padding columns masked out) so that masking, log-softmax, sampling and
+entropy happen once for all heads. `get_action` runs the LSTM cell equations for its single step
+instead of nn.LSTM's sequence kernel. The math is the same as running the modules one by one.
 """
 
 from __future__ import annotations
@@ -178,6 +178,12 @@ class FactoredRecurrentActorCritic(nn.Module):
         """
         x = self.feature(obs)
         h0, c0 = self.initial_hidden(obs.shape[0]) if hidden is None else hidden
+        expected = (self.num_layers, obs.shape[0], self.hidden_dim)
+        if h0.shape != expected or c0.shape != expected:
+            # Checked here because the cell equations below would silently broadcast a batch of 1.
+            raise ValueError(
+                f"hidden state must be (h, c) of shape {list(expected)}, got {list(h0.shape)} and {list(c0.shape)}"
+            )
         hs, cs = [], []
         for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.lstm.all_weights):
             gates = F.linear(x, w_ih, b_ih) + F.linear(h0[layer], w_hh, b_hh)
@@ -258,7 +264,11 @@ class FactoredRecurrentActorCritic(nn.Module):
         masks: Mapping[str, Tensor],
         hidden: Hidden | None = None,
     ) -> EvalResult:
-        """Re-evaluate stored actions [B, T] under their stored masks [B, T, n], with gradients."""
+        """Re-evaluate stored actions [B, T] under their stored masks [B, T, n], with gradients.
+
+        Actions and masks may be get_action's own (inference) tensors, stacked over time: they are only
+        read. `obs` and `hidden` must be normal tensors, since gradients flow through them.
+        """
         inputs = {"obs": obs} if hidden is None else {"obs": obs, "hidden h": hidden[0], "hidden c": hidden[1]}
         inference = [name for name, tensor in inputs.items() if tensor.is_inference()]
         if inference:

@@ -6,6 +6,7 @@ its rollout in `last_rollout_stats`; these callbacks decide what gets logged and
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -47,3 +48,23 @@ class EpisodeStatsLogger(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         _log(pl_module, pl_module.last_rollout_stats, prog_bar=("episode/return", "env_steps"))
+
+
+class LastCheckpoint(L.Callback):
+    """Writes `<dirpath>/last.ckpt` after every update.
+
+    Lightning's own `save_last` only writes when a top-k checkpoint was written in the same step and
+    skips runs whose global step does not move (non-trainable bundles), so a resumable `last.ckpt`
+    is written here instead. `Trainer.save_checkpoint` writes atomically (temporary file, then
+    rename), so a run killed mid-write keeps the previous `last.ckpt`.
+    """
+
+    def __init__(self, dirpath: str | Path) -> None:
+        self.dirpath = Path(dirpath)
+
+    @property
+    def path(self) -> Path:
+        return self.dirpath / "last.ckpt"
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        trainer.save_checkpoint(self.path)
