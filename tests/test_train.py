@@ -157,3 +157,22 @@ def test_checkpoint_loads_with_weights_only(tmp_path):
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert "RolloutDataModule" in ckpt and "obs_normalizer" in ckpt["RolloutDataModule"]
     assert ckpt["hyper_parameters"]["slot_ids"] == ["r0c0", "r0c1", "r0c2"]
+
+
+def test_enabled_slots_shape_the_slot_head(tmp_path):
+    train(make_cfg(tmp_path, "updates=1", "env.slots=[r0c0,r0c2]"))
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["hyper_parameters"]["slot_ids"] == ["r0c0", "r0c2"]
+    assert ckpt["hyper_parameters"]["obs_dim"] == 23 + 39 * 2
+
+
+def test_checkpoint_of_another_slot_configuration_is_refused(tmp_path):
+    train(make_cfg(tmp_path / "a", "updates=1", "env.slots=[r0c0,r0c2]"))
+    ckpt = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
+    with pytest.raises(ValueError, match=r"its slot_ids is \['r0c0', 'r0c2'\], the config's is \['r0c0', 'r0c1', 'r0c2'\]"):
+        train(make_cfg(tmp_path / "b", "updates=2", f"ckpt_path={ckpt}"))
+
+
+def test_unknown_slot_id_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="unknown slot id .r0c7."):
+        train(make_cfg(tmp_path, "env.slots=[r0c0,r0c7]"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from pathlib import Path
 
 import hydra
@@ -17,7 +18,7 @@ from tamiyo.config import ConfigError, normalize_choices, validate_config
 from tamiyo.policy.features import obs_dim
 from tamiyo.training.callbacks import EpisodeStatsLogger, HeadEntropyLogger, LastCheckpoint, PPODiagnosticsLogger
 from tamiyo.training.datamodule import RolloutDataModule
-from tamiyo.training.module import PPOModule
+from tamiyo.training.module import CheckpointMismatchError, PolicyLossNaNError, PPOModule
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 log = logging.getLogger("tamiyo")
@@ -88,17 +89,9 @@ def build_loggers(cfg: DictConfig) -> list:
     return [instantiate(conf) for conf in cfg.logger.values() if conf is not None]
 
 
-def train(cfg: DictConfig) -> float:
-    """Run one training job; returns the monitored metric (NaN if it was never logged)."""
-    normalize_choices(cfg)
-    validate_config(cfg)
-    torch.set_num_threads(cfg.torch_threads)
-    trainer_precision, autocast_dtype = resolve_precision(cfg.precision, cfg.trainer.accelerator)
-    ckpt_path = resolve_ckpt_path(cfg)
-
-    env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
-    datamodule = RolloutDataModule(
-        env=env_cfg,
+def build_datamodule(cfg: DictConfig, autocast_dtype: torch.dtype | None) -> RolloutDataModule:
+    return RolloutDataModule(
+        env=OmegaConf.to_container(cfg.env, resolve=True),
         reward=OmegaConf.to_container(cfg.reward, resolve=True),
         seed=cfg.seed,
         obs_clip=cfg.ppo.obs_clip,
@@ -108,7 +101,21 @@ def train(cfg: DictConfig) -> float:
         autocast_dtype=autocast_dtype,
         num_workers=cfg.env.get("num_workers", 0),
     )
-    slot_config = datamodule.vec_env.slot_config
+
+
+def train(cfg: DictConfig) -> float:
+    """Run one training job; returns the monitored metric (NaN if it was never logged)."""
+    normalize_choices(cfg)
+    validate_config(cfg)
+    torch.set_num_threads(cfg.torch_threads)
+    trainer_precision, autocast_dtype = resolve_precision(cfg.precision, cfg.trainer.accelerator)
+    ckpt_path = resolve_ckpt_path(cfg)
+
+    try:
+        datamodule = build_datamodule(cfg, autocast_dtype)
+        slot_config = datamodule.vec_env.slot_config
+    except (ValueError, TypeError) as error:  # bad task, reward or env values in the config
+        raise ConfigError(f"env/reward config: {error}") from error
     L.seed_everything(cfg.seed, verbose=False)  # the policy's initial weights
     module = PPOModule(
         policy=OmegaConf.to_container(cfg.policy, resolve=True),
@@ -169,6 +176,14 @@ def _print_summary(cfg: DictConfig, trainer: L.Trainer, value: float) -> None:
         print("\n".join(lines))
 
 
+# Errors caused by what the user asked for: reported as one line, without a traceback.
+USER_ERRORS = (ConfigError, CheckpointMismatchError, PolicyLossNaNError, FileNotFoundError)
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float:
-    return train(cfg)
+    try:
+        return train(cfg)
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -30,21 +30,38 @@ from tamiyo.stages import SeedStage
 COUNTERFACTUAL_STAGES = frozenset({SeedStage.BLENDING, SeedStage.HOLDING})
 
 
+def enabled_slot_config(host: Host, enabled_slots: Sequence[str] | None) -> SlotConfig:
+    """The slot configuration of `host` restricted to `enabled_slots` (None = every injection point)."""
+    if enabled_slots is None:
+        return host.slot_config
+    config = SlotConfig.from_ids(list(enabled_slots))
+    for slot_id in config.slot_ids:
+        host.slot_config.index_of(slot_id)  # raises SlotIdError naming the id and the host's slots
+    return config
+
+
 class MorphogeneticModel(nn.Module):
     """`host` plus a `SeedSlot` at each of its injection points (a `ModuleDict` keyed by slot id)."""
 
-    def __init__(self, host: Host, gates: GateConfig | None = None) -> None:
+    def __init__(
+        self, host: Host, gates: GateConfig | None = None, enabled_slots: Sequence[str] | None = None
+    ) -> None:
         super().__init__()
         self.host = host
-        self.seed_slots = nn.ModuleDict(
-            {p.slot_id: SeedSlot(p.slot_id, p.channels, host.layout, gates) for p in host.injection_points}
-        )
+        self._slot_config = enabled_slot_config(host, enabled_slots)
+        enabled = set(self._slot_config.slot_ids)
+        self.seed_slots = nn.ModuleDict({
+            p.slot_id: SeedSlot(p.slot_id, p.channels, host.layout, gates)
+            for p in host.injection_points
+            if p.slot_id in enabled
+        })
         # A plain mapping for the host's per-forward lookups (ModuleDict has no `get`); same modules.
         self._slot_map: dict[str, SeedSlot] = dict(self.seed_slots.items())  # type: ignore[arg-type]
 
     @property
     def slot_config(self) -> SlotConfig:
-        return self.host.slot_config
+        """The enabled slots (all of the host's injection points unless restricted)."""
+        return self._slot_config
 
     @property
     def topology(self) -> str:

@@ -65,6 +65,7 @@ class EnvConfig:
     reward_config: Mapping[str, float] = field(default_factory=dict)
     governor: GovernorConfig = field(default_factory=GovernorConfig)
     gates: GateConfig = field(default_factory=GateConfig)
+    enabled_slots: tuple[str, ...] | None = None  # slot ids seeds may use; None = every injection point
     autocast_dtype: torch.dtype | None = None  # bf16 autocast for host training and validation
 
     def __post_init__(self) -> None:
@@ -301,7 +302,7 @@ class SeedEnv:
         """Start an episode with a fresh host; returns the observation after the initial validation (epoch 0)."""
         self._seed_private_rng(derive_seed(seed, self.env_index, episode))
         with self._private_rng():
-            self.model = MorphogeneticModel(build_host(self.task), self.config.gates).to(self.device)
+            self.model = MorphogeneticModel(build_host(self.task), self.config.gates, self.config.enabled_slots).to(self.device)
             self.model.train()
             self.optimizers = _Optimizers(self.config)
             self.optimizers.sync(self.model)

@@ -18,6 +18,7 @@ import torch
 
 from tamiyo.actions import FactoredAction
 from tamiyo.env.hosts import build_host
+from tamiyo.env.model import enabled_slot_config
 from tamiyo.env.seed_env import EnvConfig, SeedEnv
 from tamiyo.env.tasks import Task, make_task
 from tamiyo.observation import ObservationBatch
@@ -67,7 +68,7 @@ class VectorEnv:
         if self._slot_config is None:
             # A throwaway host, built under a forked RNG so that asking does not move the caller's stream.
             with torch.random.fork_rng(devices=[]):
-                self._slot_config = build_host(self.task).slot_config
+                self._slot_config = enabled_slot_config(build_host(self.task), self.config.enabled_slots)
         return self._slot_config
 
     @property

@@ -45,6 +45,7 @@ def build_env_config(
         reward=reward["name"],
         reward_config=reward_options,
         gates=GateConfig(strict=env["strict_gates"]),
+        enabled_slots=None if env.get("slots") is None else tuple(env["slots"]),
         autocast_dtype=env_autocast,
     )
 

@@ -56,6 +56,10 @@ class _MetricTotals:
         return dict(zip(keys, stacked, strict=True))
 
 
+class CheckpointMismatchError(ValueError):
+    """A checkpoint whose policy shape does not fit the configured run."""
+
+
 class PolicyLossNaNError(RuntimeError):
     """The PPO loss became NaN/inf; the run stops before writing a corrupt checkpoint."""
 
@@ -191,13 +195,13 @@ class PPOModule(L.LightningModule):
         mine = self.hparams
         for key in ("slot_ids", "obs_dim", "topology"):
             if key in saved and saved[key] != mine[key]:
-                raise ValueError(
+                raise CheckpointMismatchError(
                     f"checkpoint does not fit this config: its {key} is {saved[key]!r}, the config's is {mine[key]!r}"
                 )
         policy_saved = saved.get("policy", {})
         for key in ("name", "hidden_dim", "num_layers", "feature_dim"):
             if key in policy_saved and policy_saved.get(key) != mine["policy"].get(key):
-                raise ValueError(
+                raise CheckpointMismatchError(
                     f"checkpoint does not fit this config: its policy.{key} is {policy_saved.get(key)!r}, "
                     f"the config's is {mine['policy'].get(key)!r}"
                 )

@@ -1,0 +1,68 @@
+"""The command line as users run it: subprocesses of `python train.py`."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "env.num_envs=1",
+    "env.max_epochs=3",
+    "+env.task_options.train_subset=192",
+    "+env.task_options.val_subset=96",
+    "ppo.update_epochs=1",
+    "ppo.num_minibatches=1",
+    "callbacks.progress_bar=false",
+]
+
+
+def run_train(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def test_multirun_makes_one_run_dir_per_job(tmp_path):
+    result = run_train("-m", "seed=0,1", "updates=1", *TINY, f"paths.output_root={tmp_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    assert [j.name for j in jobs] == ["0", "1"]
+    for job in jobs:
+        assert (job / "csv" / "metrics.csv").stat().st_size > 0
+        assert (job / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_bad_value_is_one_line_on_stderr(tmp_path):
+    result = run_train("ppo.lr=-1", f"paths.output_root={tmp_path}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "error: ppo.lr must be a number > 0, got -1"
+    assert not (tmp_path / "train" / "runs").exists() or not any((tmp_path / "train" / "runs").rglob("*.ckpt"))
+
+
+def test_sigterm_leaves_a_resumable_last_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), "updates=50", *TINY, f"hydra.run.dir={run_dir}",
+         f"paths.output_root={tmp_path}"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 240
+    while time.time() < deadline and not last.exists():
+        time.sleep(0.2)
+    assert last.exists(), "no checkpoint written before the deadline"
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    checkpoint = torch.load(last, weights_only=True)  # complete and loadable
+    done = checkpoint["epoch"] + 1
+    assert done < 50
+    result = run_train(f"updates={done + 1}", *TINY, f"ckpt_path={last}", f"paths.output_root={tmp_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "episode/return" in result.stdout
