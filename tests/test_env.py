@@ -8,7 +8,8 @@ import torch
 
 from tamiyo.actions import AlphaSpeedAction, BlueprintAction, FactoredAction, GerminationStyle, LifecycleOp, TempoAction
 from tamiyo.env.model import validation_batches
-from tamiyo.env.seed_env import EnvConfig, IllegalActionError, SeedEnv, check_action, derive_seed
+from tamiyo.env.seed_env import EnvConfig, IllegalActionError, SeedEnv, check_action
+from tamiyo.seeding import derive_seed
 from tamiyo.env.tasks import Task, make_task
 from tamiyo.env.vector import VectorEnv
 from tamiyo.observation import NUM_SIGNAL_FIELDS, NUM_SLOT_FIELDS, ObservationBatch, SlotReport, TrainingSignals
@@ -272,7 +273,7 @@ def test_state_dict_resumes_the_next_episode_exactly(tiny_task):
 def test_episodes_and_envs_get_distinct_streams():
     seeds = {derive_seed(0, env, episode) for env in range(4) for episode in range(4)}
     assert len(seeds) == 16 and all(0 <= s < 2**63 for s in seeds)
-    with pytest.raises(ValueError, match="episode must be ≥ 0"):
+    with pytest.raises(ValueError, match="seed parts must be ≥ 0"):
         derive_seed(0, 0, -1)
 
 

@@ -39,7 +39,7 @@ from tamiyo.actions import (
 )
 from tamiyo.decisions import Decision
 from tamiyo.observation import SlotReport, TrainingSignals
-from tamiyo.stages import LIVE_STAGES, SeedStage
+from tamiyo.stages import LIVE_STAGES, MIN_PRUNE_AGE, SeedStage
 
 DEFAULT_ROTATIONS: dict[str, tuple[str, ...]] = {
     "cnn": ("conv_light", "conv_heavy", "attention", "norm", "depthwise"),
@@ -49,7 +49,6 @@ DEFAULT_ROTATIONS: dict[str, tuple[str, ...]] = {
 # Penalties that decay below this are forgotten.
 PENALTY_FLOOR = 0.1
 # PRUNE is masked for seeds younger than this (SPEC §3.3).
-MIN_PRUNE_AGE = 1
 # Tolerance for "alpha has reached its full target".
 _ALPHA_TOLERANCE = 1e-6
 # Confidence of plateau germination and of fossilization saturates at this many epochs / points.

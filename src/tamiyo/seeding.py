@@ -7,11 +7,11 @@ import torch
 
 
 def derive_seed(*parts: int) -> int:
-    """A 63-bit seed that depends on every part and on their order (NumPy's SeedSequence mixing)."""
+    """A 63-bit seed that depends on every part and on their order (NumPy's SeedSequence mixing),
+    e.g. `derive_seed(seed, env_index, episode)` for one env's episode."""
     if any(p < 0 for p in parts):
         raise ValueError(f"seed parts must be ≥ 0, got {parts}")
-    state = np.random.SeedSequence(list(parts)).generate_state(2, dtype=np.uint32)
-    return (int(state[0]) << 31) ^ int(state[1])
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, np.uint64)[0] >> 1)
 
 
 def generator(*parts: int, device: str | torch.device = "cpu") -> torch.Generator:

@@ -50,6 +50,8 @@ ACTIVE_STAGES = frozenset({SeedStage.TRAINING, SeedStage.BLENDING, SeedStage.HOL
 # Stages that hold a live, still-undecided seed (the ones a controller manages).
 LIVE_STAGES = frozenset({SeedStage.GERMINATED, SeedStage.TRAINING, SeedStage.BLENDING, SeedStage.HOLDING})
 FAILURE_STAGES = frozenset({SeedStage.PRUNED, SeedStage.EMBARGOED, SeedStage.RESETTING})
+# A seed must have trained for at least this many epochs before it can be judged and pruned.
+MIN_PRUNE_AGE = 1
 # Stages that ADVANCE moves forward (HOLDING is not one: leaving HOLDING is FOSSILIZE, an explicit op).
 ADVANCE_TARGET: dict[SeedStage, SeedStage] = {
     SeedStage.GERMINATED: SeedStage.TRAINING,

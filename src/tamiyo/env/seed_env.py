@@ -23,7 +23,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -36,10 +35,10 @@ from tamiyo.env.rewards import RewardInputs, make_reward
 from tamiyo.env.slot import GateConfig, GateResult
 from tamiyo.env.tasks import Task, cross_entropy
 from tamiyo.observation import SlotReport, TrainingSignals
-from tamiyo.stages import ADVANCE_TARGET, PRUNABLE_STAGES, SeedStage
+from tamiyo.seeding import derive_seed
+from tamiyo.stages import ADVANCE_TARGET, MIN_PRUNE_AGE, PRUNABLE_STAGES, SeedStage
 from tamiyo.tracker import SignalTracker
 
-MIN_PRUNE_AGE = 1
 _RETARGETABLE = frozenset({SeedStage.BLENDING, SeedStage.HOLDING})
 _AUTOCAST_DTYPES = (torch.bfloat16,)
 
@@ -111,14 +110,6 @@ class _EpochOutcome:
     rollback_reason: str | None  # None when the epoch was healthy
     train_s: float
     validate_s: float
-
-
-def derive_seed(seed: int, env_index: int, episode: int) -> int:
-    """A well-mixed 63-bit seed for one (seed, env index, episode) triple."""
-    for name, value in (("seed", seed), ("env_index", env_index), ("episode", episode)):
-        if value < 0:
-            raise ValueError(f"{name} must be ≥ 0, got {value}")
-    return int(np.random.SeedSequence([seed, env_index, episode]).generate_state(1, np.uint64)[0] >> 1)
 
 
 def check_action(

@@ -38,9 +38,8 @@ from tamiyo.actions import (
     topology_blueprints,
 )
 from tamiyo.observation import ObservationBatch
-from tamiyo.stages import ADVANCE_TARGET, FOSSILIZABLE_STAGES, PRUNABLE_STAGES, SeedStage
+from tamiyo.stages import ADVANCE_TARGET, FOSSILIZABLE_STAGES, MIN_PRUNE_AGE, PRUNABLE_STAGES, SeedStage
 
-MIN_PRUNE_AGE = 1  # a seed must have trained for an epoch before it can be judged and pruned
 RETARGETABLE_STAGES = frozenset({SeedStage.BLENDING, SeedStage.HOLDING})
 NUM_OPS = len(LifecycleOp)
 _NUM_STAGE_VALUES = max(SeedStage) + 1  # table rows are indexed by the raw stage value (5 unused)
