@@ -115,7 +115,8 @@ def print_table(results: list[dict[str, Any]]) -> None:
     print("|" + "---|" * len(header))
     for r in results:
         cells = [r["policy"], f"{r['wall_s']:.1f}", *[f"{r['parts'][n]:.2f}" for n in names],
-                 f"{r['overhead_whole_process']:.3f}", f"{r['overhead_training_steps']:.3f}", f"{r['peak_rss_mib']:.0f}"]
+                 f"{r['overhead_whole_process']:.3f}", f"{r['overhead_training_steps']:.3f}",
+                 f"{r['peak_rss_mib']:.0f}"]
         print("| " + " | ".join(cells) + " |")
 
 

@@ -10,7 +10,8 @@ the last 20 % of updates with the baseline's mean, and plots return and final ac
                                      [--run-root bench/learning_curve] [--output bench/learning_curve.json]
                                      [--plot bench/learning_curve.png]
 
-Quick check: `python scripts/learning_curve.py --updates 3 --baseline-updates 1 --override env.max_epochs=3 env.num_envs=2`.
+Quick check:
+`python scripts/learning_curve.py --updates 3 --baseline-updates 1 --override env.max_epochs=3 env.num_envs=2`.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from tamiyo.env.rewards import (
     RewardInputs,
     ShapedConfig,
     make_reward,
+    attribution_potential,
     seed_attribution,
     stage_potential,
 )
@@ -89,18 +90,33 @@ def test_attribution_pays_harm_and_caps_help_by_improvement():
     assert seed_attribution(4.0, 1.0) == pytest.approx(2.0)  # √(4·1): the model only gained 1 point
     assert seed_attribution(1.0, 9.0) == pytest.approx(1.0)  # capped by the contribution itself
     assert seed_attribution(3.0, -1.0) == 0.0
-    reward = make_reward("shaped")
     after = [seed(SeedStage.HOLDING, 1, 1.0, 4.0, 1.0), seed(SeedStage.BLENDING, 1, 0.5, -1.0, 1.0),
-             seed(SeedStage.TRAINING, 1, 0.0, None)]
-    assert reward(inputs(after, after)).components["attribution"] == pytest.approx(2.0 - 1.0)
+             seed(SeedStage.TRAINING, 1, 0.0, None), seed(SeedStage.FOSSILIZED, 1, 1.0, 2.5, 0.0)]
+    assert attribution_potential(after) == pytest.approx(2.0 - 1.0 + 2.5)
 
 
-def test_fossilized_seeds_earn_no_attribution_but_a_fossilize_bonus():
+def test_attribution_is_a_potential_difference_that_cannot_be_farmed():
+    """Holding a contributing seed for many epochs earns (almost) nothing beyond its first appearance."""
+    reward, gamma = make_reward("shaped"), 0.995
+    blending = [seed(SeedStage.BLENDING, 1, 0.5, 4.0, 9.0)]
+    appear = reward(inputs([EMPTY], blending)).components["attribution"]
+    assert appear == pytest.approx(gamma * 4.0)
+    stay = reward(inputs(blending, blending)).components["attribution"]
+    assert stay == pytest.approx((gamma - 1.0) * 4.0)  # slightly negative: no farming by waiting
+    states = [[EMPTY]] + [blending] * 20 + [[seed(SeedStage.HOLDING, 1, 1.0, 6.0, 9.0)]]
+    discounted = sum(gamma**t * reward(inputs(s, s_next)).components["attribution"]
+                     for t, (s, s_next) in enumerate(zip(states, states[1:])))
+    assert discounted == pytest.approx(gamma ** (len(states) - 1) * 6.0)
+
+
+def test_fossilized_seed_keeps_its_credit_and_earns_a_fossilize_bonus():
     cfg = ShapedConfig()
     before = [seed(SeedStage.HOLDING, 2, 1.0, 3.0, 4.0)]
     after = [seed(SeedStage.FOSSILIZED, 0, 1.0, 3.0, 4.0)]
     result = make_reward("shaped")(inputs(before, after, LifecycleOp.FOSSILIZE))
-    assert result.components["attribution"] == 0.0
+    assert result.components["attribution"] == pytest.approx(0.995 * 3.0 - 3.0)
+    later = make_reward("shaped")(inputs(after, after)).components["attribution"]
+    assert later == pytest.approx((0.995 - 1.0) * 3.0)
     expected = -cfg.fossilize_cost + cfg.fossilize_base_bonus + cfg.fossilize_contribution_scale * 3.0
     assert result.components["action"] == pytest.approx(expected)
 
@@ -123,7 +139,7 @@ def test_noncontributing_fossil_is_penalised():
 def test_prune_forfeits_attribution(counterfactual, sign):
     before = [seed(SeedStage.HOLDING, 2, 1.0, counterfactual, 3.0)]
     after = [seed(SeedStage.EMBARGOED, 0, 0.0, None)]
-    term = make_reward("shaped", prune_cost=0.0)(inputs(before, after, LifecycleOp.PRUNE)).components["action"]
+    term = make_reward("shaped")(inputs(before, after, LifecycleOp.PRUNE)).components["attribution"]
     assert math.copysign(1.0, term) == sign
     assert abs(term) == pytest.approx(abs(seed_attribution(counterfactual, 3.0)))
 

@@ -12,7 +12,10 @@ Differences from the reference (`ppo-trainer.md` §8, SPEC §10):
   stage" fields), so shaping telescopes exactly along any trajectory, rollbacks included;
 * a governor rollback penalises the transition where it happened (component `rollback`);
 * attribution covers every measured seed, not only the slot head's sampled target (which is
-  meaningless for WAIT);
+  meaningless for WAIT), and is itself potential-based: the reward is γ·A(s') − A(s) with A the
+  credited contribution of the seeds present, so the episode's attribution telescopes to the
+  contribution the seeds hold at the end. Paying the contribution every epoch (the reference) lets
+  a policy farm it by keeping many seeds blending and never deciding; PPO found that farm at once;
 * `sparse` charges the seeds' parameters, not the host's.
 """
 
@@ -95,6 +98,24 @@ def seed_attribution(counterfactual: float, improvement: float) -> float:
     return math.sqrt(counterfactual * min(counterfactual, improvement))
 
 
+def attribution_potential(reports: Sequence[SlotReport]) -> float:
+    """A(s): credited contribution of the seeds in `reports`, in accuracy points.
+
+    Blending/holding seeds count with `seed_attribution` of their latest counterfactual; a fossilized
+    seed keeps the counterfactual measured when it fossilized (it is no longer measured), so its credit
+    is fixed for good. Pruning a seed removes its credit: a helper's removal costs it, a harmer's pays.
+    """
+    total = 0.0
+    for r in reports:
+        if r.counterfactual is None:
+            continue
+        if r.stage in _MEASURED_STAGES:
+            total += seed_attribution(r.counterfactual, r.total_improvement)
+        elif r.stage == SeedStage.FOSSILIZED:
+            total += r.counterfactual
+    return total
+
+
 def seed_params(reports: Sequence[SlotReport]) -> int:
     return sum(r.seed_params for r in reports if r.stage in _SEED_HOLDING_STAGES)
 
@@ -153,11 +174,7 @@ _OP_COST_FIELD = {
 def shaped(inputs: RewardInputs, config: ShapedConfig) -> RewardResult:
     """Counterfactual attribution + stage PBRS − parameter rent + action shaping + terminal bonus."""
     c = config
-    attribution = sum(
-        seed_attribution(r.counterfactual, r.total_improvement)
-        for r in inputs.after
-        if r.stage in _MEASURED_STAGES and r.counterfactual is not None
-    )
+    attribution = c.gamma * attribution_potential(inputs.after) - attribution_potential(inputs.before)
     pbrs = c.gamma * stage_potential(inputs.after, c.epoch_progress_bonus, c.max_progress_bonus) - stage_potential(
         inputs.before, c.epoch_progress_bonus, c.max_progress_bonus
     )
@@ -184,7 +201,7 @@ def shaped(inputs: RewardInputs, config: ShapedConfig) -> RewardResult:
 
 
 def _shaped_action_term(inputs: RewardInputs, c: ShapedConfig) -> float:
-    """Cost of any attempted op, plus the consequences of a fossilize or prune that took effect."""
+    """Cost of any attempted op, plus the bonus or penalty of a fossilize that took effect."""
     op = inputs.action.op
     term = -getattr(c, _OP_COST_FIELD[op]) if op in _OP_COST_FIELD else 0.0
     if not inputs.took_effect:
@@ -196,9 +213,6 @@ def _shaped_action_term(inputs: RewardInputs, c: ShapedConfig) -> float:
             term += c.fossilize_base_bonus + c.fossilize_contribution_scale * cf
         else:
             term -= c.fossilize_noncontributing_penalty
-    elif op == LifecycleOp.PRUNE and cf is not None:
-        # Pruning forfeits the seed's attribution: removing a helper costs it, removing a harmer pays.
-        term -= c.contribution_weight * seed_attribution(cf, target.total_improvement)
     return term
 
 
