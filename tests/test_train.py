@@ -176,3 +176,13 @@ def test_checkpoint_of_another_slot_configuration_is_refused(tmp_path):
 def test_unknown_slot_id_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="unknown slot id .r0c7."):
         train(make_cfg(tmp_path, "env.slots=[r0c0,r0c7]"))
+
+
+@pytest.mark.parametrize("logger", ["tensorboard", "mlflow"])
+def test_optional_loggers_write_their_files(tmp_path, logger):
+    train(make_cfg(tmp_path, "updates=1", f"logger={logger}"))
+    if logger == "tensorboard":
+        assert list((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*"))
+    else:
+        metric_files = list((tmp_path / "outputs" / "mlruns").rglob("metrics/episode/return"))
+        assert metric_files and metric_files[0].read_text().strip()

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from tamiyo.config import ConfigError, normalize_choices, validate_config
+from tamiyo.launch_resources import register_resolvers
 from tamiyo.policy.features import obs_dim
+from tamiyo.sweep import run_sweep_job
 from tamiyo.training.callbacks import EpisodeStatsLogger, HeadEntropyLogger, LastCheckpoint, PPODiagnosticsLogger
 from tamiyo.training.datamodule import RolloutDataModule
 from tamiyo.training.module import CheckpointMismatchError, PolicyLossNaNError, PPOModule
+from tamiyo.training.plotting import RunPlotter
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 log = logging.getLogger("tamiyo")
@@ -56,6 +63,7 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
 
 def build_callbacks(cfg: DictConfig, trainable: bool, has_logger: bool) -> list[Callback]:
     callbacks: list[Callback] = [HeadEntropyLogger(), PPODiagnosticsLogger(), EpisodeStatsLogger()]
+    callbacks.append(RunPlotter(cfg.paths.output_dir))  # PNGs into <run dir>/plots at the end of fit
     cb = cfg.callbacks
     if cb is None:
         return callbacks
@@ -86,7 +94,11 @@ def build_callbacks(cfg: DictConfig, trainable: bool, has_logger: bool) -> list[
 def build_loggers(cfg: DictConfig) -> list:
     if not cfg.get("logger"):
         return []
-    return [instantiate(conf) for conf in cfg.logger.values() if conf is not None]
+    confs = [conf for conf in cfg.logger.values() if conf is not None]
+    if any(str(conf.get("tracking_uri", "")).startswith("file:") for conf in confs):
+        # MLflow ≥ 3 refuses its file store unless asked; a local file store is what logger=mlflow promises.
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    return [instantiate(conf) for conf in confs]
 
 
 def build_datamodule(cfg: DictConfig, autocast_dtype: torch.dtype | None) -> RolloutDataModule:
@@ -138,6 +150,7 @@ def train(cfg: DictConfig) -> float:
         num_nodes=cfg.trainer.num_nodes,
         logger=loggers or False,
         callbacks=callbacks,
+        enable_progress_bar=any(isinstance(c, RichProgressBar) for c in callbacks),
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
         log_every_n_steps=cfg.trainer.log_every_n_steps,
         deterministic=cfg.trainer.deterministic,
@@ -145,9 +158,11 @@ def train(cfg: DictConfig) -> float:
         enable_model_summary=False,
         default_root_dir=cfg.paths.output_dir,
     )
+    module.check_launch(trainer.world_size, ckpt_path)
     status = "failed"
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        # Our checkpoints hold only tensors and plain containers, so the safe loader always works.
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         status = "success"
     finally:
         for logger in loggers:
@@ -180,8 +195,19 @@ def _print_summary(cfg: DictConfig, trainer: L.Trainer, value: float) -> None:
 USER_ERRORS = (ConfigError, CheckpointMismatchError, PolicyLossNaNError, FileNotFoundError)
 
 
+# Before @hydra.main composes the config: the launcher configs size their resources with these.
+register_resolvers()
+# conf/hydra/launcher/{joblib,submitit_*}.yaml carry the plugins' names and list every field themselves;
+# Hydra still matches them to the plugins' schemas of the same name and warns that this matching is
+# deprecated, which they do not depend on.
+warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema")
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float:
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        # One failing job must not stop the sweep: it is recorded and reported when the sweep ends.
+        return run_sweep_job(train, cfg, metric=cfg.monitor)
     try:
         return train(cfg)
     except USER_ERRORS as error:
