@@ -9,7 +9,7 @@ from tamiyo.env.rewards import (
     RewardInputs,
     ShapedConfig,
     make_reward,
-    attribution_potential,
+    credited_contribution,
     seed_attribution,
     stage_potential,
 )
@@ -92,31 +92,26 @@ def test_attribution_pays_harm_and_caps_help_by_improvement():
     assert seed_attribution(3.0, -1.0) == 0.0
     after = [seed(SeedStage.HOLDING, 1, 1.0, 4.0, 1.0), seed(SeedStage.BLENDING, 1, 0.5, -1.0, 1.0),
              seed(SeedStage.TRAINING, 1, 0.0, None), seed(SeedStage.FOSSILIZED, 1, 1.0, 2.5, 0.0)]
-    assert attribution_potential(after) == pytest.approx(2.0 - 1.0 + 2.5)
+    assert credited_contribution(after) == pytest.approx(2.0 - 1.0 + 2.5)
+    reward = make_reward("shaped")
+    assert reward(inputs(after, after, max_epochs=25)).components["attribution"] == pytest.approx(3.5 / 25)
 
 
-def test_attribution_is_a_potential_difference_that_cannot_be_farmed():
-    """Holding a contributing seed for many epochs earns (almost) nothing beyond its first appearance."""
-    reward, gamma = make_reward("shaped"), 0.995
-    blending = [seed(SeedStage.BLENDING, 1, 0.5, 4.0, 9.0)]
-    appear = reward(inputs([EMPTY], blending)).components["attribution"]
-    assert appear == pytest.approx(gamma * 4.0)
-    stay = reward(inputs(blending, blending)).components["attribution"]
-    assert stay == pytest.approx((gamma - 1.0) * 4.0)  # slightly negative: no farming by waiting
-    states = [[EMPTY]] + [blending] * 20 + [[seed(SeedStage.HOLDING, 1, 1.0, 6.0, 9.0)]]
-    discounted = sum(gamma**t * reward(inputs(s, s_next)).components["attribution"]
-                     for t, (s, s_next) in enumerate(zip(states, states[1:])))
-    assert discounted == pytest.approx(gamma ** (len(states) - 1) * 6.0)
+def test_episode_attribution_is_the_mean_contribution_over_the_episode():
+    reward = make_reward("shaped")
+    states = [[EMPTY]] * 5 + [[seed(SeedStage.BLENDING, 1, 0.5, 4.0, 9.0)]] * 10 + [
+        [seed(SeedStage.FOSSILIZED, 1, 1.0, 6.0, 9.0)]] * 11
+    total = sum(reward(inputs(s, s_next, max_epochs=25)).components["attribution"]
+                for s, s_next in zip(states, states[1:]))
+    assert total == pytest.approx((10 * 4.0 + 11 * 6.0) / 25)  # the states after each of the 25 steps
 
 
-def test_fossilized_seed_keeps_its_credit_and_earns_a_fossilize_bonus():
+def test_fossilized_seed_keeps_earning_its_credit_and_a_fossilize_bonus():
     cfg = ShapedConfig()
     before = [seed(SeedStage.HOLDING, 2, 1.0, 3.0, 4.0)]
     after = [seed(SeedStage.FOSSILIZED, 0, 1.0, 3.0, 4.0)]
     result = make_reward("shaped")(inputs(before, after, LifecycleOp.FOSSILIZE))
-    assert result.components["attribution"] == pytest.approx(0.995 * 3.0 - 3.0)
-    later = make_reward("shaped")(inputs(after, after)).components["attribution"]
-    assert later == pytest.approx((0.995 - 1.0) * 3.0)
+    assert result.components["attribution"] == pytest.approx(3.0 / 25)  # no drop when fossilizing
     expected = -cfg.fossilize_cost + cfg.fossilize_base_bonus + cfg.fossilize_contribution_scale * 3.0
     assert result.components["action"] == pytest.approx(expected)
 
@@ -139,9 +134,12 @@ def test_noncontributing_fossil_is_penalised():
 def test_prune_forfeits_attribution(counterfactual, sign):
     before = [seed(SeedStage.HOLDING, 2, 1.0, counterfactual, 3.0)]
     after = [seed(SeedStage.EMBARGOED, 0, 0.0, None)]
-    term = make_reward("shaped")(inputs(before, after, LifecycleOp.PRUNE)).components["attribution"]
-    assert math.copysign(1.0, term) == sign
-    assert abs(term) == pytest.approx(abs(seed_attribution(counterfactual, 3.0)))
+    reward = make_reward("shaped")
+    kept = reward(inputs(before, before)).components["attribution"]
+    pruned = reward(inputs(before, after, LifecycleOp.PRUNE)).components["attribution"]
+    assert pruned == 0.0
+    assert math.copysign(1.0, pruned - kept) == sign  # removing a helper loses its pay, a harmer's stops the loss
+    assert abs(kept) == pytest.approx(abs(seed_attribution(counterfactual, 3.0)) / 25)
 
 
 def test_rent_grows_with_alpha_and_params_and_counts_fossils_in_full():

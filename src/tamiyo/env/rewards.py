@@ -12,10 +12,11 @@ Differences from the reference (`ppo-trainer.md` §8, SPEC §10):
   stage" fields), so shaping telescopes exactly along any trajectory, rollbacks included;
 * a governor rollback penalises the transition where it happened (component `rollback`);
 * attribution covers every measured seed, not only the slot head's sampled target (which is
-  meaningless for WAIT), and is itself potential-based: the reward is γ·A(s') − A(s) with A the
-  credited contribution of the seeds present, so the episode's attribution telescopes to the
-  contribution the seeds hold at the end. Paying the contribution every epoch (the reference) lets
-  a policy farm it by keeping many seeds blending and never deciding; PPO found that farm at once;
+  meaningless for WAIT), fossilized seeds included: each epoch pays the credited contribution of all
+  seeds present, divided by `max_epochs`, so an episode's attribution is the mean contribution the
+  seeds made over the episode (area under the contribution curve). The reference paid live seeds
+  only, so fossilizing a helper stopped its pay and PPO learned never to fossilize; a potential-based
+  variant (γ·A(s') − A(s)) removed that but left no dense signal, and PPO collapsed to never growing;
 * `sparse` charges the seeds' parameters, not the host's.
 """
 
@@ -98,8 +99,8 @@ def seed_attribution(counterfactual: float, improvement: float) -> float:
     return math.sqrt(counterfactual * min(counterfactual, improvement))
 
 
-def attribution_potential(reports: Sequence[SlotReport]) -> float:
-    """A(s): credited contribution of the seeds in `reports`, in accuracy points.
+def credited_contribution(reports: Sequence[SlotReport]) -> float:
+    """Credited contribution of the seeds in `reports`, in accuracy points.
 
     Blending/holding seeds count with `seed_attribution` of their latest counterfactual; a fossilized
     seed keeps the counterfactual measured when it fossilized (it is no longer measured), so its credit
@@ -174,7 +175,7 @@ _OP_COST_FIELD = {
 def shaped(inputs: RewardInputs, config: ShapedConfig) -> RewardResult:
     """Counterfactual attribution + stage PBRS − parameter rent + action shaping + terminal bonus."""
     c = config
-    attribution = c.gamma * attribution_potential(inputs.after) - attribution_potential(inputs.before)
+    attribution = credited_contribution(inputs.after) / inputs.max_epochs
     pbrs = c.gamma * stage_potential(inputs.after, c.epoch_progress_bonus, c.max_progress_bonus) - stage_potential(
         inputs.before, c.epoch_progress_bonus, c.max_progress_bonus
     )
