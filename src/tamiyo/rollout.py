@@ -4,7 +4,8 @@ One call of `RolloutCollector.collect` runs one episode in every env of a `Vecto
 policy's current weights, fills a `RolloutStorage` with exactly what the policy acted on
 (normalised observations, the masks used for sampling, actions, log-probs, values) plus the
 (normalised) rewards, bootstraps the value of the final observation and hidden state, and returns
-per-episode statistics for logging.
+per-episode statistics for logging. The per-env infos of every step of the latest episode stay in
+`episode_infos` (a few small dicts per step) for per-env evaluation and lifecycle pictures.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class RolloutCollector:
         self.obs_normalizer = obs_normalizer
         self.reward_normalizer = reward_normalizer
         self.autocast_dtype = autocast_dtype
+        self.episode_infos: list[list[dict]] = []  # [step][env] infos of the latest episode
 
     def _autocast(self, device: torch.device):
         if self.autocast_dtype is None:
@@ -74,6 +76,7 @@ class RolloutCollector:
         effective_ops: Counter[str] = Counter()  # ops that took effect (passed their gate)
         component_sums: Counter[str] = Counter()
         last_infos: list[dict] = []
+        self.episode_infos = []
         timings: Counter[str] = Counter()
         for step in range(env.max_epochs):
             started = time.perf_counter()
@@ -91,6 +94,7 @@ class RolloutCollector:
             next_obs, rewards, dones, infos = env.step(actions)
             timings["time/env_step_s"] += time.perf_counter() - started
             returns += rewards.double()
+            self.episode_infos.append(infos)
             for action in actions:
                 op_counts[action.op.name] += 1
             for info in infos:

@@ -1,7 +1,9 @@
 """A batch of N seed-lifecycle environments stepped in lockstep.
 
 The envs run one after another on the same device; each has its own RNG stream derived from
-(seed, env index, episode index), so env i's trajectory is the same whatever N is. Observations of
+(seed, env index, episode index), so env i's trajectory is the same whatever N is. Env indices start
+at `first_env_index`, so several processes of one distributed run (each with its own `VectorEnv`)
+can run disjoint envs: rank r uses indices r·N … r·N + N − 1. Observations of
 all envs are packed into one `ObservationBatch` per step.
 
 Resume: `state_dict()` holds the base seed and the next episode index. Every episode re-derives all
@@ -34,9 +36,12 @@ class VectorEnv:
         device: str | torch.device = "cpu",
         seed: int = 0,
         task_options: Mapping[str, Any] | None = None,
+        first_env_index: int = 0,
     ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer ≥ 1, got {num_envs!r}")
+        if first_env_index < 0:
+            raise ValueError(f"first_env_index must be ≥ 0, got {first_env_index}")
         if seed < 0:
             raise ValueError(f"seed must be ≥ 0, got {seed}")
         if isinstance(task, str):
@@ -46,7 +51,10 @@ class VectorEnv:
         self.device = torch.device(device)
         self.task = _task_on(task, self.device)  # one copy on the device, shared by all envs
         self.config = config if config is not None else EnvConfig()
-        self.envs = [SeedEnv(self.task, self.config, env_index=i, device=self.device) for i in range(num_envs)]
+        self.first_env_index = first_env_index
+        self.envs = [
+            SeedEnv(self.task, self.config, env_index=first_env_index + i, device=self.device) for i in range(num_envs)
+        ]
         self.seed = seed
         self.next_episode = 0
         self._slot_config: SlotConfig | None = None

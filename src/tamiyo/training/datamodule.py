@@ -5,15 +5,23 @@ Its dataloader yields one placeholder item per Lightning epoch; the rollout itse
 the weights after the previous update. `state_dict` carries the normaliser statistics and the
 episode counter (each env's RNG stream is derived from (seed, env index, episode), so the counter is
 all the env state a resume needs).
+
+Distributed runs (`trainer=ddp`): every rank runs its own `num_envs` envs with global indices
+rank·num_envs + i, so no two envs of the run share an RNG stream. During a rollout each rank's
+normalisers fold in its own samples; at the end of the rollout the ranks' contributions are merged, so
+all ranks (and the checkpoint rank 0 writes) hold the statistics of every env of the run, and the
+episode statistics are averaged over all envs of the run.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import math
+from typing import Any, TypeVar
 
 import lightning as L
 import torch
+import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 
 from tamiyo.env.rewards import make_reward
@@ -23,9 +31,84 @@ from tamiyo.env.tasks import make_task
 from tamiyo.env.vector import VectorEnv
 from tamiyo.policy.features import obs_dim
 from tamiyo.policy.protocol import PolicyBundle
-from tamiyo.ppo.normalizers import ObservationNormalizer, RewardNormalizer
+from tamiyo.ppo.normalizers import ObservationNormalizer, RewardNormalizer, RunningMeanStd
 from tamiyo.ppo.storage import RolloutStorage
 from tamiyo.rollout import RolloutCollector
+
+T = TypeVar("T")
+# Count, mean and sum of squared deviations (M2) of a set of samples.
+Moments = tuple[float, torch.Tensor, torch.Tensor]
+
+
+def gather_from_ranks(value: T) -> list[T]:
+    """`value` from every rank of the process group, in rank order; `[value]` when there is no group."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [value]
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
+def _moments(state: dict[str, Any]) -> Moments:
+    count = float(state["count"])
+    return count, state["mean"], state["var"] * count
+
+
+def _merge(a: Moments, b: Moments) -> Moments:
+    """Chan et al.'s merge of the moments of two disjoint sample sets."""
+    (count_a, mean_a, m2_a), (count_b, mean_b, m2_b) = a, b
+    if count_b == 0:
+        return a
+    count = count_a + count_b
+    delta = mean_b - mean_a
+    return count, mean_a + delta * (count_b / count), m2_a + m2_b + delta.square() * (count_a * count_b / count)
+
+
+def _added_since(start: Moments, end: Moments) -> Moments:
+    """The moments of the samples folded into `start` to reach `end` (Chan's merge, inverted)."""
+    (count_a, mean_a, m2_a), (count, mean, m2) = start, end
+    count_b = count - count_a
+    if count_b == 0:
+        return 0.0, torch.zeros_like(mean_a), torch.zeros_like(m2_a)
+    mean_b = (mean * count - mean_a * count_a) / count_b
+    m2_b = m2 - m2_a - (mean_b - mean_a).square() * (count_a * count_b / count)
+    return count_b, mean_b, m2_b.clamp(min=0.0)  # rounding can leave a tiny negative M2
+
+
+def merge_rank_statistics(stats: RunningMeanStd, start: dict[str, Any], ends: list[dict[str, Any]]) -> None:
+    """Set `stats` to `start` plus every rank's samples since `start`.
+
+    Each rank started the rollout from the same `start` and ended at its own state in `ends`; merging
+    the ranks' contributions in rank order gives every rank the same statistics, those of one
+    normaliser that had seen the samples of all ranks.
+    """
+    merged = _moments(start)
+    for end in ends:
+        merged = _merge(merged, _added_since(_moments(start), _moments(end)))
+    count, mean, m2 = merged
+    if count == 0:
+        return
+    stats.load_state_dict({"mean": mean, "var": m2 / count, "count": count})
+
+
+def reduce_episode_stats(per_rank: list[dict[str, float]]) -> dict[str, float]:
+    """The episode statistics of all envs of the run from each rank's.
+
+    Every rank runs the same number of envs, so the mean of the ranks' means is the mean over all
+    envs; the return's standard deviation is pooled. One rank's statistics are returned unchanged.
+    """
+    if len(per_rank) == 1:
+        return per_rank[0]
+    keys = per_rank[0].keys()
+    for rank, stats in enumerate(per_rank):
+        if stats.keys() != keys:
+            raise RuntimeError(
+                f"rank {rank} reported episode statistics {sorted(stats)}, rank 0 reported {sorted(keys)}"
+            )
+    reduced = {key: sum(stats[key] for stats in per_rank) / len(per_rank) for key in keys}
+    second_moment = sum(s["episode/return_std"] ** 2 + s["episode/return"] ** 2 for s in per_rank) / len(per_rank)
+    reduced["episode/return_std"] = math.sqrt(max(second_moment - reduced["episode/return"] ** 2, 0.0))
+    return reduced
 
 
 def build_env_config(
@@ -78,6 +161,7 @@ class RolloutDataModule(L.LightningDataModule):
                 "with the current weights (worker processes would act with stale copies)"
             )
         self.seed = seed
+        self.autocast_dtype = autocast_dtype
         self.task = make_task(env["task"], **dict(env.get("task_options") or {}))
         config = build_env_config(env, reward, gamma, autocast_dtype)
         self.vec_env = VectorEnv(self.task, num_envs=env["num_envs"], config=config, seed=seed)
@@ -87,6 +171,17 @@ class RolloutDataModule(L.LightningDataModule):
         )
         self.collector = RolloutCollector(self.vec_env, self.obs_normalizer, self.reward_normalizer, autocast_dtype)
         self.episodes_collected = 0
+
+    def setup(self, stage: str) -> None:
+        # Runs in every rank once the process group exists: give this rank its own block of env indices.
+        first_env_index = self.trainer.global_rank * self.num_envs
+        if first_env_index != self.vec_env.first_env_index:
+            self.vec_env = VectorEnv(
+                self.task, self.num_envs, config=self.vec_env.config, seed=self.seed, first_env_index=first_env_index
+            )
+            self.collector = RolloutCollector(
+                self.vec_env, self.obs_normalizer, self.reward_normalizer, self.autocast_dtype
+            )
 
     @property
     def num_envs(self) -> int:
@@ -100,9 +195,19 @@ class RolloutDataModule(L.LightningDataModule):
         return DataLoader(_OneItemPerEpoch(), batch_size=None, num_workers=0)
 
     def collect(self, policy: PolicyBundle, storage: RolloutStorage | None, episode: int) -> dict[str, float]:
+        """One episode in every env of this rank; returns the episode statistics of all envs of the run."""
+        normalizers = [self.obs_normalizer.stats]
+        if self.reward_normalizer is not None:
+            normalizers.append(self.reward_normalizer.return_stats)
+        starts = [stats.state_dict() for stats in normalizers]
         stats = self.collector.collect(policy, storage, seed=self.seed, episode=episode)
+        per_rank = gather_from_ranks((stats, [normalizer.state_dict() for normalizer in normalizers]))
+        if len(per_rank) > 1:
+            for index, (normalizer, start) in enumerate(zip(normalizers, starts, strict=True)):
+                merge_rank_statistics(normalizer, start, [ends[index] for _, ends in per_rank])
+        stats = reduce_episode_stats([rank_stats for rank_stats, _ in per_rank])
         self.episodes_collected = episode + 1
-        stats["env_steps"] = float(self.episodes_collected * self.num_envs * self.episode_length)
+        stats["env_steps"] = float(self.episodes_collected * self.num_envs * len(per_rank) * self.episode_length)
         return stats
 
     def state_dict(self) -> dict[str, Any]:

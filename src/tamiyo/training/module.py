@@ -5,27 +5,38 @@ One Lightning epoch is one PPO update: `training_step` asks the DataModule for a
 fit loop's one-batch prefetch never sees a rollout), then runs several epochs of minibatches of
 whole env sequences with manual optimisation. Non-trainable bundles (heuristic, random, static)
 run the same loop without optimiser steps.
+
+Distributed runs (`trainer=ddp`): Lightning wraps this module in DistributedDataParallel and, under
+manual optimisation, prepares DDP's reducer at every `manual_backward`, so each backward averages the
+gradients over the ranks before they are clipped; all ranks then take the same optimiser step and the
+policy stays identical everywhere. The KL early stop compares the ranks' mean KL, so every rank runs the
+same number of minibatches (and backward passes), and the logged metrics are reduced over all ranks.
+Checkpoints record the world size; resuming on another number of ranks is refused.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.warnings import PossibleUserWarning
 
 from tamiyo.actions import head_sizes
+from tamiyo.config import ConfigError
 from tamiyo.policy import create_policy
 from tamiyo.policy.protocol import PolicyBundle
 from tamiyo.ppo.loss import PPOLossConfig, entropy_coefficients, explained_variance, ppo_loss
 from tamiyo.ppo.storage import RolloutStorage
 from tamiyo.seeding import derive_seed, generator
 from tamiyo.slots import SlotConfig
+from tamiyo.training.datamodule import gather_from_ranks
 
 
 class _MetricTotals:
-    """Averages minibatch metrics over an update with a single host sync at the end.
+    """Averages minibatch metrics over an update (and over ranks) with a single host sync at the end.
 
     Per-head metrics (`entropy/<head>`, `clip_fraction/<head>`) are weighted by the head's relevant
     steps in each minibatch, so a minibatch where the head never mattered (NaN) does not poison the mean.
@@ -46,14 +57,20 @@ class _MetricTotals:
                 weight = metrics[f"relevant_steps/{head}"]
                 value = torch.nan_to_num(value.float(), nan=0.0) * weight
             else:
-                weight = torch.ones(())
+                weight = torch.ones((), device=value.device)
             self.sums[key] = self.sums.get(key, 0.0) + value.float()
-            self.weights[key] = self.weights.get(key, 0.0) + weight
+            self.weights[key] = self.weights.get(key, 0.0) + weight.float()
 
-    def means(self) -> dict[str, float]:
+    def table(self) -> tuple[list[str], torch.Tensor]:
+        """The metric names and a CPU tensor `[metrics, 2]` of their (sum, weight) on this rank."""
         keys = list(self.sums)
-        stacked = torch.stack([self.sums[k] / self.weights[k] for k in keys]).tolist()
-        return dict(zip(keys, stacked, strict=True))
+        return keys, torch.stack([torch.stack([self.sums[k], self.weights[k]]) for k in keys]).cpu()
+
+    @staticmethod
+    def means(keys: list[str], tables: list[torch.Tensor]) -> dict[str, float]:
+        """Weighted means over the minibatches of all ranks, from each rank's `table()`."""
+        total = torch.stack(tables).sum(dim=0)
+        return dict(zip(keys, (total[:, 0] / total[:, 1]).tolist(), strict=True))
 
 
 class CheckpointMismatchError(ValueError):
@@ -99,6 +116,15 @@ class PPOModule(L.LightningModule):
         self._storage: RolloutStorage | None = None
 
     # ---- setup -------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        if self.trainer.world_size > 1:
+            # The logged metrics are reduced over the ranks before logging (only the wall-clock timings
+            # `time/rollout_s` and `time/ppo_update_s` are each rank's own; rank 0 logs), so Lightning's
+            # advice to log with sync_dist=True does not apply.
+            warnings.filterwarnings(
+                "ignore", message=r"It is recommended to use `self.log\(.*sync_dist=True", category=PossibleUserWarning
+            )
+
     def on_fit_start(self) -> None:
         # Compile after Lightning placed the module on its device (compiling first would pin it).
         if self.hparams.compile_mode != "off" and not self.bundle.is_compiled:
@@ -178,19 +204,55 @@ class PPOModule(L.LightningModule):
                 ).detach()
                 optimizer.step()
                 totals.add(metrics)
-                if ppo["target_kl"] is not None and float(metrics["approx_kl"]) > ppo["target_kl"]:
+                if ppo["target_kl"] is not None and self._mean_over_ranks(metrics["approx_kl"]) > ppo["target_kl"]:
                     early_stop = True
                     break
-        out = totals.means()
-        out["onpolicy/max_logprob_gap"] = float(onpolicy_gap)
+        keys, table = totals.table()
+        ranks = gather_from_ranks({
+            "keys": keys,
+            "table": table,
+            "onpolicy_gap": float(onpolicy_gap),
+            "values": storage.values.detach().flatten().cpu(),
+            "returns": storage.returns.detach().flatten().cpu(),
+        })
+        if any(rank["keys"] != keys for rank in ranks):
+            raise RuntimeError(f"ranks logged different PPO metrics: {[rank['keys'] for rank in ranks]}")
+        out = _MetricTotals.means(keys, [rank["table"] for rank in ranks])
+        out["onpolicy/max_logprob_gap"] = max(rank["onpolicy_gap"] for rank in ranks)
         out["ppo/epochs_run"] = float(epochs_run)
         out["ppo/early_stop"] = float(early_stop)
-        out["explained_variance"] = float(explained_variance(storage.values, storage.returns))
+        out["explained_variance"] = float(explained_variance(
+            torch.cat([rank["values"] for rank in ranks]), torch.cat([rank["returns"] for rank in ranks])
+        ))
         out["lr"] = optimizer.param_groups[0]["lr"]
         return out
 
+    def _mean_over_ranks(self, value: torch.Tensor) -> float:
+        """The mean of a scalar over all ranks (the value itself on one process)."""
+        return float(self.trainer.strategy.reduce(value.detach().clone(), reduce_op="mean"))
+
     # ---- checkpoints -------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Env indices, normaliser merging and the optimiser's batch all depend on the number of ranks.
+        checkpoint["world_size"] = self.trainer.world_size
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.check_checkpoint(checkpoint, self.trainer.world_size)
+
+    def check_launch(self, world_size: int, ckpt_path: str | None) -> None:
+        """Refuse, in the launching process, a run that cannot work: a policy without parameters on
+        several processes, or a checkpoint that does not fit. (With `ddp_spawn` the checks in
+        `on_load_checkpoint` run inside the worker processes, where an error becomes a traceback.)"""
+        if world_size > 1 and not self.bundle.is_trainable:
+            raise ConfigError(
+                f"policy {self.hparams.policy['name']!r} has nothing to train, so it cannot run on "
+                f"{world_size} processes; use trainer=default"
+            )
+        if ckpt_path is not None:
+            self.check_checkpoint(torch.load(ckpt_path, map_location="cpu", weights_only=True), world_size)
+
+    def check_checkpoint(self, checkpoint: dict[str, Any], world_size: int) -> None:
+        """Raise `CheckpointMismatchError` if `checkpoint` cannot resume this run on `world_size` ranks."""
         saved = checkpoint.get("hyper_parameters", {})
         mine = self.hparams
         for key in ("slot_ids", "obs_dim", "topology"):
@@ -205,3 +267,9 @@ class PPOModule(L.LightningModule):
                     f"checkpoint does not fit this config: its policy.{key} is {policy_saved.get(key)!r}, "
                     f"the config's is {mine['policy'].get(key)!r}"
                 )
+        if checkpoint["world_size"] != world_size:
+            raise CheckpointMismatchError(
+                f"checkpoint was written by a run on {checkpoint['world_size']} processes (world size "
+                f"{checkpoint['world_size']}), this run has world size {world_size}; resume with the same "
+                "trainer.devices × trainer.num_nodes"
+            )

@@ -1,0 +1,172 @@
+"""The evaluation and comparison commands on tiny configs (in process, CPU)."""
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from tamiyo.cli import CONF_DIR, train
+from tamiyo.config import ConfigError
+from tamiyo.eval_commands import build_eval_env, compare_command, evaluate_command, parse_seeds
+from tamiyo.eval_report import markdown_table
+from tamiyo.evaluation import (
+    EVAL_EPISODE_BASE,
+    CheckpointContentError,
+    EpisodeResult,
+    baseline_policy,
+    evaluate,
+    load_checkpoint_policy,
+)
+from tamiyo.policy import obs_dim
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_ENV = [
+    "env.num_envs=1",
+    "env.max_epochs=2",
+    "+env.task_options.train_subset=128",
+    "+env.task_options.val_subset=64",
+]
+
+
+def compose_cfg(config: str, tmp_path: Path, *overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(
+            config,
+            overrides=[
+                *TINY_ENV,
+                "progress=false" if config != "train" else "callbacks.progress_bar=false",
+                f"paths.root_dir={ROOT}",
+                f"paths.output_root={tmp_path / 'outputs'}",
+                f"paths.output_dir={tmp_path / 'out'}",
+                *overrides,
+            ],
+        )
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A tiny trained lstm checkpoint (2 updates, 1 env, 2 epochs per episode)."""
+    tmp = tmp_path_factory.mktemp("trained")
+    train(compose_cfg("train", tmp, "updates=2", "ppo.num_minibatches=1", "ppo.update_epochs=1"))
+    return tmp / "out" / "checkpoints" / "last.ckpt"
+
+
+def test_baseline_evaluation_writes_one_csv_row_per_env_episode_and_a_table(tmp_path):
+    table = evaluate_command(compose_cfg("evaluate", tmp_path, "policy=static", "seeds=[0,3]", "episodes=2",
+                                         "env.num_envs=2"))
+    rows = read_rows(tmp_path / "out" / "evaluation.csv")
+    assert [(r["seed"], r["episode"], r["env"]) for r in rows] == [
+        (s, e, v) for s in ("0", "3") for e in ("0", "1") for v in ("0", "1")
+    ]
+    for row in rows:
+        assert row["policy"] == "static"
+        assert 0.0 < float(row["final_accuracy"]) <= 100.0
+        assert int(row["seeds_germinated"]) == 0 and int(row["seed_params"]) == 0
+        assert int(row["total_params"]) == int(row["host_params"]) > 0
+    text = table.read_text()
+    assert table == tmp_path / "out" / "evaluation.md"
+    mean_acc = sum(float(r["final_accuracy"]) for r in rows) / len(rows)
+    assert f"| static | 8 | {mean_acc:.2f} ± " in text
+    assert (tmp_path / "out" / "lifecycle.png").stat().st_size > 0
+
+
+def test_evaluation_uses_episode_indices_that_training_never_reaches(tmp_path):
+    cfg = compose_cfg("evaluate", tmp_path, "policy=static")
+    env = build_eval_env(cfg)
+    policy = baseline_policy("static", {}, env, obs_dim=obs_dim(3), obs_clip=5.0)
+    evaluation = evaluate(policy, env, seeds=[0], episodes=3)
+    assert env.next_episode == EVAL_EPISODE_BASE + 3
+    assert [r.episode for r in evaluation.results] == [0, 1, 2]
+    # Different episode indices really are different episodes (different host init and batches).
+    assert len({r.final_accuracy for r in evaluation.results} | {r.episode_return for r in evaluation.results}) > 1
+
+
+def test_a_trained_checkpoint_evaluates_with_frozen_restored_normaliser(tmp_path, checkpoint):
+    saved = torch.load(checkpoint, weights_only=True)
+    policy = load_checkpoint_policy(checkpoint)
+    assert policy.label == "learned (lstm)" and policy.obs_normalizer.frozen
+    stats = policy.obs_normalizer.state_dict()
+    assert torch.equal(stats["mean"], saved["RolloutDataModule"]["obs_normalizer"]["mean"])
+    assert stats["count"] == saved["RolloutDataModule"]["obs_normalizer"]["count"] > 0
+    weights = policy.bundle.state_dict()
+    assert all(torch.equal(weights[k], saved["state_dict"][f"policy_net.{k}"]) for k in weights)
+
+    evaluate_command(compose_cfg("evaluate", tmp_path, f"ckpt_path={checkpoint}", "seeds=2"))
+    rows = read_rows(tmp_path / "out" / "evaluation.csv")
+    assert [(r["policy"], r["seed"]) for r in rows] == [("learned (lstm)", "0"), ("learned (lstm)", "1")]
+    # Arg-max actions and a frozen normaliser: a second evaluation repeats the first exactly.
+    evaluate_command(compose_cfg("evaluate", tmp_path / "again", f"ckpt_path={checkpoint}", "seeds=2"))
+    assert read_rows(tmp_path / "again" / "out" / "evaluation.csv") == rows
+
+
+def test_comparison_table_has_every_policy_on_the_same_seeds(tmp_path, checkpoint):
+    table = compare_command(compose_cfg("compare", tmp_path, f"ckpt_path={checkpoint}", "seeds=2"))
+    rows = read_rows(tmp_path / "out" / "comparison.csv")
+    policies = ["static", "random", "heuristic", "learned (lstm)"]
+    assert [(r["policy"], r["seed"]) for r in rows] == [(p, s) for p in policies for s in ("0", "1")]
+    lines = [line for line in table.read_text().splitlines() if line.startswith("| ") and "---" not in line]
+    assert [line.split(" | ")[0][2:] for line in lines[1:]] == policies
+    assert all(line.split(" | ")[1] == "2" for line in lines[1:])
+    for name in ("static", "random", "heuristic", "learned"):
+        assert (tmp_path / "out" / f"lifecycle_{name}.png").stat().st_size > 0
+
+
+def test_comparison_needs_a_checkpoint(tmp_path):
+    with pytest.raises(ConfigError, match="^ckpt_path is required"):
+        compare_command(compose_cfg("compare", tmp_path))
+
+
+def test_checkpoint_for_other_slots_is_refused(tmp_path, checkpoint):
+    expected = r"trained with slots \['r0c0', 'r0c1', 'r0c2'\], the env has \['r0c0'\]"
+    with pytest.raises(CheckpointContentError, match=expected):
+        evaluate_command(compose_cfg("evaluate", tmp_path, f"ckpt_path={checkpoint}", "env.slots=[r0c0]"))
+
+
+def test_checkpoint_of_another_policy_than_asked_is_refused(tmp_path, checkpoint):
+    with pytest.raises(ConfigError, match=r"holds a learned \(lstm\) policy, but policy=heuristic was asked"):
+        evaluate_command(compose_cfg("evaluate", tmp_path, f"ckpt_path={checkpoint}", "policy=heuristic"))
+
+
+def test_learned_policy_without_checkpoint_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"policy 'lstm' is learned: evaluate it from a training checkpoint"):
+        evaluate_command(compose_cfg("evaluate", tmp_path, "policy=lstm"))
+
+
+def test_file_that_is_not_a_training_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(CheckpointContentError, match="is not a tamiyo training checkpoint: hyper_parameters lack"):
+        load_checkpoint_policy(path)
+
+
+def test_seeds_are_a_count_or_a_list():
+    assert parse_seeds(3) == [0, 1, 2]
+    assert parse_seeds([7, 2]) == [7, 2]
+    for bad in (0, [], [1, 1], [-1], "3", True):
+        with pytest.raises(ConfigError, match="^seeds must be a count"):
+            parse_seeds(bad)
+
+
+def test_episodes_must_be_positive(tmp_path):
+    with pytest.raises(ConfigError, match="^episodes must be an integer ≥ 1, got 0$"):
+        evaluate_command(compose_cfg("evaluate", tmp_path, "policy=static", "episodes=0"))
+
+
+def _result(policy: str, accuracy: float) -> EpisodeResult:
+    return EpisodeResult(policy, 0, 0, 0, 1.0, accuracy, 100, 10, 110, 1, 1, 0)
+
+
+def test_table_shows_mean_and_sample_std_per_policy():
+    table = markdown_table([_result("a", 10.0), _result("a", 20.0), _result("b", 50.0)], "caption")
+    lines = table.splitlines()
+    assert lines[0] == "caption"
+    assert lines[4].startswith("| a | 2 | 15.00 ± 7.07 | 1.000 ± 0.000 | 110 ± 0 |")
+    assert lines[5].startswith("| b | 1 | 50.00 | 1.000 | 110 |")  # one value: no spread shown

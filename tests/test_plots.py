@@ -1,0 +1,161 @@
+"""Run pictures: the training callback's PNGs, `scripts/plot_run.py`, and the drawing helpers."""
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from matplotlib.colors import to_rgb
+from omegaconf import DictConfig
+
+from tamiyo.actions import HEAD_NAMES
+from tamiyo.cli import CONF_DIR, train
+from tamiyo.lifecycle_trace import EpisodeLifecycle, LifecycleTrace
+from tamiyo.plots import (
+    STAGE_COLOURS,
+    cell_colour,
+    draw_run_plots,
+    history_from_rows,
+    plot_head_entropies,
+    plot_lifecycle,
+    read_metrics_csv,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+PNGS = ("returns_accuracy.png", "head_entropy.png", "lifecycle.png")
+TINY = [
+    "env.num_envs=2",
+    "env.max_epochs=3",
+    "+env.task_options.train_subset=128",
+    "+env.task_options.val_subset=64",
+    "ppo.update_epochs=1",
+    "ppo.num_minibatches=1",
+    "callbacks.progress_bar=false",
+]
+
+
+def make_cfg(run_dir: Path, *overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=[
+            *TINY, f"paths.root_dir={ROOT}", f"paths.output_root={run_dir.parent / 'outputs'}",
+            f"paths.output_dir={run_dir}", *overrides,
+        ])
+
+
+def _load_plot_script():
+    spec = importlib.util.spec_from_file_location("plot_run", ROOT / "scripts" / "plot_run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[int, Path]:
+    """Two tiny lstm runs of 2 updates that differ only in their seed."""
+    root = tmp_path_factory.mktemp("runs")
+    dirs = {seed: root / f"seed{seed}" for seed in (0, 1)}
+    for seed, run_dir in dirs.items():
+        train(make_cfg(run_dir, "updates=2", f"seed={seed}"))
+    return dirs
+
+
+def test_training_run_dir_holds_the_pictures_and_the_lifecycle_trace(runs):
+    plots = runs[0] / "plots"
+    for name in PNGS:
+        assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    trace = LifecycleTrace.load(plots / "lifecycle.json")
+    assert trace.slot_ids == ["r0c0", "r0c1", "r0c2"]
+    assert [e.label for e in trace.episodes] == ["last rollout (update 1), env 0", "last rollout (update 1), env 1"]
+    for episode in trace.episodes:
+        assert len(episode.stages) == len(episode.alphas) == 3  # one entry per epoch
+        assert all(len(row) == 3 and set(row) <= set(STAGE_COLOURS) for row in episode.stages)
+
+
+def test_plot_script_redraws_from_the_csv_and_differs_between_seeds(runs, tmp_path):
+    plot_run = _load_plot_script().plot_run
+    outputs = {seed: tmp_path / f"redrawn{seed}" for seed in runs}
+    for seed, run_dir in runs.items():
+        written = plot_run(run_dir, outputs[seed])
+        assert sorted(p.name for p in written) == sorted(PNGS)
+    for name in PNGS:
+        first, second = (outputs[0] / name).read_bytes(), (outputs[1] / name).read_bytes()
+        assert len(first) > 1000 and len(second) > 1000
+        assert first != second, name
+
+
+def test_csv_history_matches_what_the_callback_recorded(runs):
+    history = read_metrics_csv(runs[0] / "csv" / "metrics.csv")
+    recorded = torch.load(runs[0] / "checkpoints" / "last.ckpt", weights_only=True)["callbacks"]["RunPlotter"]["rows"]
+    assert history["update"] == [0.0, 1.0]
+    for key in ("episode/return", "episode/final_accuracy", *(f"entropy/{h}" for h in ("op", "slot"))):
+        assert history[key] == pytest.approx([row[key] for row in recorded], rel=1e-6, nan_ok=True), key
+
+
+def test_resumed_run_plots_its_whole_history(runs, tmp_path):
+    ckpt = runs[0] / "checkpoints" / "last.ckpt"
+    resumed = tmp_path / "resumed"
+    train(make_cfg(resumed, "updates=3", f"ckpt_path={ckpt}"))
+    rows = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)["callbacks"]["RunPlotter"]["rows"]
+    assert [row["update"] for row in rows] == [0.0, 1.0, 2.0]
+    assert (resumed / "plots" / "returns_accuracy.png").stat().st_size > 0
+
+
+def test_plot_script_fails_in_one_line_without_metrics(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["plot_run.py", str(tmp_path)])
+    with pytest.raises(SystemExit) as exit_info:
+        _load_plot_script().main()
+    assert exit_info.value.code == 2
+    csv_path = tmp_path / "csv" / "metrics.csv"
+    assert capsys.readouterr().err.strip() == f"error: no metrics CSV at {csv_path}: was the run started with logger=csv?"
+
+
+def test_metrics_csv_rows_are_merged_per_update(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text("epoch,step,episode/return,lr\n0,0,1.5,\n0,0,,0.1\n1,1,2.5,\n")
+    history = read_metrics_csv(path)
+    assert history["update"] == [0.0, 1.0]
+    assert history["episode/return"] == [1.5, 2.5]
+    assert history["lr"][0] == 0.1 and math.isnan(history["lr"][1])
+
+
+def test_history_from_rows_sorts_updates_and_fills_gaps():
+    history = history_from_rows([{"update": 1.0, "a": 2.0}, {"update": 0.0, "a": 1.0, "b": 5.0}])
+    assert history["update"] == [0.0, 1.0] and history["a"] == [1.0, 2.0]
+    assert history["b"][0] == 5.0 and math.isnan(history["b"][1])
+
+
+def test_baseline_history_gets_curves_but_no_entropy_picture(tmp_path):
+    history = {"update": [0.0, 1.0], "episode/return": [1.0, 2.0], "episode/final_accuracy": [50.0, 60.0]}
+    written = draw_run_plots(history, None, tmp_path)
+    assert [p.name for p in written] == ["returns_accuracy.png"]
+    with pytest.raises(ValueError, match="no entropy/<head> metrics"):
+        plot_head_entropies(history, tmp_path / "e.png")
+
+
+def test_entropy_picture_has_a_panel_per_head(tmp_path):
+    history = {"update": [0.0, 1.0], **{f"entropy/{h}": [1.0, 0.5] for h in HEAD_NAMES}}
+    assert plot_head_entropies(history, tmp_path / "e.png").stat().st_size > 0
+
+
+def test_cell_colour_intensity_grows_with_alpha():
+    faint, full = cell_colour("BLENDING", 0.0), cell_colour("BLENDING", 1.0)
+    assert full == pytest.approx(to_rgb(STAGE_COLOURS["BLENDING"]))
+    assert all(f > c for f, c in zip(faint, full, strict=True))  # lower alpha: closer to white
+    assert cell_colour("DORMANT", 0.7) == to_rgb(STAGE_COLOURS["DORMANT"])
+
+
+def test_unknown_stage_in_a_trace_is_refused(tmp_path):
+    trace = LifecycleTrace(["r0c0"], [EpisodeLifecycle("x", [["SHADOWING"]], [[0.0]])])
+    with pytest.raises(ValueError, match="unknown seed stage 'SHADOWING'"):
+        plot_lifecycle(trace, tmp_path / "l.png")
+
+
+def test_trace_round_trips_through_json(tmp_path):
+    trace = LifecycleTrace(["r0c0", "r0c1"], [EpisodeLifecycle("e", [["DORMANT", "TRAINING"]], [[0.0, 0.25]])])
+    path = trace.save(tmp_path / "t.json")
+    assert LifecycleTrace.load(path) == trace
+    assert json.loads(path.read_text())["episodes"][0]["alphas"] == [[0.0, 0.25]]
