@@ -67,4 +67,4 @@ class LastCheckpoint(L.Callback):
         return self.dirpath / "last.ckpt"
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # a full checkpoint: resumable
