@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from rich.progress import Progress
 
-from tamiyo.cli import latest_checkpoint
+from tamiyo.cli import CONF_DIR, latest_checkpoint
 from tamiyo.config import ConfigError
 from tamiyo.env.tasks import make_task
 from tamiyo.env.vector import VectorEnv
@@ -99,6 +99,16 @@ def _baseline(cfg: DictConfig, name: str, options: dict, env: VectorEnv) -> Eval
         raise ConfigError(str(error)) from error
 
 
+def _policy_group_options(name: str) -> dict:
+    """The options of `conf/policy/<name>.yaml`, so a baseline here is the one `policy=<name>` trains."""
+    path = CONF_DIR / "policy" / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown baseline {name!r}: no {path}")
+    options = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    options.pop("name", None)
+    return options
+
+
 def _policy_from_config(cfg: DictConfig, env: VectorEnv) -> tuple[EvalPolicy, Path | None]:
     ckpt = resolve_checkpoint(cfg)
     if ckpt is None:
@@ -167,7 +177,7 @@ def compare_command(cfg: DictConfig) -> Path:
     if not isinstance(cfg.baselines, ListConfig):
         raise ConfigError(f"baselines must be a list of policy names, got {cfg.baselines!r}")
     learned, ckpt = _policy_from_config(cfg, env)
-    policies = [_baseline(cfg, name, {}, env) for name in cfg.baselines] + [learned]
+    policies = [_baseline(cfg, name, _policy_group_options(name), env) for name in cfg.baselines] + [learned]
     results: list[EpisodeResult] = []
     traces: dict[str, LifecycleTrace] = {}
     with _progress(cfg.progress, len(policies) * len(seeds) * episodes) as advance:
