@@ -14,7 +14,6 @@ from tamiyo.observation import (
     NUM_SIGNAL_FIELDS,
     NUM_SLOT_FIELDS,
     ObservationBatch,
-    SignalField,
     SlotField,
     SlotReport,
     TrainingSignals,
