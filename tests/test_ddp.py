@@ -20,7 +20,7 @@ from tamiyo.env.seed_env import EnvConfig
 from tamiyo.env.tasks import Task, make_task
 from tamiyo.env.vector import VectorEnv
 from tamiyo.ppo.normalizers import RunningMeanStd
-from tamiyo.training.datamodule import merge_rank_statistics, reduce_episode_stats
+from tamiyo.training.distributed import merge_rank_statistics, reduce_episode_stats
 from tamiyo.training.module import CheckpointMismatchError
 from test_train import make_cfg, read_metrics
 

@@ -38,14 +38,17 @@ class RunningMeanStd:
             return
         if not torch.isfinite(samples).all():
             raise ValueError("cannot update running statistics with NaN or infinite values")
-        batch_count = float(samples.shape[0])
-        batch_mean = samples.mean(dim=0)
-        batch_var = samples.var(dim=0, correction=0)
-        total = self.count + batch_count
-        delta = batch_mean - self.mean
-        # Chan et al.: M2 = M2_a + M2_b + delta² · n_a · n_b / n. With count 0 this is exactly the batch.
-        m2 = self.var * self.count + batch_var * batch_count + delta.square() * (self.count * batch_count / total)
-        self.mean = self.mean + delta * (batch_count / total)
+        self.merge(float(samples.shape[0]), samples.mean(dim=0), samples.var(dim=0, correction=0))
+
+    def merge(self, count: float, mean: torch.Tensor, var: torch.Tensor) -> None:
+        """Fold in the statistics (count, mean, population variance) of another, disjoint sample set."""
+        if count == 0:
+            return
+        total = self.count + count
+        delta = mean.to(torch.float64) - self.mean
+        # Chan et al.: M2 = M2_a + M2_b + delta² · n_a · n_b / n. With count 0 this is exactly the other set.
+        m2 = self.var * self.count + var.to(torch.float64) * count + delta.square() * (self.count * count / total)
+        self.mean = self.mean + delta * (count / total)
         self.var = m2 / total
         self.count = total
 

@@ -16,12 +16,10 @@ episode statistics are averaged over all envs of the run.
 from __future__ import annotations
 
 import dataclasses
-import math
-from typing import Any, TypeVar
+from typing import Any
 
 import lightning as L
 import torch
-import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 
 from tamiyo.env.rewards import make_reward
@@ -31,85 +29,10 @@ from tamiyo.env.tasks import make_task
 from tamiyo.env.vector import VectorEnv
 from tamiyo.policy.features import obs_dim
 from tamiyo.policy.protocol import PolicyBundle
-from tamiyo.ppo.normalizers import ObservationNormalizer, RewardNormalizer, RunningMeanStd
+from tamiyo.ppo.normalizers import ObservationNormalizer, RewardNormalizer
 from tamiyo.ppo.storage import RolloutStorage
 from tamiyo.rollout import RolloutCollector
-
-T = TypeVar("T")
-# Count, mean and sum of squared deviations (M2) of a set of samples.
-Moments = tuple[float, torch.Tensor, torch.Tensor]
-
-
-def gather_from_ranks(value: T) -> list[T]:
-    """`value` from every rank of the process group, in rank order; `[value]` when there is no group."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return [value]
-    gathered: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, value)
-    return gathered
-
-
-def _moments(state: dict[str, Any]) -> Moments:
-    count = float(state["count"])
-    return count, state["mean"], state["var"] * count
-
-
-def _merge(a: Moments, b: Moments) -> Moments:
-    """Chan et al.'s merge of the moments of two disjoint sample sets."""
-    (count_a, mean_a, m2_a), (count_b, mean_b, m2_b) = a, b
-    if count_b == 0:
-        return a
-    count = count_a + count_b
-    delta = mean_b - mean_a
-    return count, mean_a + delta * (count_b / count), m2_a + m2_b + delta.square() * (count_a * count_b / count)
-
-
-def _added_since(start: Moments, end: Moments) -> Moments:
-    """The moments of the samples folded into `start` to reach `end` (Chan's merge, inverted)."""
-    (count_a, mean_a, m2_a), (count, mean, m2) = start, end
-    count_b = count - count_a
-    if count_b == 0:
-        return 0.0, torch.zeros_like(mean_a), torch.zeros_like(m2_a)
-    mean_b = (mean * count - mean_a * count_a) / count_b
-    m2_b = m2 - m2_a - (mean_b - mean_a).square() * (count_a * count_b / count)
-    return count_b, mean_b, m2_b.clamp(min=0.0)  # rounding can leave a tiny negative M2
-
-
-def merge_rank_statistics(stats: RunningMeanStd, start: dict[str, Any], ends: list[dict[str, Any]]) -> None:
-    """Set `stats` to `start` plus every rank's samples since `start`.
-
-    Each rank started the rollout from the same `start` and ended at its own state in `ends`; merging
-    the ranks' contributions in rank order gives every rank the same statistics, those of one
-    normaliser that had seen the samples of all ranks.
-    """
-    merged = _moments(start)
-    for end in ends:
-        merged = _merge(merged, _added_since(_moments(start), _moments(end)))
-    count, mean, m2 = merged
-    if count == 0:
-        return
-    stats.load_state_dict({"mean": mean, "var": m2 / count, "count": count})
-
-
-def reduce_episode_stats(per_rank: list[dict[str, float]]) -> dict[str, float]:
-    """The episode statistics of all envs of the run from each rank's.
-
-    Every rank runs the same number of envs, so the mean of the ranks' means is the mean over all
-    envs; the return's standard deviation is pooled. One rank's statistics are returned unchanged.
-    """
-    if len(per_rank) == 1:
-        return per_rank[0]
-    keys = per_rank[0].keys()
-    for rank, stats in enumerate(per_rank):
-        if stats.keys() != keys:
-            raise RuntimeError(
-                f"rank {rank} reported episode statistics {sorted(stats)}, rank 0 reported {sorted(keys)}"
-            )
-    reduced = {key: sum(stats[key] for stats in per_rank) / len(per_rank) for key in keys}
-    second_moment = sum(s["episode/return_std"] ** 2 + s["episode/return"] ** 2 for s in per_rank) / len(per_rank)
-    reduced["episode/return_std"] = math.sqrt(max(second_moment - reduced["episode/return"] ** 2, 0.0))
-    return reduced
-
+from tamiyo.training.distributed import gather_from_ranks, merge_rank_statistics, reduce_episode_stats
 
 def build_env_config(
     env: dict[str, Any], reward: dict[str, Any], gamma: float, autocast_dtype: torch.dtype | None

@@ -32,7 +32,7 @@ from tamiyo.ppo.loss import PPOLossConfig, entropy_coefficients, explained_varia
 from tamiyo.ppo.storage import RolloutStorage
 from tamiyo.seeding import derive_seed, generator
 from tamiyo.slots import SlotConfig
-from tamiyo.training.datamodule import gather_from_ranks
+from tamiyo.training.distributed import gather_from_ranks
 
 
 class _MetricTotals:
