@@ -186,3 +186,18 @@ def test_optional_loggers_write_their_files(tmp_path, logger):
     else:
         metric_files = list((tmp_path / "outputs" / "mlruns").rglob("metrics/episode/return"))
         assert metric_files and metric_files[0].read_text().strip()
+
+
+def test_per_head_metrics_average_only_over_relevant_steps():
+    from tamiyo.training.module import _MetricTotals
+
+    totals = _MetricTotals()
+    # Minibatch 1: 3 GERMINATE steps with blueprint entropy 0.6; minibatch 2: no GERMINATE step (NaN).
+    totals.add({"entropy/blueprint": torch.tensor(0.6), "relevant_steps/blueprint": torch.tensor(3.0),
+                "approx_kl": torch.tensor(0.01)})
+    totals.add({"entropy/blueprint": torch.tensor(float("nan")), "relevant_steps/blueprint": torch.tensor(0.0),
+                "approx_kl": torch.tensor(0.03)})
+    keys, table = totals.table()
+    means = _MetricTotals.means(keys, [table])
+    assert means["entropy/blueprint"] == pytest.approx(0.6)
+    assert means["approx_kl"] == pytest.approx(0.02)
