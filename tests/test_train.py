@@ -201,3 +201,16 @@ def test_per_head_metrics_average_only_over_relevant_steps():
     means = _MetricTotals.means(keys, [table])
     assert means["entropy/blueprint"] == pytest.approx(0.6)
     assert means["approx_kl"] == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize(("experiment", "expected"), [
+    ("mnist1d_long", {"updates": 200, "env.num_envs": 8, "ppo.num_minibatches": 4, "policy.name": "lstm"}),
+    ("digits_heuristic", {"updates": 5, "env.task": "digits", "policy.name": "heuristic"}),
+])
+def test_experiment_configs_compose(experiment, expected):
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={experiment}"])
+    for key, value in expected.items():
+        assert OmegaConf.select(cfg, key) == value, key
