@@ -3,8 +3,6 @@
 import math
 import re
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,8 @@ from tamiyo.config import ConfigError
 from tamiyo.launch_resources import parallel_jobs
 from tamiyo.sweep import ERROR_FILE, SweepJobFailed, failed_jobs, run_sweep_job, varying_overrides
 
+from test_cli import run_train
+
 # Hydra's notice about matching our launcher files to the plugins' schemas (cli.py silences it, but
 # pytest restores the warning filters for every test) and optuna 2.x's SQLAlchemy 2.0 notice.
 pytestmark = [
@@ -25,7 +25,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::sqlalchemy.exc.MovedIn20Warning"),
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "updates=1",
     "env.max_epochs=3",
@@ -35,12 +34,6 @@ TINY = [
     "ppo.num_minibatches=1",
     "callbacks.progress_bar=false",
 ]
-
-
-def run_train(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def job_dirs(output_root: Path) -> list[Path]:
