@@ -26,13 +26,13 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from tamiyo.cli import CONF_DIR
+from tamiyo.conf import CONF_DIR
 from tamiyo.env.tasks import make_task
 from tamiyo.env.vector import VectorEnv
 from tamiyo.policy import create_policy, obs_dim
 from tamiyo.ppo.normalizers import ObservationNormalizer
-from tamiyo.rollout import RolloutCollector
-from tamiyo.seeding import derive_seed
+from tamiyo.collectors.rollout import RolloutCollector
+from tamiyo.core.seeding import derive_seed
 from tamiyo.training.datamodule import build_env_config
 
 # Per-seed rollout statistics aggregated over seeds.

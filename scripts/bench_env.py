@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from tamiyo.actions import BlueprintAction, FactoredAction, GerminationStyle, LifecycleOp, TempoAction
+from tamiyo.core.actions import BlueprintAction, FactoredAction, GerminationStyle, LifecycleOp, TempoAction
 from tamiyo.env.seed_env import EnvConfig
 from tamiyo.env.vector import VectorEnv
 

@@ -25,11 +25,11 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from tamiyo.actions import HEAD_NAMES, AlphaAlgorithm, AlphaCurveAction, AlphaMode, BlueprintAction
-from tamiyo.observation import HISTORY_LENGTH, ObservationBatch, SlotReport, TrainingSignals
+from tamiyo.core.actions import HEAD_NAMES, AlphaAlgorithm, AlphaCurveAction, AlphaMode, BlueprintAction
+from tamiyo.core.observation import HISTORY_LENGTH, ObservationBatch, SlotReport, TrainingSignals
 from tamiyo.policy import COMPILE_MODES, compute_masks, create_policy, extract_features, set_validation
-from tamiyo.slots import SlotConfig
-from tamiyo.stages import SeedStage
+from tamiyo.core.slots import SlotConfig
+from tamiyo.core.stages import SeedStage
 
 ENV_COUNTS = (1, 4, 16, 64)
 EVAL_SHAPES = ((16, 25), (64, 25))

@@ -40,7 +40,7 @@ def sweep_command(launcher: str, output_root: Path, args: argparse.Namespace) ->
     return [
         sys.executable, str(REPO_ROOT / "train.py"), "-m", *launcher_args, f"seed={seeds}",
         f"updates={args.updates}", f"env.num_envs={args.envs}", f"env.max_epochs={args.epochs}",
-        "torch_threads=1", "callbacks.progress_bar=false", f"paths.output_root={output_root}", *args.override,
+        "torch_threads=1", "callbacks.progress_bar=null", f"paths.output_root={output_root}", *args.override,
     ]
 
 

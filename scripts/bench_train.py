@@ -69,7 +69,7 @@ def measure(policy: str, args: argparse.Namespace) -> dict[str, Any]:
     command = [
         sys.executable, str(REPO_ROOT / "train.py"), f"policy={policy}", f"updates={args.updates}",
         f"env.num_envs={args.envs}", f"seed={args.seed}", f"torch_threads={args.threads}",
-        f"hydra.run.dir={run_dir.resolve()}", "callbacks.progress_bar=false", *args.override,
+        f"hydra.run.dir={run_dir.resolve()}", "callbacks.progress_bar=null", *args.override,
     ]
     if args.epochs is not None:
         command.append(f"env.max_epochs={args.epochs}")

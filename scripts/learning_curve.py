@@ -48,7 +48,7 @@ def run_training(
         shutil.rmtree(run_dir)
     command = [
         sys.executable, str(REPO_ROOT / "train.py"), f"policy={policy}", f"seed={seed}", f"torch_threads={threads}",
-        f"hydra.run.dir={run_dir.resolve()}", "callbacks.progress_bar=false", *overrides,
+        f"hydra.run.dir={run_dir.resolve()}", "callbacks.progress_bar=null", *overrides,
     ]
     if updates is not None:
         command.append(f"updates={updates}")

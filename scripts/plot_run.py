@@ -11,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from tamiyo.lifecycle_trace import LIFECYCLE_JSON, LifecycleTrace
-from tamiyo.plots import draw_run_plots, read_metrics_csv
+from tamiyo.evaluation.lifecycle import LIFECYCLE_JSON, LifecycleTrace
+from tamiyo.evaluation.plots import draw_run_plots, read_metrics_csv
 
 
 def plot_run(run_dir: Path, out_dir: Path | None = None) -> list[Path]:

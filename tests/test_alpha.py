@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tamiyo.actions import AlphaCurve, AlphaCurveAction, AlphaMode
+from tamiyo.core.actions import AlphaCurve, AlphaCurveAction, AlphaMode
 from tamiyo.env.alpha import AlphaController, AlphaRetargetError, curve_action, curve_progress
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tamiyo.actions import AlphaAlgorithm
+from tamiyo.core.actions import AlphaAlgorithm
 from tamiyo.env.blending import (
     GateNetwork,
     blend,

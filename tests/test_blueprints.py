@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from tamiyo.actions import BlueprintAction as B
-from tamiyo.actions import topology_blueprints
+from tamiyo.core.actions import BlueprintAction as B
+from tamiyo.core.actions import topology_blueprints
 from tamiyo.env.blueprints import build_seed, count_params, group_count
 
 CNN = sorted(topology_blueprints("cnn"))

@@ -6,8 +6,8 @@ import random
 import pytest
 import torch
 
-from tamiyo.actions import HEAD_NAMES, HEAD_RELEVANCE, IRRELEVANT_HEAD_VALUE, AlphaMode, BlueprintAction, LifecycleOp
-from tamiyo.observation import HISTORY_LENGTH, ObservationBatch, SlotReport, TrainingSignals
+from tamiyo.core.actions import HEAD_NAMES, HEAD_RELEVANCE, IRRELEVANT_HEAD_VALUE, AlphaMode, BlueprintAction, LifecycleOp
+from tamiyo.core.observation import HISTORY_LENGTH, ObservationBatch, SlotReport, TrainingSignals
 from tamiyo.policy import (
     IllegalActionError,
     InvalidStateMachineError,
@@ -17,8 +17,8 @@ from tamiyo.policy import (
     extract_features,
 )
 from tamiyo.policy.masks import ActionMasks
-from tamiyo.slots import SlotConfig
-from tamiyo.stages import SeedStage
+from tamiyo.core.slots import SlotConfig
+from tamiyo.core.stages import SeedStage
 
 SLOTS = SlotConfig.default()
 CNN_BLUEPRINTS = [BlueprintAction.CONV_LIGHT, BlueprintAction.CONV_HEAVY, BlueprintAction.NORM]

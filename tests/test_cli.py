@@ -16,7 +16,7 @@ TINY = [
     "+env.task_options.val_subset=96",
     "ppo.update_epochs=1",
     "ppo.num_minibatches=1",
-    "callbacks.progress_bar=false",
+    "callbacks.progress_bar=null",
 ]
 
 

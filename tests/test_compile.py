@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from tamiyo.actions import HEAD_NAMES
-from tamiyo.observation import ObservationBatch, SlotReport, TrainingSignals
+from tamiyo.core.actions import HEAD_NAMES
+from tamiyo.core.observation import ObservationBatch, SlotReport, TrainingSignals
 from tamiyo.policy import CompiledPlacementError, compute_masks, create_policy, extract_features
-from tamiyo.slots import SlotConfig
-from tamiyo.stages import SeedStage
+from tamiyo.core.slots import SlotConfig
+from tamiyo.core.stages import SeedStage
 
 SLOTS = SlotConfig.default()
 TINY = dict(feature_dim=16, hidden_dim=16)

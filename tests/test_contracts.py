@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from tamiyo import actions as A
-from tamiyo.observation import NUM_SIGNAL_FIELDS, NUM_SLOT_FIELDS, ObservationBatch, SlotReport, TrainingSignals
-from tamiyo.slots import SlotConfig, SlotIdError, parse_slot_id
-from tamiyo.stages import (
+from tamiyo.core import actions as A
+from tamiyo.core.observation import NUM_SIGNAL_FIELDS, NUM_SLOT_FIELDS, ObservationBatch, SlotReport, TrainingSignals
+from tamiyo.core.slots import SlotConfig, SlotIdError, parse_slot_id
+from tamiyo.core.stages import (
     STAGE_ONE_HOT_INDEX,
     VALID_TRANSITIONS,
     IllegalTransitionError,

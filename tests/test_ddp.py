@@ -13,9 +13,9 @@ import lightning as L
 import pytest
 import torch
 
-import tamiyo.cli
-from tamiyo.cli import train
-from tamiyo.config import ConfigError
+import tamiyo.launch.train
+from tamiyo.launch.train import train
+from tamiyo.core.errors import ConfigError
 from tamiyo.env.seed_env import EnvConfig
 from tamiyo.env.tasks import Task, make_task
 from tamiyo.env.vector import VectorEnv
@@ -61,9 +61,9 @@ def ddp_run(tmp_path_factory) -> tuple[Path, Path, float]:
     tmp_path = tmp_path_factory.mktemp("ddp")
     probe_dir = tmp_path / "probe"
     probe_dir.mkdir()
-    build_callbacks = tamiyo.cli.build_callbacks
+    build_callbacks = tamiyo.launch.train.build_callbacks
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(tamiyo.cli, "build_callbacks", lambda *a: [*build_callbacks(*a), RankProbe(probe_dir)])
+        patch.setattr(tamiyo.launch.train, "build_callbacks", lambda *a: [*build_callbacks(*a), RankProbe(probe_dir)])
         value = train(make_cfg(tmp_path, *DDP_TINY))
     return tmp_path / "run", probe_dir, value
 

@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from tamiyo.actions import (
+from tamiyo.core.actions import (
     AlphaCurveAction,
     AlphaSpeedAction,
     AlphaTargetAction,
@@ -12,7 +12,7 @@ from tamiyo.actions import (
     LifecycleOp,
     TempoAction,
 )
-from tamiyo.decisions import Decision
+from tamiyo.policy.decisions import Decision
 
 
 def germinate(slot: int = 1) -> FactoredAction:

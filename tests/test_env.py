@@ -6,15 +6,15 @@ import math
 import pytest
 import torch
 
-from tamiyo.actions import AlphaSpeedAction, BlueprintAction, FactoredAction, GerminationStyle, LifecycleOp, TempoAction
+from tamiyo.core.actions import AlphaSpeedAction, BlueprintAction, FactoredAction, GerminationStyle, LifecycleOp, TempoAction
 from tamiyo.env.model import validation_batches
 from tamiyo.env.seed_env import EnvConfig, IllegalActionError, SeedEnv, check_action
-from tamiyo.seeding import derive_seed
+from tamiyo.core.seeding import derive_seed
 from tamiyo.env.tasks import Task, make_task
 from tamiyo.env.vector import VectorEnv
-from tamiyo.observation import NUM_SIGNAL_FIELDS, NUM_SLOT_FIELDS, ObservationBatch, SlotReport, TrainingSignals
+from tamiyo.core.observation import NUM_SIGNAL_FIELDS, NUM_SLOT_FIELDS, ObservationBatch, SlotReport, TrainingSignals
 from tamiyo.policy.masks import compute_masks
-from tamiyo.stages import SeedStage
+from tamiyo.core.stages import SeedStage
 
 WAIT = FactoredAction.wait()
 
@@ -182,7 +182,7 @@ def test_seed_budget(tiny_task):
 
 def test_env_legality_matches_the_policy_masks():
     """Every (stage, alpha holding, age, budget) combination: env legality ⇔ the masks' slot_by_op."""
-    from tamiyo.actions import AlphaMode
+    from tamiyo.core.actions import AlphaMode
 
     slot_ids = ("r0c0", "r0c1", "r0c2")
     stages = [s for s in SeedStage if s != SeedStage.UNKNOWN]

@@ -8,11 +8,12 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from tamiyo.cli import CONF_DIR, train
-from tamiyo.config import ConfigError
-from tamiyo.eval_commands import build_eval_env, compare_command, evaluate_command, parse_seeds
-from tamiyo.eval_report import markdown_table
-from tamiyo.evaluation import (
+from tamiyo.conf import CONF_DIR
+from tamiyo.launch.train import train
+from tamiyo.core.errors import ConfigError
+from tamiyo.evaluation.commands import build_eval_env, compare_command, evaluate_command, parse_seeds
+from tamiyo.evaluation.report import markdown_table
+from tamiyo.evaluation.runner import (
     EVAL_EPISODE_BASE,
     CheckpointContentError,
     EpisodeResult,
@@ -37,7 +38,7 @@ def compose_cfg(config: str, tmp_path: Path, *overrides: str) -> DictConfig:
             config,
             overrides=[
                 *TINY_ENV,
-                "progress=false" if config != "train" else "callbacks.progress_bar=false",
+                "progress=false" if config != "train" else "callbacks.progress_bar=null",
                 f"paths.root_dir={ROOT}",
                 f"paths.output_root={tmp_path / 'outputs'}",
                 f"paths.output_dir={tmp_path / 'out'}",

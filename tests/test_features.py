@@ -9,8 +9,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tamiyo.actions import AlphaAlgorithm, AlphaMode, BlueprintAction
-from tamiyo.observation import (
+from tamiyo.core.actions import AlphaAlgorithm, AlphaMode, BlueprintAction
+from tamiyo.core.observation import (
     NUM_SIGNAL_FIELDS,
     NUM_SLOT_FIELDS,
     ObservationBatch,
@@ -28,7 +28,7 @@ from tamiyo.policy.features import (
     obs_dim,
     slot_feature_index,
 )
-from tamiyo.stages import STAGE_ONE_HOT_INDEX, SeedStage
+from tamiyo.core.stages import STAGE_ONE_HOT_INDEX, SeedStage
 
 
 def signals(**overrides: object) -> TrainingSignals:

@@ -5,11 +5,11 @@ import math
 import pytest
 import torch
 
-from tamiyo.actions import BlueprintAction, FactoredAction, LifecycleOp
+from tamiyo.core.actions import BlueprintAction, FactoredAction, LifecycleOp
 from tamiyo.env.governor import Governor, GovernorConfig
 from tamiyo.env.seed_env import EnvConfig, SeedEnv
 from tamiyo.env.tasks import Task, make_task
-from tamiyo.stages import SeedStage
+from tamiyo.core.stages import SeedStage
 
 
 class Counter:

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tamiyo.actions import (
+from tamiyo.core.actions import (
     AlphaCurveAction,
     AlphaMode,
     AlphaSpeedAction,
@@ -16,10 +16,10 @@ from tamiyo.actions import (
     TempoAction,
     topology_blueprints,
 )
-from tamiyo.decisions import Decision
-from tamiyo.heuristic import DEFAULT_ROTATIONS, HeuristicConfig, HeuristicController
-from tamiyo.observation import SlotReport, TrainingSignals
-from tamiyo.stages import LIVE_STAGES, SeedStage
+from tamiyo.policy.decisions import Decision
+from tamiyo.policy.heuristic import DEFAULT_ROTATIONS, HeuristicConfig, HeuristicController
+from tamiyo.core.observation import SlotReport, TrainingSignals
+from tamiyo.core.stages import LIVE_STAGES, SeedStage
 
 Op = LifecycleOp
 Stage = SeedStage

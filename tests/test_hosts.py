@@ -6,7 +6,7 @@ from torch import nn
 
 from tamiyo.env.hosts import ConvHost, InjectionPoint, TransformerHost, build_host
 from tamiyo.env.tasks import Task, cross_entropy, make_task
-from tamiyo.slots import SlotConfig, SlotIdError
+from tamiyo.core.slots import SlotConfig, SlotIdError
 
 
 def _fake_task(name, topology, x, num_classes=10):

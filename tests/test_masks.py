@@ -8,10 +8,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tamiyo.actions import HEAD_NAMES, AlphaMode, BlueprintAction, GerminationStyle, LifecycleOp
-from tamiyo.observation import ObservationBatch, SlotField, SlotReport, TrainingSignals
+from tamiyo.core.actions import HEAD_NAMES, AlphaMode, BlueprintAction, GerminationStyle, LifecycleOp
+from tamiyo.core.observation import ObservationBatch, SlotField, SlotReport, TrainingSignals
 from tamiyo.policy.masks import ActionMasks, compute_masks
-from tamiyo.stages import SeedStage
+from tamiyo.core.stages import SeedStage
 
 W, G, SET, P, F, A = (
     LifecycleOp.WAIT, LifecycleOp.GERMINATE, LifecycleOp.SET_ALPHA_TARGET,

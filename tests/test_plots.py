@@ -12,10 +12,11 @@ from hydra import compose, initialize_config_dir
 from matplotlib.colors import to_rgb
 from omegaconf import DictConfig
 
-from tamiyo.actions import HEAD_NAMES
-from tamiyo.cli import CONF_DIR, train
-from tamiyo.lifecycle_trace import EpisodeLifecycle, LifecycleTrace
-from tamiyo.plots import (
+from tamiyo.core.actions import HEAD_NAMES
+from tamiyo.conf import CONF_DIR
+from tamiyo.launch.train import train
+from tamiyo.evaluation.lifecycle import EpisodeLifecycle, LifecycleTrace
+from tamiyo.evaluation.plots import (
     STAGE_COLOURS,
     cell_colour,
     draw_run_plots,
@@ -34,7 +35,7 @@ TINY = [
     "+env.task_options.val_subset=64",
     "ppo.update_epochs=1",
     "ppo.num_minibatches=1",
-    "callbacks.progress_bar=false",
+    "callbacks.progress_bar=null",
 ]
 
 

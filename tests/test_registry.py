@@ -5,14 +5,14 @@ import pytest
 import tamiyo.policy  # noqa: F401  (registers the bundles)
 from tamiyo.policy import create_policy, get_policy, list_policies, register_policy
 from tamiyo.policy.bundles import StaticPolicyBundle
-from tamiyo.policy.registry import clear_registry, registry_snapshot
-from tamiyo.slots import SlotConfig
+from tamiyo.policy.registry import POLICIES
+from tamiyo.core.slots import SlotConfig
 
 
 @pytest.fixture(autouse=True)
 def restored_registry():
     before = list_policies()
-    with registry_snapshot():
+    with POLICIES.snapshot():
         yield
     assert list_policies() == before
 
@@ -80,8 +80,8 @@ def test_register_then_get():
 
 
 def test_clear_registry_is_undone_by_snapshot():
-    with registry_snapshot():
-        clear_registry()
+    with POLICIES.snapshot():
+        POLICIES.clear()
         assert list_policies() == []
         with pytest.raises(ValueError, match=r"available: \(none registered\)"):
             get_policy("lstm")

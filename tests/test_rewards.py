@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from tamiyo.actions import AlphaMode, FactoredAction, LifecycleOp
+from tamiyo.core.actions import AlphaMode, FactoredAction, LifecycleOp
 from tamiyo.env.rewards import (
     RewardInputs,
     ShapedConfig,
@@ -13,8 +13,8 @@ from tamiyo.env.rewards import (
     seed_attribution,
     stage_potential,
 )
-from tamiyo.observation import SlotReport
-from tamiyo.stages import SeedStage
+from tamiyo.core.observation import SlotReport
+from tamiyo.core.stages import SeedStage
 
 EMPTY = SlotReport.empty()
 

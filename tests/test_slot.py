@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from tamiyo.actions import (
+from tamiyo.core.actions import (
     AlphaAlgorithm,
     AlphaCurve,
     AlphaCurveAction,
@@ -15,8 +15,8 @@ from tamiyo.actions import (
     GerminationStyle,
 )
 from tamiyo.env.slot import GateConfig, IllegalSlotOperationError, SeedSlot
-from tamiyo.observation import SlotReport
-from tamiyo.stages import IllegalTransitionError, SeedStage
+from tamiyo.core.observation import SlotReport
+from tamiyo.core.stages import IllegalTransitionError, SeedStage
 
 C = 4
 

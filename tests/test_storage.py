@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from tamiyo.actions import head_sizes
+from tamiyo.core.actions import head_sizes
 from tamiyo.ppo.gae import compute_gae
 from tamiyo.ppo.storage import RolloutStorage
-from tamiyo.slots import SlotConfig
+from tamiyo.core.slots import SlotConfig
 
 HEADS = head_sizes(SlotConfig.default())
 N, T, D, LAYERS, H = 5, 4, 3, 2, 6

@@ -11,10 +11,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import InterpolationResolutionError
 
-from tamiyo.cli import CONF_DIR
-from tamiyo.config import ConfigError
-from tamiyo.launch_resources import parallel_jobs
-from tamiyo.sweep import ERROR_FILE, SweepJobFailed, failed_jobs, run_sweep_job, varying_overrides
+from tamiyo.conf import CONF_DIR
+from tamiyo.core.errors import ConfigError
+from tamiyo.launch.resources import parallel_jobs
+from tamiyo.launch.sweep import ERROR_FILE, SweepJobFailed, failed_jobs, run_sweep_job, varying_overrides
 
 from test_cli import run_train
 
@@ -32,7 +32,7 @@ TINY = [
     "+env.task_options.val_subset=96",
     "ppo.update_epochs=1",
     "ppo.num_minibatches=1",
-    "callbacks.progress_bar=false",
+    "callbacks.progress_bar=null",
 ]
 
 
@@ -247,6 +247,6 @@ def test_only_this_sweeps_records_count(sweep_job, tmp_path):
 
 
 def test_shared_overrides_are_left_out_of_the_report():
-    sweep = ["env.num_envs=1,0", "callbacks.progress_bar=false", "+env.task_options.train_subset=192"]
-    job = ["env.num_envs=0", "callbacks.progress_bar=False", "+env.task_options.train_subset=192", "ppo.lr=0.01"]
+    sweep = ["env.num_envs=1,0", "callbacks.progress_bar=null", "+env.task_options.train_subset=192"]
+    job = ["env.num_envs=0", "callbacks.progress_bar=null", "+env.task_options.train_subset=192", "ppo.lr=0.01"]
     assert varying_overrides(job, sweep) == ["env.num_envs=0", "ppo.lr=0.01"]

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tamiyo.observation import ObservationBatch, SlotReport, TrainingSignals
-from tamiyo.stages import SeedStage
-from tamiyo.tracker import SignalTracker, summary_seed
+from tamiyo.core.observation import ObservationBatch, SlotReport, TrainingSignals
+from tamiyo.core.stages import SeedStage
+from tamiyo.env.tracker import SignalTracker, summary_seed
 
 LOSS_SCALE = math.log(10)
 

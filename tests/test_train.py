@@ -9,9 +9,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from tamiyo.actions import HEAD_NAMES
-from tamiyo.cli import CONF_DIR, train
-from tamiyo.config import ConfigError
+from tamiyo.core.actions import HEAD_NAMES
+from tamiyo.conf import CONF_DIR
+from tamiyo.launch.train import train
+from tamiyo.core.errors import ConfigError
 from tamiyo.training.datamodule import RolloutDataModule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +25,7 @@ TINY = [
     "+env.task_options.val_subset=96",
     "ppo.update_epochs=2",
     "ppo.num_minibatches=2",
-    "callbacks.progress_bar=false",
+    "callbacks.progress_bar=null",
 ]
 
 

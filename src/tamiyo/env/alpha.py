@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tamiyo.actions import ALPHA_CURVE_SHAPES, ALPHA_CURVE_STEEPNESS, AlphaCurve, AlphaCurveAction, AlphaMode
+from tamiyo.core.actions import ALPHA_CURVE_SHAPES, ALPHA_CURVE_STEEPNESS, AlphaCurve, AlphaCurveAction, AlphaMode
 
 DEFAULT_STEEPNESS = 12.0
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tamiyo.actions import AlphaAlgorithm
+from tamiyo.core.actions import AlphaAlgorithm
 
 Alpha = float | torch.Tensor
 

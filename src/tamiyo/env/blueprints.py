@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tamiyo.actions import BlueprintAction, topology_blueprints
+from tamiyo.core.actions import BlueprintAction, topology_blueprints
 from tamiyo.env.hosts import LAYOUT_TOPOLOGY, CausalSelfAttention
 
 _GROUP_CHOICES = (32, 16, 8, 4, 2, 1)

@@ -23,13 +23,14 @@ Differences from the reference (`ppo-trainer.md` §8, SPEC §10):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from tamiyo.actions import FactoredAction, LifecycleOp
-from tamiyo.observation import SlotReport
-from tamiyo.stages import LIVE_STAGES, SeedStage
+from tamiyo.core.actions import FactoredAction, LifecycleOp
+from tamiyo.core.observation import SlotReport
+from tamiyo.core.registry import Registry
+from tamiyo.core.stages import LIVE_STAGES, SeedStage
 
 # Stage potentials of the reference (`ppo-trainer.md` §8.4 (4)); stages without a seed have none.
 STAGE_POTENTIAL: dict[SeedStage, float] = {
@@ -125,6 +126,21 @@ def _contributing(fossil_contributions: Sequence[float], threshold: float) -> in
     return sum(1 for c in fossil_contributions if c >= threshold)
 
 
+RewardFunction = Callable[[RewardInputs, Any], RewardResult]
+# Reward functions with their config dataclass, by name: `make_reward(name, ...)` and the `reward` group.
+REWARDS: Registry[tuple[type, RewardFunction]] = Registry("reward")
+
+
+def register_reward(name: str, config_type: type) -> Callable[[RewardFunction], RewardFunction]:
+    """Decorator registering a reward function and its config dataclass under `name`."""
+
+    def decorate(function: RewardFunction) -> RewardFunction:
+        REWARDS.register(name)((config_type, function))
+        return function
+
+    return decorate
+
+
 def _check_config(config: Any) -> None:
     for item in fields(config):
         value = getattr(config, item.name)
@@ -172,6 +188,7 @@ _OP_COST_FIELD = {
 }
 
 
+@register_reward("shaped", ShapedConfig)
 def shaped(inputs: RewardInputs, config: ShapedConfig) -> RewardResult:
     """Counterfactual attribution + stage PBRS − parameter rent + action shaping + terminal bonus."""
     c = config
@@ -234,6 +251,7 @@ class SimplifiedConfig:
         _check_config(self)
 
 
+@register_reward("simplified", SimplifiedConfig)
 def simplified(inputs: RewardInputs, config: SimplifiedConfig) -> RewardResult:
     """Stage PBRS, a flat cost per op, and the terminal bonus."""
     c = config
@@ -267,6 +285,7 @@ class SparseConfig:
             raise ValueError(f"sparse param_budget must be > 0, got {self.param_budget}")
 
 
+@register_reward("sparse", SparseConfig)
 def sparse(inputs: RewardInputs, config: SparseConfig) -> RewardResult:
     """Zero until the final step, then the final accuracy minus a charge for the seeds' parameters."""
     c = config
@@ -291,19 +310,11 @@ class Reward:
         return self.function(inputs, self.config)
 
 
-REWARDS: Mapping[str, tuple[type, Callable[[RewardInputs, Any], RewardResult]]] = {
-    "shaped": (ShapedConfig, shaped),
-    "simplified": (SimplifiedConfig, simplified),
-    "sparse": (SparseConfig, sparse),
-}
 
 
 def make_reward(name: str, **config: float) -> Reward:
     """The reward `name` with its config fields overridden by `config` (unknown fields are refused)."""
-    try:
-        config_type, function = REWARDS[name]
-    except KeyError:
-        raise ValueError(f"unknown reward {name!r}; choose one of {sorted(REWARDS)}") from None
+    config_type, function = REWARDS.get(name)
     known = {f.name for f in fields(config_type)}
     unknown = sorted(set(config) - known)
     if unknown:

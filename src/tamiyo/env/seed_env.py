@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from tamiyo.actions import FactoredAction, LifecycleOp, topology_blueprints
+from tamiyo.core.actions import FactoredAction, LifecycleOp, topology_blueprints
 from tamiyo.env.blueprints import build_seed
 from tamiyo.env.governor import Governor, GovernorConfig
 from tamiyo.env.hosts import build_host
@@ -34,10 +34,10 @@ from tamiyo.env.model import MorphogeneticModel, Validation, autocast, validate
 from tamiyo.env.rewards import RewardInputs, make_reward
 from tamiyo.env.slot import GateConfig, GateResult
 from tamiyo.env.tasks import Task, cross_entropy
-from tamiyo.observation import SlotReport, TrainingSignals
-from tamiyo.seeding import derive_seed
-from tamiyo.stages import ADVANCE_TARGET, MIN_PRUNE_AGE, PRUNABLE_STAGES, SeedStage
-from tamiyo.tracker import SignalTracker
+from tamiyo.core.observation import SlotReport, TrainingSignals
+from tamiyo.core.seeding import derive_seed
+from tamiyo.core.stages import ADVANCE_TARGET, MIN_PRUNE_AGE, PRUNABLE_STAGES, SeedStage
+from tamiyo.env.tracker import SignalTracker
 
 _RETARGETABLE = frozenset({SeedStage.BLENDING, SeedStage.HOLDING})
 _AUTOCAST_DTYPES = (torch.bfloat16,)

@@ -1,7 +1,7 @@
 """One injection point of a host network: the seed it holds and that seed's lifecycle.
 
 The slot owns the seed module, its lifecycle stage (every change goes through
-`tamiyo.stages.check_transition`), the alpha controller and the seed's metrics, and it decides what
+`tamiyo.core.stages.check_transition`), the alpha controller and the seed's metrics, and it decides what
 the injection point outputs in each stage:
 
 * empty, GERMINATED, PRUNED/EMBARGOED/RESETTING: the host features, untouched;
@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tamiyo.actions import (
+from tamiyo.core.actions import (
     STYLE_TO_BLEND,
     AlphaAlgorithm,
     AlphaCurve,
@@ -39,9 +39,9 @@ from tamiyo.actions import (
 )
 from tamiyo.env.alpha import DEFAULT_STEEPNESS, AlphaController, check_ramp_steps, curve_action
 from tamiyo.env.blending import GateNetwork, blend, check_layout, per_sample_alpha
-from tamiyo.observation import SlotReport
-from tamiyo.slots import parse_slot_id
-from tamiyo.stages import (
+from tamiyo.core.observation import SlotReport
+from tamiyo.core.slots import parse_slot_id
+from tamiyo.core.stages import (
     ADVANCE_TARGET,
     LIVE_STAGES,
     PRUNABLE_STAGES,

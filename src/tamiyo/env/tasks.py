@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tamiyo.core.registry import Registry
+
 TOPOLOGIES = ("cnn", "transformer")
 DEFAULT_CACHE_DIR = Path("~/.cache/tamiyo")
 
@@ -87,6 +89,10 @@ class Task:
         return math.log(self.num_classes)
 
 
+# Task loaders by name: `make_task(name, ...)` and the `env.task` config key.
+TASKS: Registry[Callable[..., Task]] = Registry("task")
+
+
 def cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
     """Mean cross-entropy per sample; for sequences the per-sample loss is the mean over positions.
 
@@ -129,6 +135,7 @@ def _generate_mnist1d(data_seed: int) -> dict[str, np.ndarray]:
     return {"x": data["x"], "y": data["y"], "x_test": data["x_test"], "y_test": data["y_test"]}
 
 
+@TASKS.register("mnist1d")
 def load_mnist1d(data_seed: int = 42, cache_dir: str | Path | None = None) -> Task:
     """MNIST-1D (4000 train / 1000 test signals of length 40, 10 classes), generated locally and cached.
 
@@ -164,6 +171,7 @@ def _split_digits(val_size: int, split_seed: int) -> dict[str, np.ndarray]:
     return {"train_x": (train_x - mean) / std, "train_y": train_y, "val_x": (val_x - mean) / std, "val_y": val_y}
 
 
+@TASKS.register("digits")
 def load_digits(val_size: int = 360, split_seed: int = 0, cache_dir: str | Path | None = None) -> Task:
     """scikit-learn's bundled 8×8 digits (1797 images), standardised, fixed stratified split (1437/360).
 
@@ -212,6 +220,7 @@ def _download_cifar10(data_dir: Path) -> None:
     torchvision.datasets.CIFAR10(root=str(data_dir), train=True, download=True)
 
 
+@TASKS.register("cifar10")
 def load_cifar10(data_dir: str | Path = "data", download: bool = False) -> Task:
     """CIFAR-10 from the python pickle batches in `<data_dir>/cifar-10-batches-py/` (torchvision's layout),
     normalised per channel. 50,000 train / 10,000 test images in float32 (about 740 MB in memory)."""
@@ -265,6 +274,7 @@ def _windows(tokens: Tensor, context_length: int) -> tuple[Tensor, Tensor]:
             tokens[1 : span + 1].view(count, context_length))
 
 
+@TASKS.register("pysource")
 def load_pysource(context_length: int = 32, val_fraction: float = 0.1) -> Task:
     """Character-level language modelling on the source of `PYSOURCE_MODULES` (about 137k characters).
 
@@ -285,13 +295,6 @@ def load_pysource(context_length: int = 32, val_fraction: float = 0.1) -> Task:
     return Task("pysource", "transformer", train_x, train_y, val_x, val_y, num_classes=len(PYSOURCE_VOCAB))
 
 
-# ---------------------------------------------------------------- registry
-TASKS: dict[str, Callable[..., Task]] = {
-    "mnist1d": load_mnist1d,
-    "digits": load_digits,
-    "cifar10": load_cifar10,
-    "pysource": load_pysource,
-}
 
 
 def make_task(name: str, train_subset: int | None = None, val_subset: int | None = None, **options: object) -> Task:
@@ -299,10 +302,7 @@ def make_task(name: str, train_subset: int | None = None, val_subset: int | None
 
     `train_subset` / `val_subset` keep only the first k examples of a split (tiny runs and tests).
     """
-    try:
-        loader = TASKS[name]
-    except KeyError:
-        raise ValueError(f"unknown task {name!r}; available tasks: {sorted(TASKS)}") from None
+    loader = TASKS.get(name)
     accepted = inspect.signature(loader).parameters
     unknown = sorted(set(options) - set(accepted))
     if unknown:

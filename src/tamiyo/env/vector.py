@@ -18,13 +18,13 @@ from typing import Any
 
 import torch
 
-from tamiyo.actions import FactoredAction
+from tamiyo.core.actions import FactoredAction
 from tamiyo.env.hosts import build_host
 from tamiyo.env.model import enabled_slot_config
 from tamiyo.env.seed_env import EnvConfig, SeedEnv
 from tamiyo.env.tasks import Task, make_task
-from tamiyo.observation import ObservationBatch
-from tamiyo.slots import SlotConfig
+from tamiyo.core.observation import ObservationBatch
+from tamiyo.core.slots import SlotConfig
 
 
 class VectorEnv:

@@ -8,7 +8,7 @@ import torch
 
 from tamiyo.policy.protocol import PolicyBundle, validate_compile_mode
 from tamiyo.policy.registry import get_policy
-from tamiyo.slots import SlotConfig
+from tamiyo.core.slots import SlotConfig
 
 
 def create_policy(

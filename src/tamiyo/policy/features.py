@@ -59,10 +59,10 @@ from functools import lru_cache
 
 import torch
 
-from tamiyo.actions import ALPHA_SPEED_STEPS, TEMPO_EPOCHS, AlphaAlgorithm, AlphaMode, BlueprintAction
-from tamiyo.observation import HISTORY_LENGTH, NUM_SLOT_FIELDS, ObservationBatch, SignalField, SlotField
+from tamiyo.core.actions import ALPHA_SPEED_STEPS, TEMPO_EPOCHS, AlphaAlgorithm, AlphaMode, BlueprintAction
+from tamiyo.core.observation import HISTORY_LENGTH, NUM_SLOT_FIELDS, ObservationBatch, SignalField, SlotField
 from tamiyo.policy.masks import checked_stages
-from tamiyo.stages import STAGE_ONE_HOT_INDEX, SeedStage
+from tamiyo.core.stages import STAGE_ONE_HOT_INDEX, SeedStage
 
 
 class BaseFeature(IntEnum):

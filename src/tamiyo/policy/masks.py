@@ -25,7 +25,7 @@ from itertools import product
 
 import torch
 
-from tamiyo.actions import (
+from tamiyo.core.actions import (
     HEAD_NAMES,
     IRRELEVANT_HEAD_VALUE,
     AlphaCurveAction,
@@ -37,8 +37,8 @@ from tamiyo.actions import (
     TempoAction,
     topology_blueprints,
 )
-from tamiyo.observation import ObservationBatch
-from tamiyo.stages import ADVANCE_TARGET, FOSSILIZABLE_STAGES, MIN_PRUNE_AGE, PRUNABLE_STAGES, SeedStage
+from tamiyo.core.observation import ObservationBatch
+from tamiyo.core.stages import ADVANCE_TARGET, FOSSILIZABLE_STAGES, MIN_PRUNE_AGE, PRUNABLE_STAGES, SeedStage
 
 RETARGETABLE_STAGES = frozenset({SeedStage.BLENDING, SeedStage.HOLDING})
 NUM_OPS = len(LifecycleOp)

@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tamiyo.actions import HEAD_INDEX, HEAD_NAMES, LifecycleOp, head_sizes
+from tamiyo.core.actions import HEAD_INDEX, HEAD_NAMES, LifecycleOp, head_sizes
 from tamiyo.policy.distribution import MaskedCategorical, masked_logits, sample_categorical
 from tamiyo.policy.relevance import HeadRelevance
-from tamiyo.slots import SlotConfig
+from tamiyo.core.slots import SlotConfig
 
 if TYPE_CHECKING:
     from tamiyo.policy.masks import ActionMasks

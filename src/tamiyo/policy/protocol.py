@@ -21,10 +21,10 @@ import torch
 if TYPE_CHECKING:
     from torch import nn
 
-    from tamiyo.observation import ObservationBatch
+    from tamiyo.core.observation import ObservationBatch
     from tamiyo.policy.masks import ActionMasks
     from tamiyo.policy.network import ActionResult, EvalResult
-    from tamiyo.slots import SlotConfig
+    from tamiyo.core.slots import SlotConfig
 
 # "off" keeps eager mode; the others are `torch.compile` modes.
 COMPILE_MODES: tuple[str, ...] = ("off", "default", "reduce-overhead", "max-autotune")

@@ -5,60 +5,36 @@ Every registered class is constructed as `cls(slot_config=..., topology=..., **c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, TypeVar
 
+from tamiyo.core.registry import Registry
 from tamiyo.policy.protocol import PROTOCOL_MEMBERS, PolicyBundle
-
-_REGISTRY: dict[str, type] = {}
 
 BundleClass = TypeVar("BundleClass", bound=type)
 
 
+def _check_bundle_class(name: str, cls: Any) -> None:
+    if not isinstance(cls, type):
+        raise TypeError(f"register_policy({name!r}) must decorate a class, got {cls!r}")
+    missing = [member for member in PROTOCOL_MEMBERS if not hasattr(cls, member)]
+    if missing:
+        raise TypeError(f"{cls.__name__} does not implement PolicyBundle; missing: {', '.join(missing)}")
+
+
+POLICIES: Registry[type] = Registry("policy", check=_check_bundle_class)
+
+
 def register_policy(name: str) -> Callable[[BundleClass], BundleClass]:
     """Class decorator registering a `PolicyBundle` implementation under `name`."""
-
-    def decorate(cls: BundleClass) -> BundleClass:
-        if not isinstance(cls, type):
-            raise TypeError(f"register_policy({name!r}) must decorate a class, got {cls!r}")
-        missing = [member for member in PROTOCOL_MEMBERS if not hasattr(cls, member)]
-        if missing:
-            raise TypeError(f"{cls.__name__} does not implement PolicyBundle; missing: {', '.join(missing)}")
-        if name in _REGISTRY:
-            raise ValueError(f"policy {name!r} is already registered (by {_REGISTRY[name].__name__})")
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorate
+    return POLICIES.register(name)
 
 
 def get_policy(name: str, **cfg: Any) -> PolicyBundle:
     """Instantiate the bundle registered under `name` with keyword configuration `cfg`."""
-    try:
-        cls = _REGISTRY[name]
-    except KeyError:
-        available = ", ".join(sorted(_REGISTRY)) or "(none registered)"
-        raise ValueError(f"unknown policy {name!r}; available: {available}") from None
-    return cls(**cfg)
+    return POLICIES.get(name)(**cfg)
 
 
 def list_policies() -> list[str]:
     """Registered names, in registration order."""
-    return list(_REGISTRY)
-
-
-def clear_registry() -> None:
-    """Test-only: forget every registered bundle. Wrap it in `registry_snapshot()` to undo it."""
-    _REGISTRY.clear()
-
-
-@contextmanager
-def registry_snapshot() -> Iterator[None]:
-    """Test-only: restore the registry to its current contents when the block exits."""
-    saved = dict(_REGISTRY)
-    try:
-        yield
-    finally:
-        _REGISTRY.clear()
-        _REGISTRY.update(saved)
+    return POLICIES.names()

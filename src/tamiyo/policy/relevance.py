@@ -13,7 +13,7 @@ from functools import cache
 import torch
 from torch import Tensor
 
-from tamiyo.actions import HEAD_NAMES, IRRELEVANT_HEAD_VALUE, relevance_table
+from tamiyo.core.actions import HEAD_NAMES, IRRELEVANT_HEAD_VALUE, relevance_table
 
 
 @cache

@@ -16,7 +16,7 @@ from typing import Literal, Protocol
 
 import torch
 
-from tamiyo.actions import HEAD_INDEX, HEAD_NAMES
+from tamiyo.core.actions import HEAD_INDEX, HEAD_NAMES
 from tamiyo.policy.relevance import HeadRelevance
 from tamiyo.ppo.storage import Minibatch
 

@@ -6,12 +6,9 @@ its rollout in `last_rollout_stats`; these callbacks decide what gets logged and
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import lightning as L
-
-from tamiyo.actions import HEAD_NAMES
 
 _PER_HEAD_PREFIXES = ("entropy/", "clip_fraction/")
 
@@ -29,10 +26,6 @@ class HeadEntropyLogger(L.Callback):
         metrics = pl_module.last_update_metrics
         _log(pl_module, {k: v for k, v in metrics.items() if k.startswith(_PER_HEAD_PREFIXES)})
 
-    @staticmethod
-    def expected_keys() -> list[str]:
-        return [f"entropy/{head}" for head in HEAD_NAMES]
-
 
 class PPODiagnosticsLogger(L.Callback):
     """Losses, approx KL, explained variance, gradient norm, learning rate, on-policy check."""
@@ -48,23 +41,3 @@ class EpisodeStatsLogger(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         _log(pl_module, pl_module.last_rollout_stats, prog_bar=("episode/return", "env_steps"))
-
-
-class LastCheckpoint(L.Callback):
-    """Writes `<dirpath>/last.ckpt` after every update.
-
-    Lightning's own `save_last` only writes when a top-k checkpoint was written in the same step and
-    skips runs whose global step does not move (non-trainable bundles), so a resumable `last.ckpt`
-    is written here instead. `Trainer.save_checkpoint` writes atomically (temporary file, then
-    rename), so a run killed mid-write keeps the previous `last.ckpt`.
-    """
-
-    def __init__(self, dirpath: str | Path) -> None:
-        self.dirpath = Path(dirpath)
-
-    @property
-    def path(self) -> Path:
-        return self.dirpath / "last.ckpt"
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        trainer.save_checkpoint(self.path, weights_only=False)  # a full checkpoint: resumable

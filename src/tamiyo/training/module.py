@@ -24,14 +24,14 @@ import lightning as L
 import torch
 from lightning.fabric.utilities.warnings import PossibleUserWarning
 
-from tamiyo.actions import head_sizes
-from tamiyo.config import ConfigError
+from tamiyo.core.actions import head_sizes
+from tamiyo.core.errors import ConfigError
 from tamiyo.policy import create_policy
 from tamiyo.policy.protocol import PolicyBundle
 from tamiyo.ppo.loss import PPOLossConfig, entropy_coefficients, explained_variance, ppo_loss
 from tamiyo.ppo.storage import RolloutStorage
-from tamiyo.seeding import derive_seed, generator
-from tamiyo.slots import SlotConfig
+from tamiyo.core.seeding import derive_seed, generator
+from tamiyo.core.slots import SlotConfig
 from tamiyo.training.distributed import gather_from_ranks
 
 

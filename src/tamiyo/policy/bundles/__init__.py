@@ -4,7 +4,7 @@ from tamiyo.policy.bundles.base import FixedPolicyBundle, IllegalActionError, No
 from tamiyo.policy.bundles.heuristic import HeuristicPolicyBundle
 from tamiyo.policy.bundles.lstm import CompiledPlacementError, LSTMPolicyBundle
 from tamiyo.policy.bundles.static import StaticPolicyBundle
-from tamiyo.policy.bundles.uniform import RandomPolicyBundle
+from tamiyo.policy.bundles.random import RandomPolicyBundle
 
 __all__ = [
     "CompiledPlacementError",

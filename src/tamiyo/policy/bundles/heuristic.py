@@ -15,15 +15,15 @@ from typing import Any
 
 import torch
 
-from tamiyo.actions import HEAD_NAMES
-from tamiyo.decisions import Decision
-from tamiyo.heuristic import HeuristicConfig, HeuristicController
-from tamiyo.observation import ObservationBatch
+from tamiyo.core.actions import HEAD_NAMES
+from tamiyo.policy.decisions import Decision
+from tamiyo.policy.heuristic import HeuristicConfig, HeuristicController
+from tamiyo.core.observation import ObservationBatch
 from tamiyo.policy.bundles.base import FixedPolicyBundle
 from tamiyo.policy.masks import ActionMasks
 from tamiyo.policy.network import ActionResult
 from tamiyo.policy.registry import register_policy
-from tamiyo.slots import SlotConfig
+from tamiyo.core.slots import SlotConfig
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
-from tamiyo.actions import HEAD_NAMES, IRRELEVANT_HEAD_VALUE
-from tamiyo.observation import ObservationBatch
+from tamiyo.core.actions import HEAD_NAMES, IRRELEVANT_HEAD_VALUE
+from tamiyo.core.observation import ObservationBatch
 from tamiyo.policy.bundles.base import FixedPolicyBundle
 from tamiyo.policy.masks import ActionMasks
 from tamiyo.policy.network import ActionResult

@@ -14,8 +14,8 @@ from typing import Any
 
 import lightning as L
 
-from tamiyo.lifecycle_trace import LIFECYCLE_JSON, LifecycleTrace, trace_of_envs
-from tamiyo.plots import draw_run_plots, history_from_rows
+from tamiyo.evaluation.lifecycle import LIFECYCLE_JSON, LifecycleTrace, trace_of_envs
+from tamiyo.evaluation.plots import draw_run_plots, history_from_rows
 
 log = logging.getLogger("tamiyo")
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from tamiyo.evaluation import EpisodeResult
+from tamiyo.evaluation.runner import EpisodeResult
 
 # (result field, column title, number format) of the summary table.
 TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 import joblib
 from omegaconf import OmegaConf
 
-from tamiyo.config import ConfigError
+from tamiyo.core.errors import ConfigError
 
 GPU_ACCELERATORS = ("gpu", "cuda")
 

@@ -21,8 +21,8 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tamiyo.observation import HISTORY_LENGTH, SlotReport, TrainingSignals
-from tamiyo.stages import LIVE_STAGES
+from tamiyo.core.observation import HISTORY_LENGTH, SlotReport, TrainingSignals
+from tamiyo.core.stages import LIVE_STAGES
 
 # Below this, a previous loss is treated as converged: relative improvement is meaningless there.
 _CONVERGED_LOSS = 1e-8

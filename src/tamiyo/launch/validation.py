@@ -11,12 +11,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from tamiyo.core.errors import ConfigError
+
 PRECISIONS = ("32", "bf16", "fp16")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
-
-
-class ConfigError(ValueError):
-    """An invalid configuration value; the message names the key."""
 
 
 def _positive(x: float) -> bool:

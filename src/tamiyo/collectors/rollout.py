@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import nullcontext
 
 import torch
 
-from tamiyo.actions import HEAD_NAMES, FactoredAction, LifecycleOp
+from tamiyo.core.actions import HEAD_NAMES, FactoredAction, LifecycleOp
 from tamiyo.env.vector import VectorEnv
 from tamiyo.policy.features import extract_features
 from tamiyo.policy.masks import compute_masks
@@ -46,6 +47,8 @@ class RolloutCollector:
         self.reward_normalizer = reward_normalizer
         self.autocast_dtype = autocast_dtype
         self.episode_infos: list[list[dict]] = []  # [step][env] infos of the latest episode
+        # Called with the number of env-epochs just completed (e.g. to advance a progress bar).
+        self.on_env_epochs: Callable[[int], None] | None = None
 
     def _autocast(self, device: torch.device):
         if self.autocast_dtype is None:
@@ -93,6 +96,8 @@ class RolloutCollector:
             started = time.perf_counter()
             next_obs, rewards, dones, infos = env.step(actions)
             timings["time/env_step_s"] += time.perf_counter() - started
+            if self.on_env_epochs is not None:
+                self.on_env_epochs(num_envs)
             returns += rewards.double()
             self.episode_infos.append(infos)
             for action in actions:

@@ -18,8 +18,8 @@ from enum import IntEnum
 
 import torch
 
-from tamiyo.actions import AlphaAlgorithm, AlphaCurveAction, AlphaMode, BlueprintAction
-from tamiyo.stages import SeedStage
+from tamiyo.core.actions import AlphaAlgorithm, AlphaCurveAction, AlphaMode, BlueprintAction
+from tamiyo.core.stages import SeedStage
 
 HISTORY_LENGTH = 5
 

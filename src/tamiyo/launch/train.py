@@ -1,12 +1,10 @@
-"""The Hydra entry point: `python train.py ...` or the `tamiyo-train` console script."""
+"""The training entry point: `python train.py ...` or the `tamiyo-train` console script."""
 
 from __future__ import annotations
 
 import logging
 import math
 import os
-import sys
-import warnings
 from pathlib import Path
 
 import hydra
@@ -15,19 +13,20 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor
+from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
-from tamiyo.config import ConfigError, normalize_choices, validate_config
-from tamiyo.launch_resources import register_resolvers
+from tamiyo.conf import CONF_DIR
+from tamiyo.core.errors import ConfigError
+from tamiyo.launch.console import configure_console, report_user_errors
+from tamiyo.launch.sweep import run_sweep_job
+from tamiyo.launch.validation import normalize_choices, validate_config
 from tamiyo.policy.features import obs_dim
-from tamiyo.sweep import run_sweep_job
-from tamiyo.training.callbacks import EpisodeStatsLogger, HeadEntropyLogger, LastCheckpoint, PPODiagnosticsLogger
+from tamiyo.training.checkpoints import LastCheckpoint, latest_checkpoint
 from tamiyo.training.datamodule import RolloutDataModule
-from tamiyo.training.module import CheckpointMismatchError, PolicyLossNaNError, PPOModule
-from tamiyo.training.plotting import RunPlotter
+from tamiyo.training.module import PPOModule
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 log = logging.getLogger("tamiyo")
 
 # precision choice → (Lightning Trainer precision, autocast dtype for rollouts and host training)
@@ -42,14 +41,6 @@ def resolve_precision(choice: str, accelerator: str) -> tuple[str, torch.dtype |
     return _PRECISION[choice]
 
 
-def latest_checkpoint(output_root: Path, task_name: str) -> Path:
-    """The newest `last.ckpt` of any run under `<output_root>/<task_name>/`."""
-    candidates = sorted((output_root / task_name).glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not candidates:
-        raise ConfigError(f"ckpt_path=latest: no last.ckpt under {output_root / task_name}")
-    return candidates[-1]
-
-
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     if cfg.ckpt_path is None:
         return None
@@ -62,39 +53,16 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
 
 
 def build_callbacks(cfg: DictConfig, trainable: bool, has_logger: bool) -> list[Callback]:
-    callbacks: list[Callback] = [HeadEntropyLogger(), PPODiagnosticsLogger(), EpisodeStatsLogger()]
-    callbacks.append(RunPlotter(cfg.paths.output_dir))  # PNGs into <run dir>/plots at the end of fit
-    cb = cfg.callbacks
-    if cb is None:
-        return callbacks
-    if cb.get("model_checkpoint") is not None:
-        ckpt = cb.model_checkpoint
-        if ckpt.save_last:
-            callbacks.append(LastCheckpoint(ckpt.dirpath))
-        if ckpt.save_top_k:
-            callbacks.append(
-                ModelCheckpoint(
-                    dirpath=ckpt.dirpath,
-                    filename="best-update{epoch:04d}",
-                    auto_insert_metric_name=False,
-                    monitor=cfg.monitor,
-                    mode=cfg.monitor_mode,
-                    save_top_k=ckpt.save_top_k,
-                    save_last=False,
-                    every_n_epochs=1,
-                )
-            )
-    if cb.get("progress_bar"):
-        callbacks.append(RichProgressBar())
-    if cb.get("lr_monitor") and trainable and has_logger:
-        callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    """Every non-null entry of the `callbacks` group, instantiated."""
+    callbacks = [instantiate(conf) for conf in (cfg.get("callbacks") or {}).values() if conf is not None]
+    if not (trainable and has_logger):  # no optimiser or nowhere to log: nothing for the monitor to do
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     return callbacks
 
 
-def build_loggers(cfg: DictConfig) -> list:
-    if not cfg.get("logger"):
-        return []
-    confs = [conf for conf in cfg.logger.values() if conf is not None]
+def build_loggers(cfg: DictConfig) -> list[Logger]:
+    """Every non-null entry of the `logger` group, instantiated."""
+    confs = [conf for conf in (cfg.get("logger") or {}).values() if conf is not None]
     if any(str(conf.get("tracking_uri", "")).startswith("file:") for conf in confs):
         # MLflow ≥ 3 refuses its file store unless asked; a local file store is what logger=mlflow promises.
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
@@ -141,22 +109,14 @@ def train(cfg: DictConfig) -> float:
     )
     loggers = build_loggers(cfg)
     callbacks = build_callbacks(cfg, module.bundle.is_trainable, bool(loggers))
-    trainer = L.Trainer(
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
         max_epochs=cfg.updates,
         precision=trainer_precision,
-        accelerator=cfg.trainer.accelerator,
-        devices=cfg.trainer.devices,
-        strategy=cfg.trainer.strategy,
-        num_nodes=cfg.trainer.num_nodes,
         logger=loggers or False,
         callbacks=callbacks,
-        enable_progress_bar=any(isinstance(c, RichProgressBar) for c in callbacks),
-        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
-        log_every_n_steps=cfg.trainer.log_every_n_steps,
-        deterministic=cfg.trainer.deterministic,
-        num_sanity_val_steps=0,
-        enable_model_summary=False,
-        default_root_dir=cfg.paths.output_dir,
+        enable_progress_bar=False,  # tamiyo.training.progress.UpdateProgress shows updates, not epochs
+        enable_checkpointing=any(isinstance(c, L.pytorch.callbacks.ModelCheckpoint) for c in callbacks),
     )
     module.check_launch(trainer.world_size, ckpt_path)
     status = "failed"
@@ -179,11 +139,10 @@ def _print_summary(cfg: DictConfig, trainer: L.Trainer, value: float) -> None:
     for callback in trainer.callbacks:
         if isinstance(callback, LastCheckpoint) and callback.path.is_file():
             lines.append(f"last checkpoint: {callback.path}")
-        if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
+        if isinstance(callback, L.pytorch.callbacks.ModelCheckpoint) and callback.best_model_path:
             lines.append(f"best checkpoint: {callback.best_model_path}")
     for logger in trainer.loggers:
-        if logger.log_dir:
-            lines.append(f"{type(logger).__name__} logs: {logger.log_dir}")
+        lines.append(f"{type(logger).__name__}: {_logger_destination(logger)}")
     lines.append(f"{cfg.monitor}: {value:.4f}")
     if "episode/final_accuracy" in metrics:
         lines.append(f"final validation accuracy: {float(metrics['episode/final_accuracy']):.2f}%")
@@ -191,25 +150,22 @@ def _print_summary(cfg: DictConfig, trainer: L.Trainer, value: float) -> None:
         print("\n".join(lines))
 
 
-# Errors caused by what the user asked for: reported as one line, without a traceback.
-USER_ERRORS = (ConfigError, CheckpointMismatchError, PolicyLossNaNError, FileNotFoundError)
-
-
-# Before @hydra.main composes the config: the launcher configs size their resources with these.
-register_resolvers()
-# conf/hydra/launcher/{joblib,submitit_*}.yaml carry the plugins' names and list every field themselves;
-# Hydra still matches them to the plugins' schemas of the same name and warns that this matching is
-# deprecated, which they do not depend on.
-warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema")
+def _logger_destination(logger: Logger) -> str:
+    """Where a logger's results went: the metrics file, the event dir, or the tracking store and run."""
+    metrics_file = getattr(getattr(logger, "experiment", None), "metrics_file_path", None)
+    if metrics_file:
+        return str(metrics_file)
+    tracking_uri = getattr(logger, "_tracking_uri", None)
+    if tracking_uri:
+        return f"{tracking_uri} (run {logger.run_id})"
+    return str(logger.log_dir)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float:
+    configure_console()
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         # One failing job must not stop the sweep: it is recorded and reported when the sweep ends.
         return run_sweep_job(train, cfg, metric=cfg.monitor)
-    try:
+    with report_user_errors():
         return train(cfg)
-    except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None

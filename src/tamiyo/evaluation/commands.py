@@ -19,12 +19,13 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from rich.progress import Progress
 
-from tamiyo.cli import CONF_DIR, latest_checkpoint
-from tamiyo.config import ConfigError
+from tamiyo.conf import CONF_DIR
+from tamiyo.core.errors import ConfigError
+from tamiyo.env.config import build_env_config
 from tamiyo.env.tasks import make_task
 from tamiyo.env.vector import VectorEnv
-from tamiyo.eval_report import markdown_table, write_csv
-from tamiyo.evaluation import (
+from tamiyo.evaluation.report import markdown_table, write_csv
+from tamiyo.evaluation.runner import (
     EVAL_EPISODE_BASE,
     EpisodeResult,
     EvalPolicy,
@@ -32,10 +33,10 @@ from tamiyo.evaluation import (
     evaluate,
     load_checkpoint_policy,
 )
-from tamiyo.lifecycle_trace import LifecycleTrace
-from tamiyo.plots import plot_lifecycle
+from tamiyo.evaluation.lifecycle import LifecycleTrace
+from tamiyo.evaluation.plots import plot_lifecycle
 from tamiyo.policy.features import obs_dim
-from tamiyo.training.datamodule import build_env_config
+from tamiyo.training.checkpoints import latest_checkpoint
 
 log = logging.getLogger("tamiyo")
 

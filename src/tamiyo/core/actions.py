@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from tamiyo.slots import SlotConfig
+from tamiyo.core.slots import SlotConfig
 
 
 class BlueprintAction(IntEnum):

@@ -12,15 +12,15 @@ from typing import Any
 
 import torch
 
-from tamiyo.actions import HEAD_NAMES
-from tamiyo.observation import ObservationBatch
+from tamiyo.core.actions import HEAD_NAMES
+from tamiyo.core.observation import ObservationBatch
 from tamiyo.policy.bundles.base import FixedPolicyBundle
 from tamiyo.policy.distribution import InvalidStateMachineError
 from tamiyo.policy.masks import ActionMasks
 from tamiyo.policy.network import ActionResult
 from tamiyo.policy.registry import register_policy
 from tamiyo.policy.relevance import HeadRelevance
-from tamiyo.slots import SlotConfig
+from tamiyo.core.slots import SlotConfig
 
 
 @register_policy("random")

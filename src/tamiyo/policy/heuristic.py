@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-from tamiyo.actions import (
+from tamiyo.core.actions import (
     BLUEPRINT_IDS,
     HEAD_NAMES,
     IRRELEVANT_HEAD_VALUE,
@@ -37,9 +37,9 @@ from tamiyo.actions import (
     blueprint_from_id,
     topology_blueprints,
 )
-from tamiyo.decisions import Decision
-from tamiyo.observation import SlotReport, TrainingSignals
-from tamiyo.stages import LIVE_STAGES, MIN_PRUNE_AGE, SeedStage
+from tamiyo.policy.decisions import Decision
+from tamiyo.core.observation import SlotReport, TrainingSignals
+from tamiyo.core.stages import LIVE_STAGES, MIN_PRUNE_AGE, SeedStage
 
 DEFAULT_ROTATIONS: dict[str, tuple[str, ...]] = {
     "cnn": ("conv_light", "conv_heavy", "attention", "norm", "depthwise"),

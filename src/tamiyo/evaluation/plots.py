@@ -21,8 +21,8 @@ from matplotlib.colors import to_rgb  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from tamiyo.actions import HEAD_NAMES  # noqa: E402
-from tamiyo.lifecycle_trace import LifecycleTrace  # noqa: E402
+from tamiyo.core.actions import HEAD_NAMES  # noqa: E402
+from tamiyo.evaluation.lifecycle import LifecycleTrace  # noqa: E402
 
 History = Mapping[str, Sequence[float]]
 
