@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
-from lightning.pytorch.loggers import Logger
+from lightning.pytorch.loggers import CSVLogger, Logger
 from omegaconf import DictConfig, OmegaConf
 
 from tamiyo.conf import CONF_DIR
@@ -152,9 +152,8 @@ def _print_summary(cfg: DictConfig, trainer: L.Trainer, value: float) -> None:
 
 def _logger_destination(logger: Logger) -> str:
     """Where a logger's results went: the metrics file, the event dir, or the tracking store and run."""
-    metrics_file = getattr(getattr(logger, "experiment", None), "metrics_file_path", None)
-    if metrics_file:
-        return str(metrics_file)
+    if isinstance(logger, CSVLogger):  # (touching `.experiment` here would start a new, empty file)
+        return str(Path(logger.log_dir) / "metrics.csv")
     tracking_uri = getattr(logger, "_tracking_uri", None)
     if tracking_uri:
         return f"{tracking_uri} (run {logger.run_id})"
