@@ -3,7 +3,7 @@
 Runs the `static`, `random` and `heuristic` bundles for several seeds, one episode of one env per
 seed (the env's RNG derives from (seed, env index 0, episode 0)), with exactly the env and reward
 configuration that `python train.py policy=<name>` composes from `conf/`. Prints a table and writes
-it as JSON and Markdown. SPEC goal: the heuristic beats the static host by ≥ 5 accuracy points.
+it as JSON and Markdown. Goal: the heuristic beats the static host by ≥ 5 accuracy points.
 
     python scripts/baselines.py [--policies static random heuristic] [--seeds 0 1 2 3 4]
                                 [--epochs N] [--override KEY=VALUE ...] [--threads 1]
@@ -26,13 +26,13 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from tamiyo.collectors.rollout import RolloutCollector
 from tamiyo.conf import CONF_DIR
+from tamiyo.core.seeding import derive_seed
 from tamiyo.env.tasks import make_task
 from tamiyo.env.vector import VectorEnv
 from tamiyo.policy import create_policy, obs_dim
 from tamiyo.ppo.normalizers import ObservationNormalizer
-from tamiyo.collectors.rollout import RolloutCollector
-from tamiyo.core.seeding import derive_seed
 from tamiyo.training.datamodule import build_env_config
 
 # Per-seed rollout statistics aggregated over seeds.

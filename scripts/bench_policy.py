@@ -1,4 +1,4 @@
-"""Benchmark the policy hot paths (SPEC §9) and write the medians to JSON for comparison across commits.
+"""Benchmark the policy hot paths and write the medians to JSON for comparison across commits.
 
 * act step = features (`extract_features`) + masks (`compute_masks`) + `get_action`, for 1, 4, 16
   and 64 envs with 3 slots, on observation batches built from realistic random slot reports;
@@ -27,14 +27,14 @@ from rich.table import Table
 
 from tamiyo.core.actions import HEAD_NAMES, AlphaAlgorithm, AlphaCurveAction, AlphaMode, BlueprintAction
 from tamiyo.core.observation import HISTORY_LENGTH, ObservationBatch, SlotReport, TrainingSignals
-from tamiyo.policy import COMPILE_MODES, compute_masks, create_policy, extract_features, set_validation
 from tamiyo.core.slots import SlotConfig
 from tamiyo.core.stages import SeedStage
+from tamiyo.policy import COMPILE_MODES, compute_masks, create_policy, extract_features, set_validation
 
 ENV_COUNTS = (1, 4, 16, 64)
 EVAL_SHAPES = ((16, 25), (64, 25))
 TOPOLOGY = "cnn"
-# The reference's figures (esper-lite, as given in the project brief): act step at 16 envs, and
+# esper-lite's published figures: act step at 16 envs, and
 # evaluate_actions forward + backward on 16 envs × 25 steps.
 REFERENCE_MS = {"act_step_16": 5.3, "evaluate_16x25": 15.0}
 _CNN_BLUEPRINTS = (BlueprintAction.CONV_LIGHT, BlueprintAction.CONV_HEAVY, BlueprintAction.ATTENTION,
@@ -199,7 +199,7 @@ def main() -> None:
         "act_step_ms": {str(n): parts for n, parts in act.items()},
         "evaluate_fwd_bwd_ms": evaluate,
         "reference_ms": REFERENCE_MS,
-        "ratio_vs_reference": ratios,  # < 1 means faster than the reference
+        "ratio_vs_reference": ratios,  # < 1 means faster than esper-lite
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
@@ -228,7 +228,7 @@ def _print(report: dict) -> None:
             table.add_row(shape, f"{ms:.2f}")
         console.print(table)
     for name, ratio in report["ratio_vs_reference"].items():
-        console.print(f"{name}: {ratio:.2f}× the reference's {report['reference_ms'][name]} ms")
+        console.print(f"{name}: {ratio:.2f}× esper-lite's {report['reference_ms'][name]} ms")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ heuristic, 3 updates of 4 envs × 25 epochs), reads the `time/*` metrics that ea
 splits the process wall time into host training, validation, policy acting, the env's own
 bookkeeping, rollout bookkeeping, the PPO update and the rest (interpreter and library start-up,
 task generation, Lightning set-up, logging and checkpoints, teardown). Framework overhead
-(SPEC §9, goal ≤ 1.10 on mnist1d) = wall ÷ (host training + validation), reported for the whole
+(goal ≤ 1.10 on mnist1d) = wall ÷ (host training + validation), reported for the whole
 process and for the training steps alone (Σ rollout + PPO update). Peak memory is the child's
 maximum resident set size. Writes JSON and prints a table.
 

@@ -36,7 +36,7 @@ def test_seed_birth_output(blueprint, layout):
         assert torch.equal(out, x)
     elif blueprint == B.ATTENTION:  # squeeze-excitation starts as sigmoid(3)·x
         assert torch.allclose(out, torch.sigmoid(torch.tensor(3.0)) * x)
-    else:  # depthwise, conv_light, conv_heavy start with a non-zero residual, as in the reference
+    else:  # depthwise, conv_light, conv_heavy start with a non-zero residual, as in esper-lite
         assert not torch.allclose(out, x)
 
 
@@ -93,7 +93,7 @@ def test_cnn_parameter_counts(layout, kernel, channels):
 def test_cnn_parameter_counts_by_hand():
     # conv_light at C=8, 1-D: 8·8·3 conv weights + 2·8 GroupNorm affine.
     assert count_params(build_seed(B.CONV_LIGHT, "conv1d", 8)) == 208
-    # The 2-D counts at the reference's widths equal its verified table.
+    # The 2-D counts at esper-lite's widths equal its verified table.
     reference = {  # C=8, C=16
         B.NORM: (17, 33), B.ATTENTION: (40, 144), B.DEPTHWISE: (152, 432), B.BOTTLENECK: (720, 864),
         B.CONV_SMALL: (80, 288), B.CONV_LIGHT: (592, 2336), B.CONV_HEAVY: (1184, 4672),
@@ -114,7 +114,7 @@ def test_transformer_parameter_counts():
         B.MLP: (d * 4 * d + 4 * d) + (4 * d * d + d),
     }
     assert {bp: count_params(build_seed(bp, "sequence", d)) for bp in TRANSFORMER} == expected
-    # At the reference width 384 the counts equal its verified table.
+    # At esper-lite width 384 the counts equal its verified table.
     reference = {B.NORM: 769, B.LORA: 6144, B.LORA_LARGE: 24576, B.ATTENTION: 591360, B.MLP_SMALL: 590976,
                  B.MLP: 1181568}
     assert {bp: count_params(build_seed(bp, "sequence", 384)) for bp in reference} == reference

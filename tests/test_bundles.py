@@ -6,8 +6,17 @@ import random
 import pytest
 import torch
 
-from tamiyo.core.actions import HEAD_NAMES, HEAD_RELEVANCE, IRRELEVANT_HEAD_VALUE, AlphaMode, BlueprintAction, LifecycleOp
+from tamiyo.core.actions import (
+    HEAD_NAMES,
+    HEAD_RELEVANCE,
+    IRRELEVANT_HEAD_VALUE,
+    AlphaMode,
+    BlueprintAction,
+    LifecycleOp,
+)
 from tamiyo.core.observation import HISTORY_LENGTH, ObservationBatch, SlotReport, TrainingSignals
+from tamiyo.core.slots import SlotConfig
+from tamiyo.core.stages import SeedStage
 from tamiyo.policy import (
     IllegalActionError,
     InvalidStateMachineError,
@@ -16,9 +25,8 @@ from tamiyo.policy import (
     create_policy,
     extract_features,
 )
+from tamiyo.policy.heuristic import HeuristicConfig, HeuristicController
 from tamiyo.policy.masks import ActionMasks
-from tamiyo.core.slots import SlotConfig
-from tamiyo.core.stages import SeedStage
 
 SLOTS = SlotConfig.default()
 CNN_BLUEPRINTS = [BlueprintAction.CONV_LIGHT, BlueprintAction.CONV_HEAVY, BlueprintAction.NORM]
@@ -179,9 +187,15 @@ def test_heuristic_actions_are_legal_and_state_is_threaded():
     for batch in range(20):
         masks, result = _act(bundle, random_obs(16, seed=100 + batch), hidden)
         _assert_legal(result, masks)
-        assert len(result.hidden) == 16 and len(bundle.last_decisions) == 16
-        assert [list(d.action.to_indices()) for d in bundle.last_decisions] == \
-            torch.stack([result.actions[h] for h in HEAD_NAMES], 1).tolist()
+        assert len(result.hidden) == 16
+        # Each env's action is the controller's decision from that env's own state.
+        controller = HeuristicController(HeuristicConfig(), "cnn")
+        context = random_obs(16, seed=100 + batch)
+        expected = []
+        for env, state in enumerate(hidden.states):
+            controller.load_state_dict(state)
+            expected.append(list(controller.decide(*context.unpack(env)).action.to_indices()))
+        assert expected == torch.stack([result.actions[h] for h in HEAD_NAMES], 1).tolist()
         hidden = result.hidden
 
 

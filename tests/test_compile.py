@@ -5,9 +5,9 @@ import torch
 
 from tamiyo.core.actions import HEAD_NAMES
 from tamiyo.core.observation import ObservationBatch, SlotReport, TrainingSignals
-from tamiyo.policy import CompiledPlacementError, compute_masks, create_policy, extract_features
 from tamiyo.core.slots import SlotConfig
 from tamiyo.core.stages import SeedStage
+from tamiyo.policy import CompiledPlacementError, compute_masks, create_policy, extract_features
 
 SLOTS = SlotConfig.default()
 TINY = dict(feature_dim=16, hidden_dim=16)

@@ -12,17 +12,17 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from test_train import make_cfg, read_metrics
 
 import tamiyo.launch.train
-from tamiyo.launch.train import train
 from tamiyo.core.errors import ConfigError
 from tamiyo.env.seed_env import EnvConfig
 from tamiyo.env.tasks import Task, make_task
 from tamiyo.env.vector import VectorEnv
+from tamiyo.launch.train import train
 from tamiyo.ppo.normalizers import RunningMeanStd
 from tamiyo.training.distributed import merge_rank_statistics, reduce_episode_stats
 from tamiyo.training.module import CheckpointMismatchError
-from test_train import make_cfg, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 ONE_ENV = ["env.num_envs=1", "env.max_epochs=3", "ppo.num_minibatches=1"]

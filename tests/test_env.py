@@ -6,15 +6,22 @@ import math
 import pytest
 import torch
 
-from tamiyo.core.actions import AlphaSpeedAction, BlueprintAction, FactoredAction, GerminationStyle, LifecycleOp, TempoAction
+from tamiyo.core.actions import (
+    AlphaSpeedAction,
+    BlueprintAction,
+    FactoredAction,
+    GerminationStyle,
+    LifecycleOp,
+    TempoAction,
+)
+from tamiyo.core.observation import NUM_SIGNAL_FIELDS, NUM_SLOT_FIELDS, ObservationBatch, SlotReport, TrainingSignals
+from tamiyo.core.seeding import derive_seed
+from tamiyo.core.stages import SeedStage
 from tamiyo.env.model import validation_batches
 from tamiyo.env.seed_env import EnvConfig, IllegalActionError, SeedEnv, check_action
-from tamiyo.core.seeding import derive_seed
 from tamiyo.env.tasks import Task, make_task
 from tamiyo.env.vector import VectorEnv
-from tamiyo.core.observation import NUM_SIGNAL_FIELDS, NUM_SLOT_FIELDS, ObservationBatch, SlotReport, TrainingSignals
 from tamiyo.policy.masks import compute_masks
-from tamiyo.core.stages import SeedStage
 
 WAIT = FactoredAction.wait()
 

@@ -9,7 +9,6 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from tamiyo.conf import CONF_DIR
-from tamiyo.launch.train import train
 from tamiyo.core.errors import ConfigError
 from tamiyo.evaluation.commands import build_eval_env, compare_command, evaluate_command, parse_seeds
 from tamiyo.evaluation.report import markdown_table
@@ -21,6 +20,7 @@ from tamiyo.evaluation.runner import (
     evaluate,
     load_checkpoint_policy,
 )
+from tamiyo.launch.train import train
 from tamiyo.policy import obs_dim
 
 ROOT = Path(__file__).resolve().parents[1]

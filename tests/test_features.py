@@ -1,4 +1,4 @@
-"""Observation features (SPEC §3.4): widths, named offsets, scaling, finiteness and batch consistency."""
+"""Observation features: widths, named offsets, scaling, finiteness and batch consistency."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from tamiyo.core.observation import (
     SlotReport,
     TrainingSignals,
 )
+from tamiyo.core.stages import STAGE_ONE_HOT_INDEX, SeedStage
 from tamiyo.policy.features import (
     BASE_FEATURES,
     LOSS_LIMIT,
@@ -28,7 +29,6 @@ from tamiyo.policy.features import (
     obs_dim,
     slot_feature_index,
 )
-from tamiyo.core.stages import STAGE_ONE_HOT_INDEX, SeedStage
 
 
 def signals(**overrides: object) -> TrainingSignals:

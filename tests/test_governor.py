@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from tamiyo.core.actions import BlueprintAction, FactoredAction, LifecycleOp
+from tamiyo.core.stages import SeedStage
 from tamiyo.env.governor import Governor, GovernorConfig
 from tamiyo.env.seed_env import EnvConfig, SeedEnv
 from tamiyo.env.tasks import Task, make_task
-from tamiyo.core.stages import SeedStage
 
 
 class Counter:

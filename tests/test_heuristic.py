@@ -16,10 +16,10 @@ from tamiyo.core.actions import (
     TempoAction,
     topology_blueprints,
 )
-from tamiyo.policy.decisions import Decision
-from tamiyo.policy.heuristic import DEFAULT_ROTATIONS, HeuristicConfig, HeuristicController
 from tamiyo.core.observation import SlotReport, TrainingSignals
 from tamiyo.core.stages import LIVE_STAGES, SeedStage
+from tamiyo.policy.decisions import Decision
+from tamiyo.policy.heuristic import DEFAULT_ROTATIONS, HeuristicConfig, HeuristicController
 
 Op = LifecycleOp
 Stage = SeedStage
@@ -411,7 +411,7 @@ def situations(topology: str):
 
 
 def is_legal(decision: Decision, slots: list[SlotReport], sig: TrainingSignals, topology: str) -> bool:
-    """The action masks of SPEC §3.3, written out independently."""
+    """The action-mask table, written out independently."""
     op = decision.op
     if op == Op.WAIT:
         return True

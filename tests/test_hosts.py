@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
+from tamiyo.core.slots import SlotConfig, SlotIdError
 from tamiyo.env.hosts import ConvHost, InjectionPoint, TransformerHost, build_host
 from tamiyo.env.tasks import Task, cross_entropy, make_task
-from tamiyo.core.slots import SlotConfig, SlotIdError
 
 
 def _fake_task(name, topology, x, num_classes=10):

@@ -1,4 +1,4 @@
-"""Action masks (SPEC §3.3): the per-slot rule table, seed budget, topology, style/alpha_target
+"""Action masks: the per-slot rule table, seed budget, topology, style/alpha_target
 collapse, op-conditioned slot masks and a property test against an independent reference."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from tamiyo.core.actions import HEAD_NAMES, AlphaMode, BlueprintAction, GerminationStyle, LifecycleOp
 from tamiyo.core.observation import ObservationBatch, SlotField, SlotReport, TrainingSignals
-from tamiyo.policy.masks import ActionMasks, compute_masks
 from tamiyo.core.stages import SeedStage
+from tamiyo.policy.masks import ActionMasks, compute_masks
 
 W, G, SET, P, F, A = (
     LifecycleOp.WAIT, LifecycleOp.GERMINATE, LifecycleOp.SET_ALPHA_TARGET,
@@ -42,7 +42,7 @@ def allowed_ops(masks: ActionMasks, env: int = 0) -> set[LifecycleOp]:
     return {LifecycleOp(o) for o in range(len(LifecycleOp)) if masks.op[env, o]}
 
 
-# SPEC §3.3 written out literally: stage → ops besides WAIT for
+# The mask table written out literally: stage → ops besides WAIT for
 # (age 0 & holding, age ≥ 1 & holding, age 0 & moving, age ≥ 1 & moving).
 SPEC_TABLE: dict[SeedStage, tuple[set, set, set, set]] = {
     SeedStage.DORMANT: ({G}, {G}, {G}, {G}),

@@ -8,11 +8,11 @@ import torch
 from torch.distributions import Categorical
 
 from tamiyo.core.actions import HEAD_NAMES, HEAD_RELEVANCE, IRRELEVANT_HEAD_VALUE, LifecycleOp, head_sizes
+from tamiyo.core.slots import SlotConfig
 from tamiyo.policy.distribution import MASKED_LOGIT, InvalidStateMachineError, masked_logits, set_validation
 from tamiyo.policy.masks import ActionMasks
 from tamiyo.policy.network import FactoredRecurrentActorCritic
 from tamiyo.policy.relevance import HeadRelevance
-from tamiyo.core.slots import SlotConfig
 
 OBS_DIM = 140
 SLOTS = SlotConfig.default()

@@ -12,9 +12,8 @@ from hydra import compose, initialize_config_dir
 from matplotlib.colors import to_rgb
 from omegaconf import DictConfig
 
-from tamiyo.core.actions import HEAD_NAMES
 from tamiyo.conf import CONF_DIR
-from tamiyo.launch.train import train
+from tamiyo.core.actions import HEAD_NAMES
 from tamiyo.evaluation.lifecycle import EpisodeLifecycle, LifecycleTrace
 from tamiyo.evaluation.plots import (
     STAGE_COLOURS,
@@ -25,6 +24,7 @@ from tamiyo.evaluation.plots import (
     plot_lifecycle,
     read_metrics_csv,
 )
+from tamiyo.launch.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 PNGS = ("returns_accuracy.png", "head_entropy.png", "lifecycle.png")

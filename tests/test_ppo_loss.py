@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from tamiyo.core.actions import HEAD_NAMES, LifecycleOp, head_sizes, topology_blueprints
+from tamiyo.core.slots import SlotConfig
 from tamiyo.policy.masks import ActionMasks
 from tamiyo.policy.network import FactoredRecurrentActorCritic
 from tamiyo.ppo.loss import PPOLossConfig, entropy_coefficients, explained_variance, ppo_loss
 from tamiyo.ppo.storage import Minibatch, RolloutStorage
-from tamiyo.core.slots import SlotConfig
 
 SLOTS = SlotConfig.default()
 HEADS = head_sizes(SLOTS)

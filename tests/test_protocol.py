@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from tamiyo.core.slots import SlotConfig
 from tamiyo.policy import COMPILE_MODES, PolicyBundle, create_policy, list_policies, validate_compile_mode
 from tamiyo.policy.protocol import PROTOCOL_MEMBERS
-from tamiyo.core.slots import SlotConfig
 
 BUNDLES = ("lstm", "heuristic", "random", "static")
 PROPERTIES = ("device", "dtype", "is_recurrent", "is_trainable", "slot_config", "obs_dim", "hidden_dim", "network",

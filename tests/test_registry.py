@@ -3,10 +3,10 @@
 import pytest
 
 import tamiyo.policy  # noqa: F401  (registers the bundles)
+from tamiyo.core.slots import SlotConfig
 from tamiyo.policy import create_policy, get_policy, list_policies, register_policy
 from tamiyo.policy.bundles import StaticPolicyBundle
 from tamiyo.policy.registry import POLICIES
-from tamiyo.core.slots import SlotConfig
 
 
 @pytest.fixture(autouse=True)

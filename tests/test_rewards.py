@@ -5,16 +5,16 @@ import math
 import pytest
 
 from tamiyo.core.actions import AlphaMode, FactoredAction, LifecycleOp
+from tamiyo.core.observation import SlotReport
+from tamiyo.core.stages import SeedStage
 from tamiyo.env.rewards import (
     RewardInputs,
     ShapedConfig,
-    make_reward,
     credited_contribution,
+    make_reward,
     seed_attribution,
     stage_potential,
 )
-from tamiyo.core.observation import SlotReport
-from tamiyo.core.stages import SeedStage
 
 EMPTY = SlotReport.empty()
 

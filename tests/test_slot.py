@@ -14,9 +14,9 @@ from tamiyo.core.actions import (
     BlueprintAction,
     GerminationStyle,
 )
-from tamiyo.env.slot import GateConfig, IllegalSlotOperationError, SeedSlot
 from tamiyo.core.observation import SlotReport
 from tamiyo.core.stages import IllegalTransitionError, SeedStage
+from tamiyo.env.slot import GateConfig, IllegalSlotOperationError, SeedSlot
 
 C = 4
 

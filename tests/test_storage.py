@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from tamiyo.core.actions import head_sizes
+from tamiyo.core.slots import SlotConfig
 from tamiyo.ppo.gae import compute_gae
 from tamiyo.ppo.storage import RolloutStorage
-from tamiyo.core.slots import SlotConfig
 
 HEADS = head_sizes(SlotConfig.default())
 N, T, D, LAYERS, H = 5, 4, 3, 2, 6

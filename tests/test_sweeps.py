@@ -10,13 +10,12 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import InterpolationResolutionError
+from test_cli import run_train
 
 from tamiyo.conf import CONF_DIR
 from tamiyo.core.errors import ConfigError
 from tamiyo.launch.resources import parallel_jobs
 from tamiyo.launch.sweep import ERROR_FILE, SweepJobFailed, failed_jobs, run_sweep_job, varying_overrides
-
-from test_cli import run_train
 
 # Hydra's notice about matching our launcher files to the plugins' schemas (cli.py silences it, but
 # pytest restores the warning filters for every test) and optuna 2.x's SQLAlchemy 2.0 notice.

@@ -6,8 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tamiyo.core.observation import ObservationBatch, SlotReport, TrainingSignals
-from tamiyo.core.stages import SeedStage
-from tamiyo.env.tracker import SignalTracker, summary_seed
+from tamiyo.env.tracker import SignalTracker
 
 LOSS_SCALE = math.log(10)
 
@@ -249,33 +248,4 @@ def test_bad_counts_are_rejected_by_update_and_peek():
     with pytest.raises(ValueError, match="epoch must be ≥ 0, got -1"):
         tracker.peek(-1, 1.0, 50.0, 1.0, 50.0, 10, 0, 0)
     assert tracker.loss_history == ()
-
-
-# ---- summary seed ----
-def seed(stage: SeedStage, alpha: float = 0.0, cf: float | None = None) -> SlotReport:
-    return SlotReport(stage=stage, alpha=alpha, counterfactual=cf, age=2)
-
-
-def test_summary_seed_without_live_seeds_is_none():
-    assert summary_seed([]) is None
-    assert summary_seed([SlotReport.empty(), seed(SeedStage.FOSSILIZED), seed(SeedStage.EMBARGOED)]) is None
-
-
-def test_summary_seed_prefers_the_highest_live_stage():
-    reports = [seed(SeedStage.FOSSILIZED, 1.0), seed(SeedStage.TRAINING), seed(SeedStage.BLENDING, 0.3)]
-    assert summary_seed(reports) == 2
-
-
-def test_summary_seed_tie_breaks_alpha_then_most_negative_counterfactual_then_lowest_slot():
-    assert summary_seed([seed(SeedStage.BLENDING, 0.3), seed(SeedStage.BLENDING, 0.6)]) == 1
-    both = [seed(SeedStage.HOLDING, 1.0, cf=2.0), seed(SeedStage.HOLDING, 1.0, cf=-1.0)]
-    assert summary_seed(both) == 1
-    unmeasured = [seed(SeedStage.HOLDING, 1.0, cf=None), seed(SeedStage.HOLDING, 1.0, cf=50.0)]
-    assert summary_seed(unmeasured) == 1
-    assert summary_seed([seed(SeedStage.TRAINING), SlotReport.empty(), seed(SeedStage.TRAINING)]) == 0
-
-
-def test_summary_seed_reads_unmeasured_nan_like_none():
-    reports = [seed(SeedStage.HOLDING, 1.0, cf=math.nan), seed(SeedStage.HOLDING, 1.0, cf=3.0)]
-    assert summary_seed(reports) == 1
 

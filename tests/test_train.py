@@ -9,10 +9,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from tamiyo.core.actions import HEAD_NAMES
 from tamiyo.conf import CONF_DIR
-from tamiyo.launch.train import train
+from tamiyo.core.actions import HEAD_NAMES
 from tamiyo.core.errors import ConfigError
+from tamiyo.launch.train import train
 from tamiyo.training.datamodule import RolloutDataModule
 
 ROOT = Path(__file__).resolve().parents[1]

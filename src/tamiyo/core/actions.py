@@ -151,7 +151,7 @@ HEAD_ENUMS: dict[str, type[IntEnum] | None] = {
 NUM_HEADS = len(HEAD_NAMES)
 HEAD_INDEX: dict[str, int] = {name: i for i, name in enumerate(HEAD_NAMES)}
 
-# Which heads matter for each op (SPEC §2). Used by sampling, the loss, entropy and logging.
+# Which heads matter for each op. Used by sampling, the loss, entropy and logging.
 _OP = LifecycleOp
 HEAD_RELEVANCE: dict[LifecycleOp, frozenset[str]] = {
     _OP.WAIT: frozenset({"op"}),
@@ -162,8 +162,8 @@ HEAD_RELEVANCE: dict[LifecycleOp, frozenset[str]] = {
     _OP.ADVANCE: frozenset({"op", "slot"}),
 }
 
-# Value an irrelevant head takes (its log-prob and entropy are 0). Style uses SIGMOID_ADD as the
-# reference does; blueprint uses NOOP, which is never sampled, so an irrelevant choice is visible.
+# Value an irrelevant head takes (its log-prob and entropy are 0). Style uses SIGMOID_ADD as
+# esper-lite does; blueprint uses NOOP, which is never sampled, so an irrelevant choice is visible.
 IRRELEVANT_HEAD_VALUE: dict[str, int] = {
     "slot": 0,
     "blueprint": int(BlueprintAction.NOOP),

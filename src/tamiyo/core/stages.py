@@ -45,11 +45,8 @@ VALID_TRANSITIONS: dict[SeedStage, tuple[SeedStage, ...]] = {
 STAGE_ONE_HOT_INDEX: dict[SeedStage, int] = {stage: i for i, stage in enumerate(SeedStage)}
 NUM_STAGES = len(STAGE_ONE_HOT_INDEX)
 
-# Stages whose seed module takes part in the forward pass.
-ACTIVE_STAGES = frozenset({SeedStage.TRAINING, SeedStage.BLENDING, SeedStage.HOLDING, SeedStage.FOSSILIZED})
 # Stages that hold a live, still-undecided seed (the ones a controller manages).
 LIVE_STAGES = frozenset({SeedStage.GERMINATED, SeedStage.TRAINING, SeedStage.BLENDING, SeedStage.HOLDING})
-FAILURE_STAGES = frozenset({SeedStage.PRUNED, SeedStage.EMBARGOED, SeedStage.RESETTING})
 # A seed must have trained for at least this many epochs before it can be judged and pruned.
 MIN_PRUNE_AGE = 1
 # Stages that ADVANCE moves forward (HOLDING is not one: leaving HOLDING is FOSSILIZE, an explicit op).

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tamiyo.env.tasks import Task
 from tamiyo.core.slots import SlotConfig, SlotIdError, format_slot_id
+from tamiyo.env.tasks import Task
 
 # How a seed at an injection point sees its input: [B, C, L], [B, C, H, W] or [B, T, C].
 LAYOUT_TOPOLOGY: dict[str, str] = {"conv1d": "cnn", "conv2d": "cnn", "sequence": "transformer"}

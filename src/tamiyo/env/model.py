@@ -19,11 +19,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from tamiyo.core.slots import SlotConfig, SlotIdError
+from tamiyo.core.stages import SeedStage
 from tamiyo.env.hosts import Host
 from tamiyo.env.slot import GateConfig, SeedSlot
 from tamiyo.env.tasks import cross_entropy
-from tamiyo.core.slots import SlotConfig, SlotIdError
-from tamiyo.core.stages import SeedStage
 
 # Stages whose seed is blended in (alpha may be > 0) and still undecided: the ones whose counterfactual
 # contribution the controller needs. A TRAINING seed's output equals the host's, so there is nothing to ablate.

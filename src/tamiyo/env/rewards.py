@@ -4,7 +4,7 @@ A reward is computed once per step, **after** the action took effect and the epo
 validated, from a `RewardInputs` record. Every function returns a `RewardResult`: the named components
 (each logged on its own) and their sum. Accuracies are percentages (0–100), as in the observation.
 
-Differences from the reference (`ppo-trainer.md` §8, SPEC §10):
+Differences from esper-lite's rewards:
 * the reward sees the state the action produced, so a failed gate earns no success bonus and a
   germination's potential shows up in the transition that germinated;
 * stage shaping is potential-based over the whole env state, F = γ·Φ(s') − Φ(s), with Φ summed over
@@ -14,7 +14,7 @@ Differences from the reference (`ppo-trainer.md` §8, SPEC §10):
 * attribution covers every measured seed, not only the slot head's sampled target (which is
   meaningless for WAIT), fossilized seeds included: each epoch pays the credited contribution of all
   seeds present, divided by `max_epochs`, so an episode's attribution is the mean contribution the
-  seeds made over the episode (area under the contribution curve). The reference paid live seeds
+  seeds made over the episode (area under the contribution curve). Esper-lite paid live seeds
   only, so fossilizing a helper stopped its pay and PPO learned never to fossilize; a potential-based
   variant (γ·A(s') − A(s)) removed that but left no dense signal, and PPO collapsed to never growing;
 * `sparse` charges the seeds' parameters, not the host's.
@@ -32,7 +32,7 @@ from tamiyo.core.observation import SlotReport
 from tamiyo.core.registry import Registry
 from tamiyo.core.stages import LIVE_STAGES, SeedStage
 
-# Stage potentials of the reference (`ppo-trainer.md` §8.4 (4)); stages without a seed have none.
+# Stage potentials as esper-lite calibrated them; stages without a seed have none.
 STAGE_POTENTIAL: dict[SeedStage, float] = {
     SeedStage.GERMINATED: 1.0,
     SeedStage.TRAINING: 2.0,
@@ -154,7 +154,7 @@ def _check_config(config: Any) -> None:
 # ------------------------------------------------------------------ shaped
 @dataclass(frozen=True)
 class ShapedConfig:
-    """Defaults follow the reference calibration; costs and penalties are magnitudes (subtracted)."""
+    """Defaults follow esper-lite's calibration; costs and penalties are magnitudes (subtracted)."""
 
     contribution_weight: float = 1.0
     pbrs_weight: float = 0.3

@@ -10,9 +10,9 @@ Randomness: every env owns a private copy of torch's global RNG streams, seeded 
 initialisation, data order and dropout never touch the caller's RNG and do not depend on how many
 other envs run or in which order.
 
-Seed budget: `max_seeds` defaults to 0 (unlimited). With three slots a budget of 3 would forbid any
-retry after a prune; germination churn is already bounded by the 7-epoch prune cool-down, the
-germination cost and the parameter rent.
+Seed budget: `max_seeds` germinations per episode (0 = unlimited; the shipped env configs set 3, one
+per slot). Pruning does not refund the budget; germination churn is also bounded by the 7-epoch prune
+cool-down.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ import torch
 from torch import Tensor, nn
 
 from tamiyo.core.actions import FactoredAction, LifecycleOp, topology_blueprints
+from tamiyo.core.observation import SlotReport, TrainingSignals
+from tamiyo.core.seeding import derive_seed
+from tamiyo.core.stages import ADVANCE_TARGET, MIN_PRUNE_AGE, PRUNABLE_STAGES, SeedStage
 from tamiyo.env.blueprints import build_seed
 from tamiyo.env.governor import Governor, GovernorConfig
 from tamiyo.env.hosts import build_host
@@ -34,9 +37,6 @@ from tamiyo.env.model import MorphogeneticModel, Validation, autocast, validate
 from tamiyo.env.rewards import RewardInputs, make_reward
 from tamiyo.env.slot import GateConfig, GateResult
 from tamiyo.env.tasks import Task, cross_entropy
-from tamiyo.core.observation import SlotReport, TrainingSignals
-from tamiyo.core.seeding import derive_seed
-from tamiyo.core.stages import ADVANCE_TARGET, MIN_PRUNE_AGE, PRUNABLE_STAGES, SeedStage
 from tamiyo.env.tracker import SignalTracker
 
 _RETARGETABLE = frozenset({SeedStage.BLENDING, SeedStage.HOLDING})
@@ -118,7 +118,7 @@ def check_action(
 ) -> None:
     """Raise `IllegalActionError` unless `action` is legal for the slot states the policy observed.
 
-    The rules are those of the action masks (SPEC §3.3); gate conditions are not checked here (a gate
+    The rules are those of the action masks; gate conditions are not checked here (a gate
     failure is a legal no-op)."""
     op = LifecycleOp(action.op)
     if op == LifecycleOp.WAIT:

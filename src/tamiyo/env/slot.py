@@ -37,8 +37,6 @@ from tamiyo.core.actions import (
     BlueprintAction,
     GerminationStyle,
 )
-from tamiyo.env.alpha import DEFAULT_STEEPNESS, AlphaController, check_ramp_steps, curve_action
-from tamiyo.env.blending import GateNetwork, blend, check_layout, per_sample_alpha
 from tamiyo.core.observation import SlotReport
 from tamiyo.core.slots import parse_slot_id
 from tamiyo.core.stages import (
@@ -48,6 +46,8 @@ from tamiyo.core.stages import (
     SeedStage,
     check_transition,
 )
+from tamiyo.env.alpha import DEFAULT_STEEPNESS, AlphaController, check_ramp_steps, curve_action
+from tamiyo.env.blending import GateNetwork, blend, check_layout, per_sample_alpha
 
 EMBARGO_EPOCHS = 5  # cool-down after a prune before the slot starts resetting
 RESETTING_EPOCHS = 1

@@ -5,9 +5,9 @@ It keeps a bounded window of validation losses and accuracies, counts plateau ep
 `_advance`, a pure function from (configuration, state, inputs) to (next state, signals): `update`
 commits the next state, `peek` discards it, so the two can never disagree.
 
-Deliberate differences from the reference tracker:
+Deliberate differences from esper-lite's tracker:
 * `best_val_loss` is the best loss of the episode (like `best_val_accuracy`), not the minimum of
-  the history window, and `peek()` returns exactly what `update()` would (the reference's peek
+  the history window, and `peek()` returns exactly what `update()` would (esper-lite's peek
   folds the new values into the bests but not into the plateau count).
 * A loss at or below `_CONVERGED_LOSS` that does not regress counts as a stable epoch instead of
   freezing the stabilisation counter.
@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tamiyo.core.observation import HISTORY_LENGTH, SlotReport, TrainingSignals
-from tamiyo.core.stages import LIVE_STAGES
+from tamiyo.core.observation import HISTORY_LENGTH, TrainingSignals
 
 # Below this, a previous loss is treated as converged: relative improvement is meaningless there.
 _CONVERGED_LOSS = 1e-8
@@ -239,7 +237,7 @@ def _advance(
 def _is_stable_epoch(prev_loss: float, val_loss: float, threshold: float) -> bool:
     """A stable epoch does not regress (a flat loss counts) and improves by less than `threshold`.
 
-    A loss spike (the reference's `val_loss ≥ 1.5 · prev_loss` rule) is a regression, so it is
+    A loss spike (esper-lite's `val_loss ≥ 1.5 · prev_loss` rule) is a regression, so it is
     covered by the first test; NaN fails it too.
     """
     loss_delta = prev_loss - val_loss
@@ -248,22 +246,3 @@ def _is_stable_epoch(prev_loss: float, val_loss: float, threshold: float) -> boo
     relative = loss_delta / prev_loss if prev_loss > _CONVERGED_LOSS else 0.0
     return relative < threshold
 
-
-def summary_seed(reports: Sequence[SlotReport]) -> int | None:
-    """Slot index of the live seed that summarises an environment in logs, or None without one.
-
-    Deterministic tie-break, in order: highest stage (the most advanced seed), then highest alpha,
-    then the most negative counterfactual (the seed most likely to be hurting; an unmeasured
-    counterfactual ranks last), then the lowest slot index.
-    """
-    live = [i for i, report in enumerate(reports) if report.stage in LIVE_STAGES]
-    if not live:
-        return None
-
-    def rank(index: int) -> tuple[int, float, float, int]:
-        report = reports[index]
-        cf = report.counterfactual
-        unmeasured = cf is None or math.isnan(cf)
-        return (int(report.stage), report.alpha, -math.inf if unmeasured else -cf, -index)
-
-    return max(live, key=rank)

@@ -19,12 +19,12 @@ from typing import Any
 import torch
 
 from tamiyo.core.actions import FactoredAction
+from tamiyo.core.observation import ObservationBatch
+from tamiyo.core.slots import SlotConfig
 from tamiyo.env.hosts import build_host
 from tamiyo.env.model import enabled_slot_config
 from tamiyo.env.seed_env import EnvConfig, SeedEnv
 from tamiyo.env.tasks import Task, make_task
-from tamiyo.core.observation import ObservationBatch
-from tamiyo.core.slots import SlotConfig
 
 
 class VectorEnv:

@@ -24,6 +24,8 @@ from tamiyo.core.errors import ConfigError
 from tamiyo.env.config import build_env_config
 from tamiyo.env.tasks import make_task
 from tamiyo.env.vector import VectorEnv
+from tamiyo.evaluation.lifecycle import LifecycleTrace
+from tamiyo.evaluation.plots import plot_lifecycle
 from tamiyo.evaluation.report import markdown_table, write_csv
 from tamiyo.evaluation.runner import (
     EVAL_EPISODE_BASE,
@@ -33,8 +35,6 @@ from tamiyo.evaluation.runner import (
     evaluate,
     load_checkpoint_policy,
 )
-from tamiyo.evaluation.lifecycle import LifecycleTrace
-from tamiyo.evaluation.plots import plot_lifecycle
 from tamiyo.policy.features import obs_dim
 from tamiyo.training.checkpoints import latest_checkpoint
 

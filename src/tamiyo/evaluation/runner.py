@@ -19,14 +19,14 @@ from typing import Any
 
 import torch
 
+from tamiyo.collectors.rollout import RolloutCollector
+from tamiyo.core.seeding import derive_seed
+from tamiyo.core.slots import SlotConfig
 from tamiyo.env.vector import VectorEnv
 from tamiyo.evaluation.lifecycle import EpisodeLifecycle, LifecycleTrace, episode_lifecycle
 from tamiyo.policy import create_policy
 from tamiyo.policy.protocol import PolicyBundle
 from tamiyo.ppo.normalizers import ObservationNormalizer
-from tamiyo.collectors.rollout import RolloutCollector
-from tamiyo.core.seeding import derive_seed
-from tamiyo.core.slots import SlotConfig
 
 # Far beyond any training run's number of updates, so evaluation episodes are always unseen ones.
 EVAL_EPISODE_BASE = 1_000_000

@@ -1,4 +1,4 @@
-"""Masked categorical distributions for the policy heads (SPEC §3.2).
+"""Masked categorical distributions for the policy heads.
 
 Masks are boolean, True = allowed. Invalid actions get the finite logit `MASKED_LOGIT` rather than
 -inf or `finfo.min`: softmax then gives them ~0 probability without NaN in float32, float16 and

@@ -6,9 +6,9 @@ from typing import Any
 
 import torch
 
+from tamiyo.core.slots import SlotConfig
 from tamiyo.policy.protocol import PolicyBundle, validate_compile_mode
 from tamiyo.policy.registry import get_policy
-from tamiyo.core.slots import SlotConfig
 
 
 def create_policy(

@@ -1,8 +1,8 @@
-"""Observation features: one fixed-width float32 vector per environment (SPEC §3.4).
+"""Observation features: one fixed-width float32 vector per environment.
 
 Layout: `BaseFeature` columns `[0, 23)`, then one 39-wide `SlotFeature` block per slot in slot-config
-order (slot k starts at `23 + 39·k`), so `obs_dim(3) = 140`. The meaning follows the reference
-layout; where the reference had raw or scaffolding-only values (global step, raw parameter count,
+order (slot k starts at `23 + 39·k`), so `obs_dim(3) = 140`. The meaning follows esper-lite's
+layout; where esper-lite had raw or scaffolding-only values (global step, raw parameter count,
 interaction/boost/upstream/downstream sums) we use fields our environments report.
 
 Every column is scaled to roughly unit range here, before any running normaliser:
@@ -61,8 +61,8 @@ import torch
 
 from tamiyo.core.actions import ALPHA_SPEED_STEPS, TEMPO_EPOCHS, AlphaAlgorithm, AlphaMode, BlueprintAction
 from tamiyo.core.observation import HISTORY_LENGTH, NUM_SLOT_FIELDS, ObservationBatch, SignalField, SlotField
-from tamiyo.policy.masks import checked_stages
 from tamiyo.core.stages import STAGE_ONE_HOT_INDEX, SeedStage
+from tamiyo.policy.masks import checked_stages
 
 
 class BaseFeature(IntEnum):

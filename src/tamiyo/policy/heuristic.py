@@ -12,7 +12,7 @@ Rule order (`HeuristicController.decide`):
    too early, seed budget and a free slot, plateau long enough → GERMINATE the next blueprint of
    the rotation into the first empty slot.
 
-Every emitted action is legal under the action masks (SPEC §3.3): a PRUNE that the masks would
+Every emitted action is legal under the action masks: a PRUNE that the masks would
 refuse (seed younger than one epoch, or alpha still moving) becomes a WAIT that says so.
 """
 
@@ -37,9 +37,9 @@ from tamiyo.core.actions import (
     blueprint_from_id,
     topology_blueprints,
 )
-from tamiyo.policy.decisions import Decision
 from tamiyo.core.observation import SlotReport, TrainingSignals
 from tamiyo.core.stages import LIVE_STAGES, MIN_PRUNE_AGE, SeedStage
+from tamiyo.policy.decisions import Decision
 
 DEFAULT_ROTATIONS: dict[str, tuple[str, ...]] = {
     "cnn": ("conv_light", "conv_heavy", "attention", "norm", "depthwise"),
@@ -48,7 +48,6 @@ DEFAULT_ROTATIONS: dict[str, tuple[str, ...]] = {
 
 # Penalties that decay below this are forgotten.
 PENALTY_FLOOR = 0.1
-# PRUNE is masked for seeds younger than this (SPEC §3.3).
 # Tolerance for "alpha has reached its full target".
 _ALPHA_TOLERANCE = 1e-6
 # Confidence of plateau germination and of fossilization saturates at this many epochs / points.
@@ -57,7 +56,7 @@ _CONFIDENCE_SCALE = 5.0
 
 @dataclass(frozen=True)
 class HeuristicConfig:
-    """Thresholds of the heuristic (reference defaults). Improvements are in accuracy points.
+    """Thresholds of the heuristic (esper-lite's defaults). Improvements are in accuracy points.
 
     `blueprint_rotation=None` means the topology's default rotation (`DEFAULT_ROTATIONS`).
     """

@@ -1,4 +1,4 @@
-"""Action masks: which head choices are physically possible for each environment (SPEC §3.3).
+"""Action masks: which head choices are physically possible for each environment.
 
 Only impossible actions are masked, never timing judgements. The rules are per slot and depend on
 the slot's stage, its age (epochs since germination), whether its alpha controller is holding,

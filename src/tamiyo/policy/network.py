@@ -1,4 +1,4 @@
-"""The factored recurrent actor-critic (SPEC §3.1).
+"""The factored recurrent actor-critic.
 
 observation → Linear → LayerNorm → ReLU → LSTM → LayerNorm → eight policy heads and a value head,
 each Linear(hidden, hidden/2) → ReLU → Linear(hidden/2, n).
@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tamiyo.core.actions import HEAD_INDEX, HEAD_NAMES, LifecycleOp, head_sizes
+from tamiyo.core.slots import SlotConfig
 from tamiyo.policy.distribution import MaskedCategorical, masked_logits, sample_categorical
 from tamiyo.policy.relevance import HeadRelevance
-from tamiyo.core.slots import SlotConfig
 
 if TYPE_CHECKING:
     from tamiyo.policy.masks import ActionMasks

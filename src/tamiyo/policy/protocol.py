@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     from torch import nn
 
     from tamiyo.core.observation import ObservationBatch
+    from tamiyo.core.slots import SlotConfig
     from tamiyo.policy.masks import ActionMasks
     from tamiyo.policy.network import ActionResult, EvalResult
-    from tamiyo.core.slots import SlotConfig
 
 # "off" keeps eager mode; the others are `torch.compile` modes.
 COMPILE_MODES: tuple[str, ...] = ("off", "default", "reduce-overhead", "max-autotune")

@@ -1,4 +1,4 @@
-"""Head relevance for a sampled or stored op (SPEC §2): the one place that decides which heads count.
+"""Head relevance for a sampled or stored op: the one place that decides which heads count.
 
 A head that is irrelevant to the op takes `IRRELEVANT_HEAD_VALUE` and contributes log-prob 0 and
 entropy 0, so it gets no gradient and no entropy bonus. Both `get_action` and `evaluate_actions` go

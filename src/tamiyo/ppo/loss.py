@@ -1,6 +1,6 @@
 """The PPO loss for the factored action space.
 
-Head relevance (SPEC §2) comes from the stored op action, through the policy's own relevance
+Head relevance comes from the stored op action, through the policy's own relevance
 helper. Irrelevant heads carry log-prob 0 and entropy 0 in both the rollout and the re-evaluation,
 so they drop out of the joint log-ratio by themselves. Per-head quantities (the per-head surrogates,
 entropies, clip fractions) are averaged over the steps where the head is relevant only, so sparse

@@ -31,6 +31,7 @@ from tamiyo.ppo.normalizers import ObservationNormalizer, RewardNormalizer
 from tamiyo.ppo.storage import RolloutStorage
 from tamiyo.training.distributed import gather_from_ranks, merge_rank_statistics, reduce_episode_stats
 
+
 class _OneItemPerEpoch(Dataset):
     def __len__(self) -> int:
         return 1

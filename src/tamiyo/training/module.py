@@ -26,12 +26,12 @@ from lightning.fabric.utilities.warnings import PossibleUserWarning
 
 from tamiyo.core.actions import head_sizes
 from tamiyo.core.errors import ConfigError
+from tamiyo.core.seeding import derive_seed, generator
+from tamiyo.core.slots import SlotConfig
 from tamiyo.policy import create_policy
 from tamiyo.policy.protocol import PolicyBundle
 from tamiyo.ppo.loss import PPOLossConfig, entropy_coefficients, explained_variance, ppo_loss
 from tamiyo.ppo.storage import RolloutStorage
-from tamiyo.core.seeding import derive_seed, generator
-from tamiyo.core.slots import SlotConfig
 from tamiyo.training.distributed import gather_from_ranks
 
 

@@ -3,8 +3,8 @@
 from tamiyo.policy.bundles.base import FixedPolicyBundle, IllegalActionError, NotTrainableError
 from tamiyo.policy.bundles.heuristic import HeuristicPolicyBundle
 from tamiyo.policy.bundles.lstm import CompiledPlacementError, LSTMPolicyBundle
-from tamiyo.policy.bundles.static import StaticPolicyBundle
 from tamiyo.policy.bundles.random import RandomPolicyBundle
+from tamiyo.policy.bundles.static import StaticPolicyBundle
 
 __all__ = [
     "CompiledPlacementError",

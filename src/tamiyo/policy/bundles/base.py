@@ -12,12 +12,12 @@ from typing import Any
 import torch
 
 from tamiyo.core.actions import HEAD_NAMES, topology_blueprints
+from tamiyo.core.slots import SlotConfig
 from tamiyo.policy.features import obs_dim as feature_width
 from tamiyo.policy.masks import ActionMasks
 from tamiyo.policy.network import ActionResult, EvalResult
 from tamiyo.policy.protocol import validate_compile_mode
 from tamiyo.policy.relevance import HeadRelevance
-from tamiyo.core.slots import SlotConfig
 
 
 class NotTrainableError(RuntimeError):

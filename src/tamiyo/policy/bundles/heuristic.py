@@ -16,14 +16,13 @@ from typing import Any
 import torch
 
 from tamiyo.core.actions import HEAD_NAMES
-from tamiyo.policy.decisions import Decision
-from tamiyo.policy.heuristic import HeuristicConfig, HeuristicController
 from tamiyo.core.observation import ObservationBatch
+from tamiyo.core.slots import SlotConfig
 from tamiyo.policy.bundles.base import FixedPolicyBundle
+from tamiyo.policy.heuristic import HeuristicConfig, HeuristicController
 from tamiyo.policy.masks import ActionMasks
 from tamiyo.policy.network import ActionResult
 from tamiyo.policy.registry import register_policy
-from tamiyo.core.slots import SlotConfig
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,6 @@ class HeuristicPolicyBundle(FixedPolicyBundle):
         super().__init__(slot_config, topology, obs_dim)
         self._controller = HeuristicController(HeuristicConfig(**config), topology)
         self._fresh_state = self._controller.state_dict()
-        self.last_decisions: tuple[Decision, ...] = ()  # for logging the reasons of the latest step
 
     def initial_hidden(self, batch_size: int) -> ControllerStates:
         if batch_size < 1:
@@ -77,7 +75,6 @@ class HeuristicPolicyBundle(FixedPolicyBundle):
             self._controller.load_state_dict(state)
             decisions.append(self._controller.decide(*context.unpack(env)))
             new_states.append(self._controller.state_dict())
-        self.last_decisions = tuple(decisions)
 
         device = masks.op.device
         indices = torch.tensor([d.action.to_indices() for d in decisions], dtype=torch.long, device=device)

@@ -21,12 +21,12 @@ from torch import Tensor
 
 from tamiyo.core.actions import topology_blueprints
 from tamiyo.core.observation import ObservationBatch
+from tamiyo.core.slots import SlotConfig
 from tamiyo.policy.features import obs_dim as feature_width
 from tamiyo.policy.masks import ActionMasks
 from tamiyo.policy.network import ActionResult, EvalResult, FactoredRecurrentActorCritic, Hidden
 from tamiyo.policy.protocol import validate_compile_mode
 from tamiyo.policy.registry import register_policy
-from tamiyo.core.slots import SlotConfig
 
 
 class CompiledPlacementError(RuntimeError):

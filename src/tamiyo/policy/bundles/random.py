@@ -14,13 +14,13 @@ import torch
 
 from tamiyo.core.actions import HEAD_NAMES
 from tamiyo.core.observation import ObservationBatch
+from tamiyo.core.slots import SlotConfig
 from tamiyo.policy.bundles.base import FixedPolicyBundle
 from tamiyo.policy.distribution import InvalidStateMachineError
 from tamiyo.policy.masks import ActionMasks
 from tamiyo.policy.network import ActionResult
 from tamiyo.policy.registry import register_policy
 from tamiyo.policy.relevance import HeadRelevance
-from tamiyo.core.slots import SlotConfig
 
 
 @register_policy("random")

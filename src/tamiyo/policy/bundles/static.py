@@ -13,6 +13,7 @@ from tamiyo.policy.masks import ActionMasks
 from tamiyo.policy.network import ActionResult
 from tamiyo.policy.registry import register_policy
 
+
 @register_policy("static")
 class StaticPolicyBundle(FixedPolicyBundle):
     """Always WAIT (every head at its irrelevant value) with log-prob 0: a deterministic choice."""
