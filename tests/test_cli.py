@@ -4,27 +4,15 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
+from helpers.runs import ROOT, run_cli, tiny_overrides
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "env.num_envs=1",
-    "env.max_epochs=3",
-    "+env.task_options.train_subset=192",
-    "+env.task_options.val_subset=96",
-    "ppo.update_epochs=1",
-    "ppo.num_minibatches=1",
-    "callbacks.progress_bar=null",
-]
+TINY = tiny_overrides()
 
 
-def run_train(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout,
-    )
+def run_train(*args: str, **kwargs: object) -> subprocess.CompletedProcess:
+    return run_cli("train.py", *args, **kwargs)
 
 
 def test_multirun_makes_one_run_dir_per_job(tmp_path):

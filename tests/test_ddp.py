@@ -12,7 +12,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from test_train import make_cfg, read_metrics
+from helpers.runs import ROOT, compose_config, read_metrics, tiny_overrides
 
 import tamiyo.launch.train
 from tamiyo.core.errors import ConfigError
@@ -24,9 +24,13 @@ from tamiyo.ppo.normalizers import RunningMeanStd
 from tamiyo.training.distributed import merge_rank_statistics, reduce_episode_stats
 from tamiyo.training.module import CheckpointMismatchError
 
-ROOT = Path(__file__).resolve().parents[1]
 ONE_ENV = ["env.num_envs=1", "env.max_epochs=3", "ppo.num_minibatches=1"]
 DDP_TINY = ["trainer=ddp", *ONE_ENV, "updates=2"]
+TINY = tiny_overrides(updates=2, env__num_envs=2, ppo__update_epochs=2, ppo__num_minibatches=2)
+
+
+def make_cfg(tmp_path: Path, *overrides: str):
+    return compose_config("train", tmp_path / "run", *overrides, tiny=TINY)
 
 
 class RankProbe(L.Callback):

@@ -19,17 +19,10 @@ from tamiyo.core.seeding import derive_seed
 from tamiyo.core.stages import SeedStage
 from tamiyo.env.model import validation_batches
 from tamiyo.env.seed_env import EnvConfig, IllegalActionError, SeedEnv, check_action
-from tamiyo.env.tasks import Task, make_task
 from tamiyo.env.vector import VectorEnv
 from tamiyo.policy.masks import compute_masks
 
 WAIT = FactoredAction.wait()
-
-
-@pytest.fixture(scope="module")
-def tiny_task() -> Task:
-    full = make_task("mnist1d")
-    return Task("mnist1d", "cnn", full.train_x[:256], full.train_y[:256], full.val_x[:128], full.val_y[:128], 10)
 
 
 def act(op: LifecycleOp, slot: int = 0, blueprint: BlueprintAction = BlueprintAction.CONV_LIGHT,

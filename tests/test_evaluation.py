@@ -1,14 +1,12 @@
 """The evaluation and comparison commands on tiny configs (in process, CPU)."""
 
-import csv
 from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from helpers.runs import compose_config, read_csv, tiny_overrides
 from omegaconf import DictConfig
 
-from tamiyo.conf import CONF_DIR
 from tamiyo.core.errors import ConfigError
 from tamiyo.evaluation.commands import build_eval_env, compare_command, evaluate_command, parse_seeds
 from tamiyo.evaluation.report import markdown_table
@@ -23,33 +21,14 @@ from tamiyo.evaluation.runner import (
 from tamiyo.launch.train import train
 from tamiyo.policy import obs_dim
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY_ENV = [
-    "env.num_envs=1",
-    "env.max_epochs=2",
-    "+env.task_options.train_subset=128",
-    "+env.task_options.val_subset=64",
-]
+TINY_ENV = tiny_overrides(env__max_epochs=2, env__task_options__train_subset=128, env__task_options__val_subset=64)
 
 
 def compose_cfg(config: str, tmp_path: Path, *overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(
-            config,
-            overrides=[
-                *TINY_ENV,
-                "progress=false" if config != "train" else "callbacks.progress_bar=null",
-                f"paths.root_dir={ROOT}",
-                f"paths.output_root={tmp_path / 'outputs'}",
-                f"paths.output_dir={tmp_path / 'out'}",
-                *overrides,
-            ],
-        )
-
-
-def read_rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
+    # evaluate/compare show a progress bar of their own (`progress`), training its callback
+    tiny = [o for o in TINY_ENV if config == "train" or not o.startswith("callbacks.")]
+    return compose_config(config, tmp_path / "out", *(["progress=false"] if config != "train" else []), *overrides,
+                          tiny=tiny)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +42,7 @@ def checkpoint(tmp_path_factory) -> Path:
 def test_baseline_evaluation_writes_one_csv_row_per_env_episode_and_a_table(tmp_path):
     table = evaluate_command(compose_cfg("evaluate", tmp_path, "policy=static", "seeds=[0,3]", "episodes=2",
                                          "env.num_envs=2"))
-    rows = read_rows(tmp_path / "out" / "evaluation.csv")
+    rows = read_csv(tmp_path / "out" / "evaluation.csv")
     assert [(r["seed"], r["episode"], r["env"]) for r in rows] == [
         (s, e, v) for s in ("0", "3") for e in ("0", "1") for v in ("0", "1")
     ]
@@ -101,16 +80,16 @@ def test_a_trained_checkpoint_evaluates_with_frozen_restored_normaliser(tmp_path
     assert all(torch.equal(weights[k], saved["state_dict"][f"policy_net.{k}"]) for k in weights)
 
     evaluate_command(compose_cfg("evaluate", tmp_path, f"ckpt_path={checkpoint}", "seeds=2"))
-    rows = read_rows(tmp_path / "out" / "evaluation.csv")
+    rows = read_csv(tmp_path / "out" / "evaluation.csv")
     assert [(r["policy"], r["seed"]) for r in rows] == [("learned (lstm)", "0"), ("learned (lstm)", "1")]
     # Arg-max actions and a frozen normaliser: a second evaluation repeats the first exactly.
     evaluate_command(compose_cfg("evaluate", tmp_path / "again", f"ckpt_path={checkpoint}", "seeds=2"))
-    assert read_rows(tmp_path / "again" / "out" / "evaluation.csv") == rows
+    assert read_csv(tmp_path / "again" / "out" / "evaluation.csv") == rows
 
 
 def test_comparison_table_has_every_policy_on_the_same_seeds(tmp_path, checkpoint):
     table = compare_command(compose_cfg("compare", tmp_path, f"ckpt_path={checkpoint}", "seeds=2"))
-    rows = read_rows(tmp_path / "out" / "comparison.csv")
+    rows = read_csv(tmp_path / "out" / "comparison.csv")
     policies = ["static", "random", "heuristic", "learned (lstm)"]
     assert [(r["policy"], r["seed"]) for r in rows] == [(p, s) for p in policies for s in ("0", "1")]
     lines = [line for line in table.read_text().splitlines() if line.startswith("| ") and "---" not in line]

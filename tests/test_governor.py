@@ -9,7 +9,6 @@ from tamiyo.core.actions import BlueprintAction, FactoredAction, LifecycleOp
 from tamiyo.core.stages import SeedStage
 from tamiyo.env.governor import Governor, GovernorConfig
 from tamiyo.env.seed_env import EnvConfig, SeedEnv
-from tamiyo.env.tasks import Task, make_task
 
 
 class Counter:
@@ -74,12 +73,6 @@ def test_config_validation():
 
 
 # ---------------------------------------------------------------- in the environment
-@pytest.fixture(scope="module")
-def tiny_task() -> Task:
-    full = make_task("mnist1d")
-    return Task("mnist1d", "cnn", full.train_x[:256], full.train_y[:256], full.val_x[:128], full.val_y[:128], 10)
-
-
 def act(op: LifecycleOp, slot: int = 0) -> FactoredAction:
     indices = list(FactoredAction.wait().to_indices())
     indices[0], indices[1], indices[7] = slot, int(BlueprintAction.CONV_LIGHT), int(op)

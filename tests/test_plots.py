@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from helpers.runs import ROOT, compose_config, tiny_overrides
 from matplotlib.colors import to_rgb
 from omegaconf import DictConfig
 
-from tamiyo.conf import CONF_DIR
 from tamiyo.core.actions import HEAD_NAMES
 from tamiyo.evaluation.lifecycle import EpisodeLifecycle, LifecycleTrace
 from tamiyo.evaluation.plots import (
@@ -26,25 +25,12 @@ from tamiyo.evaluation.plots import (
 )
 from tamiyo.launch.train import train
 
-ROOT = Path(__file__).resolve().parents[1]
 PNGS = ("returns_accuracy.png", "head_entropy.png", "lifecycle.png")
-TINY = [
-    "env.num_envs=2",
-    "env.max_epochs=3",
-    "+env.task_options.train_subset=128",
-    "+env.task_options.val_subset=64",
-    "ppo.update_epochs=1",
-    "ppo.num_minibatches=1",
-    "callbacks.progress_bar=null",
-]
+TINY = tiny_overrides(env__num_envs=2, env__task_options__train_subset=128, env__task_options__val_subset=64)
 
 
 def make_cfg(run_dir: Path, *overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=[
-            *TINY, f"paths.root_dir={ROOT}", f"paths.output_root={run_dir.parent / 'outputs'}",
-            f"paths.output_dir={run_dir}", *overrides,
-        ])
+    return compose_config("train", run_dir, *overrides, tiny=TINY)
 
 
 def _load_plot_script():

@@ -3,14 +3,15 @@
 import math
 import re
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
+from helpers.runs import run_cli, tiny_overrides
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import InterpolationResolutionError
-from test_cli import run_train
 
 from tamiyo.conf import CONF_DIR
 from tamiyo.core.errors import ConfigError
@@ -24,15 +25,12 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::sqlalchemy.exc.MovedIn20Warning"),
 ]
 
-TINY = [
-    "updates=1",
-    "env.max_epochs=3",
-    "+env.task_options.train_subset=192",
-    "+env.task_options.val_subset=96",
-    "ppo.update_epochs=1",
-    "ppo.num_minibatches=1",
-    "callbacks.progress_bar=null",
-]
+# Sweeps vary env.num_envs themselves, so it is left out of the tiny overrides.
+TINY = ["updates=1", *(o for o in tiny_overrides() if not o.startswith("env.num_envs="))]
+
+
+def run_train(*args: str, **kwargs: object) -> subprocess.CompletedProcess:
+    return run_cli("train.py", *args, **kwargs)
 
 
 def job_dirs(output_root: Path) -> list[Path]:

@@ -1,11 +1,11 @@
 """End-to-end runs of the training entry point on tiny configs (in process, CPU)."""
 
-import csv
 import math
 from pathlib import Path
 
 import pytest
 import torch
+from helpers.runs import compose_config, read_metrics, tiny_overrides
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
@@ -15,37 +15,11 @@ from tamiyo.core.errors import ConfigError
 from tamiyo.launch.train import train
 from tamiyo.training.datamodule import RolloutDataModule
 
-ROOT = Path(__file__).resolve().parents[1]
-
-TINY = [
-    "updates=2",
-    "env.num_envs=2",
-    "env.max_epochs=3",
-    "+env.task_options.train_subset=192",
-    "+env.task_options.val_subset=96",
-    "ppo.update_epochs=2",
-    "ppo.num_minibatches=2",
-    "callbacks.progress_bar=null",
-]
+TINY = tiny_overrides(updates=2, env__num_envs=2, ppo__update_epochs=2, ppo__num_minibatches=2)
 
 
 def make_cfg(tmp_path: Path, *overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(
-            "train",
-            overrides=[
-                *TINY,
-                f"paths.root_dir={ROOT}",
-                f"paths.output_root={tmp_path / 'outputs'}",
-                f"paths.output_dir={tmp_path / 'run'}",
-                *overrides,
-            ],
-        )
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, str]]:
-    with open(run_dir / "csv" / "metrics.csv") as f:
-        return [row for row in csv.DictReader(f) if row.get("episode/return")]
+    return compose_config("train", tmp_path / "run", *overrides, tiny=TINY)
 
 
 @pytest.mark.parametrize("policy", ["lstm", "heuristic", "random", "static"])

@@ -1,0 +1,241 @@
+"""The observation contract between environments and controllers.
+
+An environment reports, once per epoch, its `TrainingSignals` (host-level numbers, produced by the
+`SignalTracker`) and one `SlotReport` per slot of its slot configuration. A batch of environments is
+packed into an `ObservationBatch`: two float32 tensors whose columns are named by `SignalField` and
+`SlotField`. Everything downstream (features, action masks, the heuristic) reads these tensors, so a
+batch is converted from Python objects exactly once per step.
+
+Units: accuracies are percentages (0–100), losses are per-sample means, counts are raw. Feature
+extraction (`tamiyo.policy.features`) rescales them to roughly unit range.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from enum import IntEnum
+
+import torch
+
+from tamiyo.core.actions import AlphaAlgorithm, AlphaCurveAction, AlphaMode, BlueprintAction
+from tamiyo.core.stages import SeedStage
+
+HISTORY_LENGTH = 5
+
+
+class SignalField(IntEnum):
+    EPOCH = 0
+    MAX_EPOCHS = 1
+    TRAIN_LOSS = 2
+    VAL_LOSS = 3
+    LOSS_DELTA = 4  # previous − current val loss; positive = improvement; +inf on the first epoch
+    TRAIN_ACCURACY = 5
+    VAL_ACCURACY = 6
+    ACCURACY_DELTA = 7
+    PLATEAU_EPOCHS = 8
+    HOST_STABILIZED = 9
+    BEST_VAL_ACCURACY = 10
+    BEST_VAL_LOSS = 11
+    LOSS_SCALE = 12  # per-sample loss of an uninformed predictor (ln of the class count)
+    HOST_PARAMS = 13
+    SEED_PARAMS = 14  # parameters of live and fossilized seeds
+    SEEDS_USED = 15  # germinations so far this episode
+    MAX_SEEDS = 16  # germination budget; 0 = unlimited
+    VAL_LOSS_HISTORY = 17  # 5 columns, oldest first, left-padded with the first value seen
+    VAL_ACCURACY_HISTORY = 17 + HISTORY_LENGTH  # 5 columns
+
+
+NUM_SIGNAL_FIELDS = SignalField.VAL_ACCURACY_HISTORY + HISTORY_LENGTH
+
+
+class SlotField(IntEnum):
+    STAGE = 0  # SeedStage value; an empty slot is DORMANT
+    EPOCHS_IN_STAGE = 1
+    AGE = 2  # epochs since germination
+    ALPHA = 3
+    ALPHA_TARGET = 4
+    ALPHA_MODE = 5  # AlphaMode
+    ALPHA_STEPS_TOTAL = 6
+    ALPHA_STEPS_DONE = 7
+    ALPHA_CURVE = 8  # AlphaCurveAction
+    BLEND_TEMPO_EPOCHS = 9
+    ALPHA_ALGORITHM = 10  # AlphaAlgorithm
+    BLUEPRINT = 11  # BlueprintAction; NOOP when empty
+    COUNTERFACTUAL = 12  # val accuracy with the seed minus with alpha forced to 0; NaN until measured
+    CONTRIBUTION_VELOCITY = 13
+    IMPROVEMENT_SINCE_STAGE_START = 14
+    TOTAL_IMPROVEMENT = 15
+    SEED_PARAMS = 16
+
+
+NUM_SLOT_FIELDS = len(SlotField)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingSignals:
+    """Host-level training signals of one environment after one epoch."""
+
+    epoch: int
+    max_epochs: int
+    train_loss: float
+    val_loss: float
+    loss_delta: float
+    train_accuracy: float
+    val_accuracy: float
+    accuracy_delta: float
+    plateau_epochs: int
+    host_stabilized: bool
+    best_val_accuracy: float
+    best_val_loss: float
+    loss_scale: float
+    host_params: int
+    seed_params: int
+    seeds_used: int
+    max_seeds: int
+    val_loss_history: tuple[float, ...]
+    val_accuracy_history: tuple[float, ...]
+
+    def to_row(self) -> list[float]:
+        scalars = [float(getattr(self, f.name)) for f in fields(self)[: SignalField.VAL_LOSS_HISTORY]]
+        return scalars + _padded(self.val_loss_history) + _padded(self.val_accuracy_history)
+
+    @classmethod
+    def from_row(cls, row: list[float]) -> TrainingSignals:
+        names = [f.name for f in fields(cls)]
+        ints = {"epoch", "max_epochs", "plateau_epochs", "host_params", "seed_params", "seeds_used", "max_seeds"}
+        values: dict[str, object] = {}
+        for name, value in zip(names[: SignalField.VAL_LOSS_HISTORY], row, strict=False):
+            values[name] = int(value) if name in ints else value
+        values["host_stabilized"] = bool(values["host_stabilized"])
+        start = SignalField.VAL_LOSS_HISTORY
+        values["val_loss_history"] = tuple(row[start : start + HISTORY_LENGTH])
+        start = SignalField.VAL_ACCURACY_HISTORY
+        values["val_accuracy_history"] = tuple(row[start : start + HISTORY_LENGTH])
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _padded(history: tuple[float, ...]) -> list[float]:
+    """The last `HISTORY_LENGTH` values, left-padded with the oldest value (0.0 when empty)."""
+    tail = list(history[-HISTORY_LENGTH:])
+    pad = tail[0] if tail else 0.0
+    return [pad] * (HISTORY_LENGTH - len(tail)) + tail
+
+
+@dataclass(frozen=True, slots=True)
+class SlotReport:
+    """State of one slot after one epoch. `SlotReport.empty()` describes a free slot."""
+
+    stage: SeedStage = SeedStage.DORMANT
+    epochs_in_stage: int = 0
+    age: int = 0
+    alpha: float = 0.0
+    alpha_target: float = 0.0
+    alpha_mode: AlphaMode = AlphaMode.HOLD
+    alpha_steps_total: int = 0
+    alpha_steps_done: int = 0
+    alpha_curve: AlphaCurveAction = AlphaCurveAction.LINEAR
+    blend_tempo_epochs: int = 0
+    alpha_algorithm: AlphaAlgorithm = AlphaAlgorithm.ADD
+    blueprint: BlueprintAction = BlueprintAction.NOOP
+    counterfactual: float | None = None
+    contribution_velocity: float = 0.0
+    improvement_since_stage_start: float = 0.0
+    total_improvement: float = 0.0
+    seed_params: int = 0
+
+    @classmethod
+    def empty(cls) -> SlotReport:
+        return cls()
+
+    @property
+    def is_empty(self) -> bool:
+        return self.stage == SeedStage.DORMANT
+
+    @property
+    def alpha_holding(self) -> bool:
+        return self.alpha_mode == AlphaMode.HOLD
+
+    def to_row(self) -> list[float]:
+        row = [float(getattr(self, f.name)) if f.name != "counterfactual" else 0.0 for f in fields(self)]
+        row[SlotField.COUNTERFACTUAL] = math.nan if self.counterfactual is None else float(self.counterfactual)
+        return row
+
+    @classmethod
+    def from_row(cls, row: list[float]) -> SlotReport:
+        cf = row[SlotField.COUNTERFACTUAL]
+        return cls(
+            stage=SeedStage(int(row[SlotField.STAGE])),
+            epochs_in_stage=int(row[SlotField.EPOCHS_IN_STAGE]),
+            age=int(row[SlotField.AGE]),
+            alpha=row[SlotField.ALPHA],
+            alpha_target=row[SlotField.ALPHA_TARGET],
+            alpha_mode=AlphaMode(int(row[SlotField.ALPHA_MODE])),
+            alpha_steps_total=int(row[SlotField.ALPHA_STEPS_TOTAL]),
+            alpha_steps_done=int(row[SlotField.ALPHA_STEPS_DONE]),
+            alpha_curve=AlphaCurveAction(int(row[SlotField.ALPHA_CURVE])),
+            blend_tempo_epochs=int(row[SlotField.BLEND_TEMPO_EPOCHS]),
+            alpha_algorithm=AlphaAlgorithm(int(row[SlotField.ALPHA_ALGORITHM])),
+            blueprint=BlueprintAction(int(row[SlotField.BLUEPRINT])),
+            counterfactual=None if math.isnan(cf) else cf,
+            contribution_velocity=row[SlotField.CONTRIBUTION_VELOCITY],
+            improvement_since_stage_start=row[SlotField.IMPROVEMENT_SINCE_STAGE_START],
+            total_improvement=row[SlotField.TOTAL_IMPROVEMENT],
+            seed_params=int(row[SlotField.SEED_PARAMS]),
+        )
+
+
+@dataclass(frozen=True)
+class ObservationBatch:
+    """Raw observations of N environments: `signals [N, NUM_SIGNAL_FIELDS]`, `slots [N, S, NUM_SLOT_FIELDS]`."""
+
+    signals: torch.Tensor
+    slots: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.signals.dim() != 2 or self.signals.shape[1] != NUM_SIGNAL_FIELDS:
+            raise ValueError(f"signals must be [N, {NUM_SIGNAL_FIELDS}], got {list(self.signals.shape)}")
+        if self.slots.dim() != 3 or self.slots.shape[2] != NUM_SLOT_FIELDS:
+            raise ValueError(f"slots must be [N, S, {NUM_SLOT_FIELDS}], got {list(self.slots.shape)}")
+        if self.slots.shape[0] != self.signals.shape[0]:
+            raise ValueError(f"signals and slots disagree on N: {self.signals.shape[0]} vs {self.slots.shape[0]}")
+
+    @classmethod
+    def pack(
+        cls, signals: list[TrainingSignals], slots: list[list[SlotReport]], device: torch.device | str = "cpu"
+    ) -> ObservationBatch:
+        """Pack per-env Python records into tensors (one tensor construction per field group)."""
+        return cls(
+            signals=torch.tensor([s.to_row() for s in signals], dtype=torch.float32, device=device),
+            slots=torch.tensor(
+                [[r.to_row() for r in env_slots] for env_slots in slots], dtype=torch.float32, device=device
+            ),
+        )
+
+    @property
+    def num_envs(self) -> int:
+        return self.signals.shape[0]
+
+    @property
+    def num_slots(self) -> int:
+        return self.slots.shape[1]
+
+    def stage(self) -> torch.Tensor:
+        return self.slots[..., SlotField.STAGE].long()
+
+    def age(self) -> torch.Tensor:
+        return self.slots[..., SlotField.AGE].long()
+
+    def alpha_holding(self) -> torch.Tensor:
+        return self.slots[..., SlotField.ALPHA_MODE] == AlphaMode.HOLD
+
+    def seeds_used(self) -> torch.Tensor:
+        return self.signals[:, SignalField.SEEDS_USED].long()
+
+    def max_seeds(self) -> torch.Tensor:
+        return self.signals[:, SignalField.MAX_SEEDS].long()
+
+    def unpack(self, env: int) -> tuple[TrainingSignals, list[SlotReport]]:
+        """Python records of one environment (for rule-based controllers and logging)."""
+        signals = TrainingSignals.from_row(self.signals[env].tolist())
+        return signals, [SlotReport.from_row(row) for row in self.slots[env].tolist()]

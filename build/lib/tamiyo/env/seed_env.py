@@ -1,0 +1,482 @@
+"""One seed-lifecycle environment: a fresh host trained from scratch, one epoch per step.
+
+`step(action)`: apply the action → train host and seeds for one epoch over the whole training split
+(in this env's own shuffled order) → validate with counterfactuals → governor health check (rollback
+on NaN/inf or a loss explosion) → advance the timed lifecycle (`slot.step_epoch`) → reward of this
+transition → next observation. An episode ends by truncation after `max_epochs` steps.
+
+Randomness: every env owns a private copy of torch's global RNG streams, seeded from
+(seed, env index, episode) at `reset` and swapped in for the duration of each call, so host and seed
+initialisation, data order and dropout never touch the caller's RNG and do not depend on how many
+other envs run or in which order.
+
+Seed budget: `max_seeds` germinations per episode (0 = unlimited; the shipped env configs set 3, one
+per slot). Pruning does not refund the budget; germination churn is also bounded by the 7-epoch prune
+cool-down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from tamiyo.core.actions import FactoredAction, LifecycleOp, topology_blueprints
+from tamiyo.core.observation import SlotReport, TrainingSignals
+from tamiyo.core.seeding import derive_seed
+from tamiyo.core.stages import ADVANCE_TARGET, MIN_PRUNE_AGE, PRUNABLE_STAGES, SeedStage
+from tamiyo.env.blueprints import build_seed
+from tamiyo.env.governor import Governor, GovernorConfig
+from tamiyo.env.hosts import build_host
+from tamiyo.env.model import MorphogeneticModel, Validation, autocast, validate
+from tamiyo.env.rewards import RewardInputs, make_reward
+from tamiyo.env.slot import GateConfig, GateResult
+from tamiyo.env.tasks import Task, cross_entropy
+from tamiyo.env.tracker import SignalTracker
+
+_RETARGETABLE = frozenset({SeedStage.BLENDING, SeedStage.HOLDING})
+_AUTOCAST_DTYPES = (torch.bfloat16,)
+
+Observation = tuple[TrainingSignals, list[SlotReport]]
+
+
+class IllegalActionError(ValueError):
+    """An action that the current slot state does not allow (the action masks would have hidden it)."""
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    max_epochs: int = 25
+    batch_size: int = 128
+    val_batch_size: int = 1024
+    host_lr: float = 0.01
+    host_momentum: float = 0.9
+    host_weight_decay: float = 5e-4
+    seed_lr: float = 0.01
+    seed_momentum: float = 0.9
+    max_seeds: int = 0  # germinations per episode; 0 = unlimited (see the module docstring)
+    reward: str = "shaped"
+    reward_config: Mapping[str, float] = field(default_factory=dict)
+    governor: GovernorConfig = field(default_factory=GovernorConfig)
+    gates: GateConfig = field(default_factory=GateConfig)
+    enabled_slots: tuple[str, ...] | None = None  # slot ids seeds may use; None = every injection point
+    autocast_dtype: torch.dtype | None = None  # bf16 autocast for host training and validation
+
+    def __post_init__(self) -> None:
+        for name in ("max_epochs", "batch_size", "val_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"env config {name} must be ≥ 1, got {getattr(self, name)}")
+        for name in ("host_lr", "seed_lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"env config {name} must be > 0, got {getattr(self, name)}")
+        for name in ("host_momentum", "seed_momentum", "host_weight_decay"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"env config {name} must be ≥ 0, got {getattr(self, name)}")
+        if self.max_seeds < 0:
+            raise ValueError(f"env config max_seeds must be ≥ 0 (0 = unlimited), got {self.max_seeds}")
+        if self.autocast_dtype is not None and self.autocast_dtype not in _AUTOCAST_DTYPES:
+            raise ValueError(
+                f"env autocast_dtype {self.autocast_dtype} is not supported; use torch.bfloat16 or None "
+                f"(fp16 host training would need loss scaling)"
+            )
+        make_reward(self.reward, **self.reward_config)  # fail on a bad reward name or field now
+
+
+@dataclass(frozen=True)
+class StepResult:
+    signals: TrainingSignals
+    reports: list[SlotReport]
+    reward: float
+    done: bool
+    info: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Metrics:
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+
+
+@dataclass(frozen=True)
+class _EpochOutcome:
+    validation: Validation
+    rollback_reason: str | None  # None when the epoch was healthy
+    train_s: float
+    validate_s: float
+
+
+def check_action(
+    action: FactoredAction, reports: list[SlotReport], slot_ids: tuple[str, ...], topology: str,
+    seeds_used: int, max_seeds: int,
+) -> None:
+    """Raise `IllegalActionError` unless `action` is legal for the slot states the policy observed.
+
+    The rules are those of the action masks; gate conditions are not checked here (a gate
+    failure is a legal no-op)."""
+    op = LifecycleOp(action.op)
+    if op == LifecycleOp.WAIT:
+        return
+    if not 0 <= action.slot < len(slot_ids):
+        raise IllegalActionError(f"slot index {action.slot} out of range for slots {list(slot_ids)}")
+    report, slot_id = reports[action.slot], slot_ids[action.slot]
+    stage = report.stage
+    problem: str | None = None
+    if op == LifecycleOp.GERMINATE:
+        if stage != SeedStage.DORMANT:
+            problem = "the slot is not empty"
+        elif max_seeds and seeds_used >= max_seeds:
+            problem = f"the seed budget is spent ({seeds_used}/{max_seeds})"
+        elif action.blueprint not in topology_blueprints(topology):
+            problem = f"blueprint {action.blueprint_id!r} is not available for topology {topology!r}"
+    elif op == LifecycleOp.ADVANCE:
+        if stage not in ADVANCE_TARGET:
+            problem = "only GERMINATED, TRAINING and BLENDING seeds advance (HOLDING seeds FOSSILIZE)"
+    elif op == LifecycleOp.FOSSILIZE:
+        if stage != SeedStage.HOLDING:
+            problem = "only a HOLDING seed can fossilize"
+    elif op == LifecycleOp.SET_ALPHA_TARGET:
+        if stage not in _RETARGETABLE:
+            problem = "only BLENDING or HOLDING seeds can be retargeted"
+        elif not report.alpha_holding:
+            problem = "alpha is still moving"
+    elif op == LifecycleOp.PRUNE:
+        if stage not in PRUNABLE_STAGES:
+            problem = "only a live seed can be pruned"
+        elif report.age < MIN_PRUNE_AGE:
+            problem = f"the seed is younger than {MIN_PRUNE_AGE} epoch"
+        elif not report.alpha_holding:
+            problem = "alpha is still moving"
+    if problem is not None:
+        raise IllegalActionError(f"illegal action {op.name} on slot {slot_id} in stage {stage.name}: {problem}")
+
+
+class _Optimizers:
+    """The host SGD (host + fossils, with weight decay) and one SGD per live seed.
+
+    `sync` rebuilds them whenever the parameter sets changed (germination, fossilization, prune,
+    a new gate, a rollback), carrying each surviving parameter's momentum across."""
+
+    def __init__(self, config: EnvConfig) -> None:
+        self.config = config
+        self.host: torch.optim.SGD | None = None
+        self.seeds: dict[str, torch.optim.SGD] = {}
+        self._layout: tuple[Any, ...] = ()
+
+    @property
+    def all(self) -> list[torch.optim.SGD]:
+        return [self.host, *self.seeds.values()] if self.host is not None else []
+
+    def sync(self, model: MorphogeneticModel) -> None:
+        host_params = model.host_parameters()
+        seed_params = model.live_seed_parameters()
+        layout = (tuple(map(id, host_params)), tuple((sid, tuple(map(id, ps))) for sid, ps in seed_params.items()))
+        if layout == self._layout:
+            return
+        carried = {param: state for opt in self.all for param, state in opt.state.items()}
+        c = self.config
+        self.host = torch.optim.SGD(
+            host_params, lr=c.host_lr, momentum=c.host_momentum, weight_decay=c.host_weight_decay
+        )
+        self.seeds = {
+            sid: torch.optim.SGD(params, lr=c.seed_lr, momentum=c.seed_momentum) for sid, params in seed_params.items()
+        }
+        for opt in self.all:
+            for group in opt.param_groups:
+                for param in group["params"]:
+                    if param in carried:
+                        opt.state[param] = carried[param]
+        self._layout = layout
+
+    def step(self) -> None:
+        for opt in self.all:
+            opt.step()
+
+    def state_by_name(self, model: nn.Module) -> dict[str, dict[str, Tensor]]:
+        """Copies of every parameter's optimiser state, keyed by the parameter's name in `model`."""
+        states = {param: state for opt in self.all for param, state in opt.state.items()}
+        return {
+            name: _copy_state(states[param])
+            for name, param in model.named_parameters()
+            if param in states
+        }
+
+    def load_state_by_name(self, model: MorphogeneticModel, states: Mapping[str, Mapping[str, Tensor]]) -> None:
+        """Rebuild the optimisers for `model`'s current parameters and load the named states."""
+        self._layout = ()
+        self.host, self.seeds = None, {}
+        self.sync(model)
+        owner = {param: opt for opt in self.all for group in opt.param_groups for param in group["params"]}
+        for name, param in model.named_parameters():
+            if name in states:
+                owner[param].state[param] = _copy_state(states[name])
+
+
+def _copy_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value.clone() if isinstance(value, Tensor) else value for key, value in state.items()}
+
+
+class SeedEnv:
+    """One environment; `env_index` only selects its RNG stream (see the module docstring)."""
+
+    def __init__(
+        self, task: Task, config: EnvConfig | None = None, env_index: int = 0, device: str | torch.device = "cpu"
+    ) -> None:
+        if env_index < 0:
+            raise ValueError(f"env_index must be ≥ 0, got {env_index}")
+        self.config = config if config is not None else EnvConfig()
+        self.env_index = env_index
+        self.device = torch.device(device)
+        self.task = task
+        self._train_x, self._train_y = task.train_x.to(self.device), task.train_y.to(self.device)
+        self._val_x, self._val_y = task.val_x.to(self.device), task.val_y.to(self.device)
+        self.reward_fn = make_reward(self.config.reward, **self.config.reward_config)
+        self.tracker = SignalTracker(
+            max_epochs=self.config.max_epochs, loss_scale=task.loss_scale, max_seeds=self.config.max_seeds
+        )
+        self.model: MorphogeneticModel | None = None
+        self.governor: Governor | None = None
+        self.optimizers = _Optimizers(self.config)
+        self._rng_state: dict[str, Tensor] | None = None
+        self.epoch = 0
+        self.seeds_used = 0
+        self.fossil_contributions: list[float] = []
+        self._metrics: _Metrics | None = None
+        self._reports: list[SlotReport] = []
+
+    # ---- RNG ----
+    @contextlib.contextmanager
+    def _private_rng(self) -> Iterator[None]:
+        """Run with this env's own global RNG streams (CPU, and the env's CUDA device if any)."""
+        cuda = self.device.type == "cuda"
+        devices = [self.device] if cuda else []
+        with torch.random.fork_rng(devices=devices):
+            if self._rng_state is not None:
+                torch.set_rng_state(self._rng_state["cpu"])
+                if cuda:
+                    torch.cuda.set_rng_state(self._rng_state["cuda"], self.device)
+            try:
+                yield
+            finally:
+                self._rng_state = {"cpu": torch.get_rng_state()}
+                if cuda:
+                    self._rng_state["cuda"] = torch.cuda.get_rng_state(self.device)
+
+    def _seed_private_rng(self, seed: int) -> None:
+        self._rng_state = None
+        with self._private_rng():
+            torch.default_generator.manual_seed(seed)
+            if self.device.type == "cuda":
+                torch.cuda.default_generators[self.device.index or 0].manual_seed(seed)
+
+    # ---- episode ----
+    @property
+    def slot_ids(self) -> tuple[str, ...]:
+        return self._require_model().slot_config.slot_ids
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.config.max_epochs
+
+    def _require_model(self) -> MorphogeneticModel:
+        if self.model is None:
+            raise RuntimeError("the environment has not been reset; call reset(seed, episode) first")
+        return self.model
+
+    def reset(self, seed: int, episode: int) -> Observation:
+        """Start an episode with a fresh host; returns the observation after the initial validation (epoch 0)."""
+        self._seed_private_rng(derive_seed(seed, self.env_index, episode))
+        with self._private_rng():
+            self.model = MorphogeneticModel(build_host(self.task), self.config.gates, self.config.enabled_slots).to(self.device)
+            self.model.train()
+            self.optimizers = _Optimizers(self.config)
+            self.optimizers.sync(self.model)
+            self.epoch = 0
+            self.seeds_used = 0
+            self.fossil_contributions = []
+            self.tracker.reset()
+            result = self._validate()
+            # An untrained model has seen no training data, so its training-split metrics equal its
+            # held-out ones in expectation; report those instead of spending a pass over the training split.
+            self._metrics = _Metrics(result.loss, result.accuracy, result.loss, result.accuracy)
+            self.governor = Governor(self, self.config.governor, self.task.loss_scale)
+            self.governor.reset(result.loss)
+            signals, self._reports = self._observe()
+        return signals, self._reports
+
+    def _observe(self) -> Observation:
+        model, metrics = self._require_model(), self._metrics
+        assert metrics is not None
+        signals = self.tracker.update(
+            epoch=self.epoch,
+            train_loss=metrics.train_loss,
+            train_accuracy=metrics.train_accuracy,
+            val_loss=metrics.val_loss,
+            val_accuracy=metrics.val_accuracy,
+            host_params=model.host_param_count(),
+            seed_params=model.seed_param_count(),
+            seeds_used=self.seeds_used,
+        )
+        return signals, [slot.report() for slot in model.slots]
+
+    # ---- step ----
+    def step(self, action: FactoredAction) -> StepResult:
+        """Apply `action`, train and validate one epoch, and return the next observation and reward."""
+        model = self._require_model()
+        if self.done:
+            raise RuntimeError(f"the episode ended after {self.epoch} epochs; call reset() for a new one")
+        check_action(action, self._reports, self.slot_ids, model.topology, self.seeds_used, self.config.max_seeds)
+        started = time.perf_counter()
+        with self._private_rng():
+            gate = self._apply(action)
+            epoch = self._run_epoch()
+            self.epoch += 1
+            before = self._reports
+            signals, self._reports = self._observe()
+        rolled_back = epoch.rollback_reason is not None
+        took_effect = action.op != LifecycleOp.WAIT and not rolled_back and (gate is None or gate.passed)
+        reward = self.reward_fn(RewardInputs(
+            action=action,
+            took_effect=took_effect,
+            before=before,
+            after=self._reports,
+            val_accuracy=signals.val_accuracy,
+            host_params=signals.host_params,
+            epoch=self.epoch,
+            max_epochs=self.config.max_epochs,
+            fossil_contributions=tuple(self.fossil_contributions),
+            rolled_back=rolled_back,
+        ))
+        slots = list(zip(self.slot_ids, self._reports, strict=True))
+        info = {
+            "epoch": self.epoch,
+            "train_loss": signals.train_loss,
+            "train_accuracy": signals.train_accuracy,
+            "val_loss": signals.val_loss,
+            "val_accuracy": signals.val_accuracy,
+            "host_params": signals.host_params,
+            "seed_params": signals.seed_params,
+            "seeds_used": self.seeds_used,
+            "slot_stages": {sid: r.stage.name for sid, r in slots},
+            "slot_alphas": {sid: r.alpha for sid, r in slots},
+            "counterfactuals": {} if rolled_back else epoch.validation.counterfactuals,
+            "action": action.to_indices(),
+            "op": LifecycleOp(action.op).name,
+            "took_effect": took_effect,
+            "gate_failed": gate is not None and not gate.passed,
+            "gate_reason": None if gate is None else gate.reason,
+            "rolled_back": rolled_back,
+            "rollback_reason": epoch.rollback_reason,
+            "reward": reward.total,
+            "reward_components": reward.components,
+            "time_train_s": epoch.train_s,
+            "time_validate_s": epoch.validate_s,
+            "time_step_s": time.perf_counter() - started,
+        }
+        return StepResult(signals, self._reports, reward.total, self.done, info)
+
+    def _run_epoch(self) -> _EpochOutcome:
+        """Train, validate, let the governor judge, then advance the timed lifecycle of a healthy epoch."""
+        model = self._require_model()
+        train_started = time.perf_counter()
+        train_loss, train_accuracy = self._train_epoch()
+        val_started = time.perf_counter()
+        validation = self._validate()
+        val_finished = time.perf_counter()
+        self._metrics = _Metrics(train_loss, train_accuracy, validation.loss, validation.accuracy)
+        for slot_id, slot in zip(self.slot_ids, model.slots, strict=True):
+            if slot.has_seed:
+                slot.record_validation(validation.accuracy, validation.counterfactuals.get(slot_id))
+        assert self.governor is not None
+        rollback_reason = self.governor.check(train_loss, validation.loss)
+        if rollback_reason is None:
+            for slot in model.slots:
+                slot.step_epoch()
+            self.governor.commit(validation.loss)
+        return _EpochOutcome(validation, rollback_reason, val_started - train_started, val_finished - val_started)
+
+    def _apply(self, action: FactoredAction) -> GateResult | None:
+        """Carry out a legal action; the gate result for ADVANCE/FOSSILIZE, else None."""
+        op = LifecycleOp(action.op)
+        if op == LifecycleOp.WAIT:
+            return None
+        model = self._require_model()
+        slot_id = self.slot_ids[action.slot]
+        slot = model.slot(slot_id)
+        if op == LifecycleOp.GERMINATE:
+            seed = build_seed(action.blueprint, model.host.layout, slot.channels)
+            assert self._metrics is not None
+            slot.germinate(seed, action.blueprint, action.style, action.tempo_epochs, action.alpha_target_value,
+                           accuracy=self._metrics.val_accuracy)
+            self.seeds_used += 1
+            return None
+        if op == LifecycleOp.ADVANCE:
+            return slot.advance()
+        if op == LifecycleOp.FOSSILIZE:
+            counterfactual = self._reports[action.slot].counterfactual
+            gate = slot.fossilize()
+            if gate.passed:
+                assert counterfactual is not None  # G5 requires a measured counterfactual
+                self.fossil_contributions.append(counterfactual)
+            return gate
+        if op == LifecycleOp.SET_ALPHA_TARGET:
+            slot.set_alpha_target(action.alpha_target_value, action.alpha_speed_steps, action.alpha_curve_shape,
+                                  action.alpha_curve_steepness, action.alpha_algorithm)
+            return None
+        slot.prune(action.alpha_speed_steps, action.alpha_curve_shape, action.alpha_curve_steepness)
+        return None
+
+    def _validate(self) -> Validation:
+        model = self._require_model()
+        return validate(model, self._val_x, self._val_y, self.config.val_batch_size, self.config.autocast_dtype)
+
+    def _train_epoch(self) -> tuple[float, float]:
+        """One pass over the training split in this env's shuffled order; per-sample mean loss, accuracy %."""
+        model = self._require_model()
+        self.optimizers.sync(model)
+        model.train()
+        x_all, y_all, batch_size = self._train_x, self._train_y, self.config.batch_size
+        order = torch.randperm(len(x_all)).to(self.device)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            x, y = x_all[index], y_all[index]
+            model.zero_grad(set_to_none=True)
+            with autocast(self.device, self.config.autocast_dtype):
+                logits = model(x)
+                loss = cross_entropy(logits.float(), y)
+            loss.backward()
+            self.optimizers.step()
+            loss_sum += loss.detach() * y.numel()
+            correct += (logits.detach().argmax(dim=-1) == y).sum()
+        loss_total, hits = torch.stack([loss_sum, correct.double()]).tolist()
+        targets = y_all.numel()
+        return loss_total / targets, 100.0 * hits / targets
+
+    # ---- governor target ----
+    def snapshot(self) -> dict[str, Any]:
+        """An independent copy of everything a rollback restores."""
+        model = self._require_model()
+        return {
+            "model": model.snapshot(),
+            "optimizers": self.optimizers.state_by_name(model),
+            "metrics": self._metrics,
+            "seeds_used": self.seeds_used,
+            "fossil_contributions": list(self.fossil_contributions),
+        }
+
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        model = self._require_model()
+        model.restore(snapshot["model"])
+        self.optimizers.load_state_by_name(model, snapshot["optimizers"])
+        self._metrics = snapshot["metrics"]
+        self.seeds_used = snapshot["seeds_used"]
+        self.fossil_contributions = list(snapshot["fossil_contributions"])
+

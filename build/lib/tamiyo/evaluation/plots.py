@@ -1,0 +1,196 @@
+"""PNG pictures of a run: return and accuracy curves, per-head entropy curves, seed-lifecycle timelines.
+
+Curves are drawn from a metric *history*: `{"update": [...], "<metric>": [...]}`, one value per PPO
+update (NaN where a metric was not logged). The training callback builds it in memory; `read_metrics_csv`
+rebuilds it from a run's CSV log, so `scripts/plot_run.py` redraws exactly what the run drew.
+Matplotlib runs headless (Agg backend).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen before pyplot loads)
+from matplotlib.colors import to_rgb  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from tamiyo.core.actions import HEAD_NAMES  # noqa: E402
+from tamiyo.evaluation.lifecycle import LifecycleTrace  # noqa: E402
+
+History = Mapping[str, Sequence[float]]
+
+CURVES_PNG = "returns_accuracy.png"
+ENTROPY_PNG = "head_entropy.png"
+LIFECYCLE_PNG = "lifecycle.png"
+
+STAGE_COLOURS: dict[str, str] = {
+    "UNKNOWN": "#000000",
+    "DORMANT": "#d9d9d9",
+    "GERMINATED": "#e6ab02",
+    "TRAINING": "#d95f02",
+    "BLENDING": "#1f78b4",
+    "HOLDING": "#7570b3",
+    "FOSSILIZED": "#1b9e77",
+    "PRUNED": "#e41a1c",
+    "EMBARGOED": "#8c0000",
+    "RESETTING": "#a6761d",
+}
+# A live seed at alpha 0 (e.g. TRAINING, not yet blended in) must still show its stage colour.
+_MIN_INTENSITY = 0.35
+
+
+def _updates(history: History) -> list[float]:
+    if "update" not in history or not history["update"]:
+        raise ValueError("the metric history has no updates to plot")
+    return list(history["update"])
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    for ax in fig.axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # updates and epochs are whole numbers
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_curves(history: History, path: Path) -> Path:
+    """Episode return (± std over envs) and final validation accuracy against the PPO update."""
+    updates = _updates(history)
+    for key in ("episode/return", "episode/final_accuracy"):
+        if key not in history:
+            raise ValueError(f"the metric history has no {key!r}")
+    fig, (ax_return, ax_acc) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    returns = list(history["episode/return"])
+    ax_return.plot(updates, returns, marker=".", color="tab:blue", label="mean over envs")
+    if "episode/return_std" in history:
+        spread = list(history["episode/return_std"])
+        ax_return.fill_between(updates, [r - s for r, s in zip(returns, spread, strict=True)],
+                               [r + s for r, s in zip(returns, spread, strict=True)],
+                               color="tab:blue", alpha=0.2, label="± std over envs")
+    ax_return.set_ylabel("episode return")
+    ax_return.legend(loc="best")
+    ax_acc.plot(updates, list(history["episode/final_accuracy"]), marker=".", color="tab:green")
+    ax_acc.set_ylabel("final validation accuracy (%)")
+    ax_acc.set_xlabel("PPO update")
+    for ax in (ax_return, ax_acc):
+        ax.grid(alpha=0.3)
+    fig.suptitle("Return and accuracy per update")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def entropy_keys(history: History) -> list[str]:
+    """The `entropy/<head>` metrics present in the history, in the canonical head order."""
+    return [f"entropy/{head}" for head in HEAD_NAMES if f"entropy/{head}" in history]
+
+
+def plot_head_entropies(history: History, path: Path) -> Path:
+    """Normalised entropy of each of the eight action heads against the PPO update (one panel per head)."""
+    updates = _updates(history)
+    keys = entropy_keys(history)
+    if not keys:
+        raise ValueError("the metric history has no entropy/<head> metrics (a non-trainable policy logs none)")
+    fig, axes = plt.subplots(2, 4, figsize=(12, 5), sharex=True, sharey=True)
+    for ax, head in zip(axes.flat, HEAD_NAMES, strict=True):
+        key = f"entropy/{head}"
+        if key in history:
+            ax.plot(updates, list(history[key]), marker=".", color="tab:purple")
+        else:
+            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(head)
+        ax.set_ylim(-0.05, 1.05)
+        ax.grid(alpha=0.3)
+    for ax in axes[1]:
+        ax.set_xlabel("PPO update")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("normalised entropy")
+    fig.suptitle("Per-head entropy (averaged over the steps where the head was relevant)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def cell_colour(stage: str, alpha: float) -> tuple[float, float, float]:
+    """The RGB of one timeline cell: the stage colour, blended towards white the lower the alpha."""
+    if stage not in STAGE_COLOURS:
+        raise ValueError(f"unknown seed stage {stage!r} in the lifecycle trace")
+    rgb = to_rgb(STAGE_COLOURS[stage])
+    if stage == "DORMANT":
+        return rgb
+    intensity = _MIN_INTENSITY + (1.0 - _MIN_INTENSITY) * min(max(alpha, 0.0), 1.0)
+    return tuple(1.0 - intensity * (1.0 - c) for c in rgb)
+
+
+def plot_lifecycle(trace: LifecycleTrace, path: Path) -> Path:
+    """One timeline per episode: slots × epochs, coloured by stage, more intense the higher the alpha."""
+    if not trace.episodes:
+        raise ValueError("the lifecycle trace holds no episodes")
+    count = len(trace.episodes)
+    fig, axes = plt.subplots(count, 1, figsize=(9, 0.6 + (0.45 * len(trace.slot_ids) + 0.7) * count), squeeze=False)
+    seen: set[str] = set()
+    for ax, episode in zip(axes[:, 0], trace.episodes, strict=True):
+        epochs = len(episode.stages)
+        image = [
+            [cell_colour(episode.stages[t][s], episode.alphas[t][s]) for t in range(epochs)]
+            for s in range(len(trace.slot_ids))
+        ]
+        seen.update(stage for row in episode.stages for stage in row)
+        extent = (0.5, epochs + 0.5, len(trace.slot_ids) - 0.5, -0.5)  # cell centres at epoch t, slot s
+        ax.imshow(image, aspect="auto", interpolation="nearest", extent=extent)
+        ax.set_yticks(range(len(trace.slot_ids)), trace.slot_ids)
+        ax.set_title(episode.label, fontsize=9, loc="left")
+        ax.set_xlim(0.5, epochs + 0.5)
+    axes[-1, 0].set_xlabel("epoch")
+    legend = [Patch(color=STAGE_COLOURS[s], label=s.lower()) for s in STAGE_COLOURS if s in seen]
+    fig.legend(handles=legend, loc="upper right", ncol=min(len(legend), 5), fontsize=8, frameon=False)
+    fig.suptitle("Seed lifecycle (colour: stage; intensity: alpha)", x=0.01, ha="left", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.97 - 0.03 / count))
+    return _save(fig, path)
+
+
+def draw_run_plots(history: History, trace: LifecycleTrace | None, out_dir: Path) -> list[Path]:
+    """Every picture the inputs allow: curves always, entropies when logged, lifecycle when traced."""
+    written = [plot_curves(history, out_dir / CURVES_PNG)]
+    if entropy_keys(history):
+        written.append(plot_head_entropies(history, out_dir / ENTROPY_PNG))
+    if trace is not None and trace.episodes:
+        written.append(plot_lifecycle(trace, out_dir / LIFECYCLE_PNG))
+    return written
+
+
+def history_from_rows(rows: Sequence[Mapping[str, float]]) -> dict[str, list[float]]:
+    """A history from one metrics row per update (each with an "update" key); missing values become NaN."""
+    if not rows:
+        raise ValueError("no updates were recorded")
+    ordered = sorted(rows, key=lambda row: row["update"])
+    keys = sorted({key for row in ordered for key in row} - {"update"})
+    history: dict[str, list[float]] = {"update": [float(row["update"]) for row in ordered]}
+    for key in keys:
+        history[key] = [float(row.get(key, math.nan)) for row in ordered]
+    return history
+
+
+def read_metrics_csv(path: Path) -> dict[str, list[float]]:
+    """A history from a Lightning CSV log: rows merged per epoch (= PPO update), empty cells as NaN."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no metrics CSV at {path}: was the run started with logger=csv?")
+    merged: dict[int, dict[str, float]] = {}
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            if not row.get("epoch"):
+                continue
+            epoch = int(row["epoch"])
+            values = merged.setdefault(epoch, {"update": float(epoch)})
+            for key, text in row.items():
+                if key not in ("epoch", "step") and text not in ("", None):
+                    values[key] = float(text)
+    if not merged:
+        raise ValueError(f"the metrics CSV {path} holds no logged updates")
+    return history_from_rows(list(merged.values()))

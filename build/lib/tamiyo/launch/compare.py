@@ -1,0 +1,19 @@
+"""`tamiyo-compare`: the baselines and a learned checkpoint on the same seeds and env, in one table.
+
+Writes `comparison.csv`, `comparison.md` and lifecycle timelines into `outputs/compare/runs/<time>/`.
+Options: `conf/compare.yaml`.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from tamiyo.conf import CONF_DIR
+from tamiyo.evaluation.commands import compare_command
+from tamiyo.launch.console import configure_console, report_user_errors
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="compare")
+def main(cfg: DictConfig) -> None:
+    configure_console()
+    with report_user_errors():
+        compare_command(cfg)

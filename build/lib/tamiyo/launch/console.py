@@ -1,0 +1,43 @@
+"""What the console shows: our progress and summary, user errors as one line, no framework chatter."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from tamiyo.core.errors import ConfigError
+from tamiyo.evaluation.runner import CheckpointContentError
+from tamiyo.training.module import CheckpointMismatchError, PolicyLossNaNError
+
+# Errors caused by what the user asked for: reported as one line, without a traceback.
+USER_ERRORS = (ConfigError, CheckpointMismatchError, CheckpointContentError, PolicyLossNaNError, FileNotFoundError)
+
+# Lightning's start-up lines (accelerator/GPU/TPU availability, tips) say nothing about a tamiyo run.
+_QUIET_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                  "lightning.pytorch.accelerators.cuda", "lightning.fabric.utilities.seed")
+_QUIET_WARNINGS = (
+    r".*configure_optimizers.* returned `None`",  # baselines have nothing to optimise, by design
+    r".*LeafSpec.*",  # a deprecation inside torch's pytree that Lightning triggers
+    r".*litlogger.*",
+)
+
+
+def configure_console() -> None:
+    """Keep Lightning's chatter off the console (the Hydra job log keeps WARNING and above)."""
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for pattern in _QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+
+
+@contextmanager
+def report_user_errors() -> Iterator[None]:
+    """Turn a user error into `error: <message>` on stderr and exit status 2."""
+    try:
+        yield
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,19 @@
+"""`tamiyo-evaluate`: run a checkpoint or a baseline for N episodes per seed and write its table.
+
+Writes `evaluation.csv` (one row per env-episode), `evaluation.md` and a lifecycle timeline into the
+Hydra run dir `outputs/evaluate/runs/<time>/`. Options: `conf/evaluate.yaml`.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from tamiyo.conf import CONF_DIR
+from tamiyo.evaluation.commands import evaluate_command
+from tamiyo.launch.console import configure_console, report_user_errors
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    configure_console()
+    with report_user_errors():
+        evaluate_command(cfg)

@@ -1,0 +1,170 @@
+"""The training entry point: `python train.py ...` or the `tamiyo-train` console script."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor
+from lightning.pytorch.loggers import CSVLogger, Logger
+from omegaconf import DictConfig, OmegaConf
+
+from tamiyo.conf import CONF_DIR
+from tamiyo.core.errors import ConfigError
+from tamiyo.launch.console import configure_console, report_user_errors
+from tamiyo.launch.sweep import run_sweep_job
+from tamiyo.launch.validation import normalize_choices, validate_config
+from tamiyo.policy.features import obs_dim
+from tamiyo.training.checkpoints import LastCheckpoint, latest_checkpoint
+from tamiyo.training.datamodule import RolloutDataModule
+from tamiyo.training.module import PPOModule
+
+log = logging.getLogger("tamiyo")
+
+# precision choice → (Lightning Trainer precision, autocast dtype for rollouts and host training)
+_PRECISION = {"32": ("32-true", None), "bf16": ("bf16-mixed", torch.bfloat16), "fp16": ("16-mixed", torch.float16)}
+
+
+def resolve_precision(choice: str, accelerator: str) -> tuple[str, torch.dtype | None]:
+    """Map `precision=` to Lightning's precision string and our autocast dtype."""
+    if choice == "fp16" and (accelerator == "cpu" or not torch.cuda.is_available()):
+        # fp16 autocast around nn.LSTM crashes inside oneDNN on CPU, and Lightning would silently use bf16.
+        raise ConfigError("precision=fp16 needs a CUDA GPU; on CPU use precision=bf16")
+    return _PRECISION[choice]
+
+
+def resolve_ckpt_path(cfg: DictConfig) -> str | None:
+    if cfg.ckpt_path is None:
+        return None
+    if cfg.ckpt_path == "latest":
+        return str(latest_checkpoint(Path(cfg.paths.output_root), cfg.task_name))
+    path = Path(cfg.ckpt_path)
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path: no such checkpoint file {path}")
+    return str(path)
+
+
+def build_callbacks(cfg: DictConfig, trainable: bool, has_logger: bool) -> list[Callback]:
+    """Every non-null entry of the `callbacks` group, instantiated."""
+    callbacks = [instantiate(conf) for conf in (cfg.get("callbacks") or {}).values() if conf is not None]
+    if not (trainable and has_logger):  # no optimiser or nowhere to log: nothing for the monitor to do
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    return callbacks
+
+
+def build_loggers(cfg: DictConfig) -> list[Logger]:
+    """Every non-null entry of the `logger` group, instantiated."""
+    confs = [conf for conf in (cfg.get("logger") or {}).values() if conf is not None]
+    if any(str(conf.get("tracking_uri", "")).startswith("file:") for conf in confs):
+        # MLflow ≥ 3 refuses its file store unless asked; a local file store is what logger=mlflow promises.
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    return [instantiate(conf) for conf in confs]
+
+
+def build_datamodule(cfg: DictConfig, autocast_dtype: torch.dtype | None) -> RolloutDataModule:
+    return RolloutDataModule(
+        env=OmegaConf.to_container(cfg.env, resolve=True),
+        reward=OmegaConf.to_container(cfg.reward, resolve=True),
+        seed=cfg.seed,
+        obs_clip=cfg.ppo.obs_clip,
+        reward_clip=cfg.ppo.reward_clip,
+        normalize_rewards=cfg.ppo.normalize_rewards,
+        gamma=cfg.ppo.gamma,
+        autocast_dtype=autocast_dtype,
+        num_workers=cfg.env.get("num_workers", 0),
+    )
+
+
+def train(cfg: DictConfig) -> float:
+    """Run one training job; returns the monitored metric (NaN if it was never logged)."""
+    normalize_choices(cfg)
+    validate_config(cfg)
+    torch.set_num_threads(cfg.torch_threads)
+    trainer_precision, autocast_dtype = resolve_precision(cfg.precision, cfg.trainer.accelerator)
+    ckpt_path = resolve_ckpt_path(cfg)
+
+    try:
+        datamodule = build_datamodule(cfg, autocast_dtype)
+        slot_config = datamodule.vec_env.slot_config
+    except (ValueError, TypeError) as error:  # bad task, reward or env values in the config
+        raise ConfigError(f"env/reward config: {error}") from error
+    L.seed_everything(cfg.seed, verbose=False)  # the policy's initial weights
+    module = PPOModule(
+        policy=OmegaConf.to_container(cfg.policy, resolve=True),
+        ppo=OmegaConf.to_container(cfg.ppo, resolve=True),
+        slot_ids=list(slot_config.slot_ids),
+        topology=datamodule.vec_env.topology,
+        obs_dim=obs_dim(slot_config.num_slots),
+        seed=cfg.seed,
+        compile_mode=cfg.compile,
+        total_updates=cfg.updates,
+    )
+    loggers = build_loggers(cfg)
+    callbacks = build_callbacks(cfg, module.bundle.is_trainable, bool(loggers))
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        max_epochs=cfg.updates,
+        precision=trainer_precision,
+        logger=loggers or False,
+        callbacks=callbacks,
+        enable_progress_bar=False,  # tamiyo.training.progress.UpdateProgress shows updates, not epochs
+        enable_checkpointing=any(isinstance(c, L.pytorch.callbacks.ModelCheckpoint) for c in callbacks),
+    )
+    module.check_launch(trainer.world_size, ckpt_path)
+    status = "failed"
+    try:
+        # Our checkpoints hold only tensors and plain containers, so the safe loader always works.
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        status = "success"
+    finally:
+        for logger in loggers:
+            logger.finalize(status)
+    metric = trainer.callback_metrics.get(cfg.monitor)
+    value = float(metric) if metric is not None else math.nan
+    _print_summary(cfg, trainer, value)
+    return value
+
+
+def _print_summary(cfg: DictConfig, trainer: L.Trainer, value: float) -> None:
+    metrics = trainer.callback_metrics
+    lines = [f"run dir: {cfg.paths.output_dir}"]
+    for callback in trainer.callbacks:
+        if isinstance(callback, LastCheckpoint) and callback.path.is_file():
+            lines.append(f"last checkpoint: {callback.path}")
+        if isinstance(callback, L.pytorch.callbacks.ModelCheckpoint) and callback.best_model_path:
+            lines.append(f"best checkpoint: {callback.best_model_path}")
+    for logger in trainer.loggers:
+        lines.append(f"{type(logger).__name__}: {_logger_destination(logger)}")
+    lines.append(f"{cfg.monitor}: {value:.4f}")
+    if "episode/final_accuracy" in metrics:
+        lines.append(f"final validation accuracy: {float(metrics['episode/final_accuracy']):.2f}%")
+    if trainer.is_global_zero:
+        print("\n".join(lines))
+
+
+def _logger_destination(logger: Logger) -> str:
+    """Where a logger's results went: the metrics file, the event dir, or the tracking store and run."""
+    if isinstance(logger, CSVLogger):  # (touching `.experiment` here would start a new, empty file)
+        return str(Path(logger.log_dir) / "metrics.csv")
+    tracking_uri = getattr(logger, "_tracking_uri", None)
+    if tracking_uri:
+        return f"{tracking_uri} (run {logger.run_id})"
+    return str(logger.log_dir)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def main(cfg: DictConfig) -> float:
+    configure_console()
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        # One failing job must not stop the sweep: it is recorded and reported when the sweep ends.
+        return run_sweep_job(train, cfg, metric=cfg.monitor)
+    with report_user_errors():
+        return train(cfg)

@@ -1,0 +1,96 @@
+"""Validation of the composed run configuration.
+
+Hydra checks that config groups exist; this module checks values, so that a wrong type or an
+out-of-range value stops the run at start with one line naming the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from tamiyo.core.errors import ConfigError
+
+PRECISIONS = ("32", "bf16", "fp16")
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+
+
+def _positive(x: float) -> bool:
+    return x > 0
+
+
+def _non_negative(x: float) -> bool:
+    return x >= 0
+
+
+def _unit_interval(x: float) -> bool:
+    return 0 <= x <= 1
+
+
+# key → (accepted types, predicate, what the predicate demands)
+_RULES: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
+    "seed": ((int,), _non_negative, "an integer ≥ 0"),
+    "updates": ((int,), _positive, "an integer > 0"),
+    "torch_threads": ((int,), _positive, "an integer > 0"),
+    "env.num_envs": ((int,), _positive, "an integer > 0"),
+    "env.max_epochs": ((int,), _positive, "an integer > 0"),
+    "env.batch_size": ((int,), _positive, "an integer > 0"),
+    "env.max_seeds": ((int,), _non_negative, "an integer ≥ 0 (0 = unlimited)"),
+    "env.strict_gates": ((bool,), lambda x: True, "true or false"),
+    "ppo.lr": ((float, int), _positive, "a number > 0"),
+    "ppo.adam_eps": ((float, int), _positive, "a number > 0"),
+    "ppo.gamma": ((float, int), _unit_interval, "a number in [0, 1]"),
+    "ppo.gae_lambda": ((float, int), _unit_interval, "a number in [0, 1]"),
+    "ppo.clip_ratio": ((float, int), _positive, "a number > 0"),
+    "ppo.value_coef": ((float, int), _non_negative, "a number ≥ 0"),
+    "ppo.entropy_coef": ((float, int), _non_negative, "a number ≥ 0"),
+    "ppo.update_epochs": ((int,), _positive, "an integer > 0"),
+    "ppo.num_minibatches": ((int,), _positive, "an integer > 0"),
+    "ppo.max_grad_norm": ((float, int), _positive, "a number > 0"),
+    "ppo.ratio": ((str,), lambda x: x in ("joint", "per_head"), "'joint' or 'per_head'"),
+}
+
+
+def _lookup(cfg: DictConfig, key: str) -> Any:
+    value = OmegaConf.select(cfg, key, default=_MISSING)
+    if value is _MISSING:
+        raise ConfigError(f"{key} is missing from the configuration")
+    return value
+
+
+_MISSING = object()
+
+
+def normalize_choices(cfg: DictConfig) -> None:
+    """Turn `precision=32` (parsed by Hydra as an int) into the string choice, in place."""
+    with_flag = OmegaConf.is_readonly(cfg)
+    OmegaConf.set_readonly(cfg, False)
+    cfg.precision = str(cfg.precision)
+    cfg.compile = str(cfg.compile)
+    OmegaConf.set_readonly(cfg, with_flag)
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise `ConfigError` naming the first invalid key."""
+    if str(cfg.precision) not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
+    if str(cfg.compile) not in COMPILE_MODES:
+        raise ConfigError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {cfg.compile!r}")
+    for key, (types, predicate, demand) in _RULES.items():
+        value = _lookup(cfg, key)
+        ok_type = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if not ok_type or not predicate(value):
+            raise ConfigError(f"{key} must be {demand}, got {value!r}")
+    if cfg.ppo.num_minibatches > cfg.env.num_envs:
+        raise ConfigError(
+            f"ppo.num_minibatches ({cfg.ppo.num_minibatches}) cannot exceed env.num_envs ({cfg.env.num_envs}): "
+            "minibatches are made of whole env sequences"
+        )
+    num_workers = OmegaConf.select(cfg, "env.num_workers", default=0)
+    if num_workers:
+        raise ConfigError(
+            f"env.num_workers must be 0, got {num_workers}: rollouts are collected in the training process "
+            "with the current weights (worker processes would act with stale copies)"
+        )

@@ -1,0 +1,196 @@
+"""Action masks: which head choices are physically possible for each environment.
+
+Only impossible actions are masked, never timing judgements. The rules are per slot and depend on
+the slot's stage, its age (epochs since germination), whether its alpha controller is holding,
+and whether the env's seed budget still allows a germination:
+
+| slot state             | legal ops besides WAIT                                            |
+|------------------------|-------------------------------------------------------------------|
+| empty (DORMANT)        | GERMINATE, unless the budget is spent                             |
+| GERMINATED, TRAINING   | ADVANCE; PRUNE if age ≥ 1 and alpha holds                         |
+| BLENDING               | ADVANCE; SET_ALPHA_TARGET if alpha holds; PRUNE if also age ≥ 1   |
+| HOLDING                | FOSSILIZE; SET_ALPHA_TARGET if alpha holds; PRUNE if also age ≥ 1 |
+| any other stage        | none                                                              |
+
+The rules are tabulated once per device as `legal[stage, holding, age_ok, budget_left, op]`, so a
+whole batch is masked by one gather. The slot mask is conditioned on the op (`slot_by_op`), which
+means the policy can never sample an illegal (op, slot) pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from itertools import product
+
+import torch
+
+from tamiyo.core.actions import (
+    HEAD_NAMES,
+    IRRELEVANT_HEAD_VALUE,
+    AlphaCurveAction,
+    AlphaSpeedAction,
+    AlphaTargetAction,
+    BlueprintAction,
+    GerminationStyle,
+    LifecycleOp,
+    TempoAction,
+    topology_blueprints,
+)
+from tamiyo.core.observation import ObservationBatch
+from tamiyo.core.stages import ADVANCE_TARGET, FOSSILIZABLE_STAGES, MIN_PRUNE_AGE, PRUNABLE_STAGES, SeedStage
+
+RETARGETABLE_STAGES = frozenset({SeedStage.BLENDING, SeedStage.HOLDING})
+NUM_OPS = len(LifecycleOp)
+_NUM_STAGE_VALUES = max(SeedStage) + 1  # table rows are indexed by the raw stage value (5 unused)
+
+
+def _legal_ops(stage: SeedStage, holding: bool, age_ok: bool, budget_left: bool) -> set[LifecycleOp]:
+    """Ops that one slot in this state allows (the single statement of the masking rules)."""
+    ops = {LifecycleOp.WAIT}
+    if stage == SeedStage.DORMANT and budget_left:
+        ops.add(LifecycleOp.GERMINATE)
+    if stage in ADVANCE_TARGET:
+        ops.add(LifecycleOp.ADVANCE)
+    if stage in FOSSILIZABLE_STAGES:
+        ops.add(LifecycleOp.FOSSILIZE)
+    if stage in RETARGETABLE_STAGES and holding:
+        ops.add(LifecycleOp.SET_ALPHA_TARGET)
+    if stage in PRUNABLE_STAGES and holding and age_ok:
+        ops.add(LifecycleOp.PRUNE)
+    return ops
+
+
+def _build_legal_table() -> torch.Tensor:
+    """`[stage value · 8 + holding · 4 + age_ok · 2 + budget_left, op]` booleans."""
+    table = torch.zeros(_NUM_STAGE_VALUES, 2, 2, 2, NUM_OPS, dtype=torch.bool)
+    for stage, holding, age_ok, budget_left in product(SeedStage, (False, True), (False, True), (False, True)):
+        for op in _legal_ops(stage, holding, age_ok, budget_left):
+            table[stage, int(holding), int(age_ok), int(budget_left), op] = True
+    return table.view(-1, NUM_OPS)
+
+
+_LEGAL_TABLE = _build_legal_table()
+_VALID_STAGE_VALUES = torch.tensor([int(s) for s in SeedStage])
+
+
+@dataclass(frozen=True)
+class _Constants:
+    legal: torch.Tensor  # [stage states, ops]
+    valid_stages: torch.Tensor
+    # When neither GERMINATE nor SET_ALPHA_TARGET is possible, style and alpha_target collapse to the
+    # value the network forces on an irrelevant head (SIGMOID_ADD, FULL).
+    style_default: torch.Tensor  # [4] one-hot
+    alpha_target_default: torch.Tensor  # [3] one-hot
+
+
+@lru_cache(maxsize=None)
+def _constants(device: torch.device) -> _Constants:
+    return _Constants(
+        legal=_LEGAL_TABLE.to(device),
+        valid_stages=_VALID_STAGE_VALUES.to(device),
+        style_default=_one_hot(IRRELEVANT_HEAD_VALUE["style"], len(GerminationStyle), device),
+        alpha_target_default=_one_hot(IRRELEVANT_HEAD_VALUE["alpha_target"], len(AlphaTargetAction), device),
+    )
+
+
+@lru_cache(maxsize=None)
+def _blueprint_row(topology: str, device: torch.device) -> torch.Tensor:
+    row = torch.zeros(len(BlueprintAction), dtype=torch.bool)
+    row[sorted(topology_blueprints(topology))] = True
+    return row.to(device)
+
+
+def _one_hot(index: int, size: int, device: torch.device) -> torch.Tensor:
+    row = torch.zeros(size, dtype=torch.bool)
+    row[index] = True
+    return row.to(device)
+
+
+def checked_stages(obs: ObservationBatch) -> torch.Tensor:
+    """Stage values `[N, S]` (long); a retired or unknown value raises ValueError (one check per batch)."""
+    stages = obs.stage()
+    valid = torch.isin(stages, _constants(stages.device).valid_stages)
+    if not bool(valid.all()):
+        bad = int(stages[~valid][0])
+        raise ValueError(f"invalid seed stage value {bad} in observation (5 is retired); valid: "
+                         f"{[int(s) for s in SeedStage]}")
+    return stages
+
+
+@dataclass(frozen=True, eq=False)
+class ActionMasks:
+    """Boolean masks (True = allowed) of a batch of N envs with S slots."""
+
+    op: torch.Tensor  # [N, 6]
+    slot_by_op: torch.Tensor  # [N, 6, S]: row o = slots where op o is legal; the WAIT row is all True
+    blueprint: torch.Tensor  # [N, 13]
+    style: torch.Tensor  # [N, 4]
+    tempo: torch.Tensor  # [N, 3]
+    alpha_target: torch.Tensor  # [N, 3]
+    alpha_speed: torch.Tensor  # [N, 4]
+    alpha_curve: torch.Tensor  # [N, 5]
+
+    def __post_init__(self) -> None:
+        n = self.op.shape[0]
+        widths = {
+            "op": NUM_OPS, "blueprint": len(BlueprintAction), "style": len(GerminationStyle),
+            "tempo": len(TempoAction), "alpha_target": len(AlphaTargetAction),
+            "alpha_speed": len(AlphaSpeedAction), "alpha_curve": len(AlphaCurveAction),
+        }
+        for name, width in widths.items():
+            mask = getattr(self, name)
+            if mask.dtype != torch.bool or tuple(mask.shape) != (n, width):
+                raise ValueError(f"{name} mask must be bool [{n}, {width}], got {mask.dtype} {list(mask.shape)}")
+        if self.slot_by_op.dtype != torch.bool or tuple(self.slot_by_op.shape[:2]) != (n, NUM_OPS) \
+                or self.slot_by_op.dim() != 3:
+            raise ValueError(f"slot_by_op must be bool [{n}, {NUM_OPS}, S], got "
+                             f"{self.slot_by_op.dtype} {list(self.slot_by_op.shape)}")
+
+    @property
+    def num_envs(self) -> int:
+        return self.op.shape[0]
+
+    def for_op(self, op: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-head masks used once `op [N]` is sampled, in `HEAD_NAMES` order (slot = that op's row)."""
+        if op.shape != (self.num_envs,):
+            raise ValueError(f"op must be [{self.num_envs}], got {list(op.shape)}")
+        num_slots = self.slot_by_op.shape[2]
+        slot = self.slot_by_op.gather(1, op.view(-1, 1, 1).expand(-1, 1, num_slots)).squeeze(1)
+        return {name: (slot if name == "slot" else getattr(self, name)) for name in HEAD_NAMES}
+
+    def index(self, envs: slice | torch.Tensor) -> ActionMasks:
+        """The masks of a subset of envs (a slice or an index tensor along the env dimension)."""
+        return ActionMasks(**{f.name: getattr(self, f.name)[envs] for f in fields(self)})
+
+    def to(self, device: torch.device | str) -> ActionMasks:
+        return ActionMasks(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+
+def compute_masks(obs: ObservationBatch, topology: str = "cnn") -> ActionMasks:
+    """Masks for every env of the batch, in one tensor pass (no loop over envs or slots)."""
+    if obs.num_slots == 0:
+        raise ValueError("cannot mask actions for an observation with 0 slots")
+    blueprint_row = _blueprint_row(topology, obs.slots.device)
+    const = _constants(obs.slots.device)
+    n = obs.num_envs
+
+    stages = checked_stages(obs)
+    max_seeds = obs.max_seeds()
+    budget_left = ((max_seeds <= 0) | (obs.seeds_used() < max_seeds)).unsqueeze(1)
+    state = stages * 8 + obs.alpha_holding() * 4 + (obs.age() >= MIN_PRUNE_AGE) * 2 + budget_left
+    slot_by_op = const.legal[state].transpose(1, 2).contiguous()  # [N, S, ops] → [N, ops, S]
+    op = slot_by_op.any(dim=2)
+
+    # Style and alpha_target only matter for GERMINATE and SET_ALPHA_TARGET; otherwise pin the default.
+    choosable = (op[:, LifecycleOp.GERMINATE] | op[:, LifecycleOp.SET_ALPHA_TARGET]).unsqueeze(1)
+    return ActionMasks(
+        op=op,
+        slot_by_op=slot_by_op,
+        blueprint=blueprint_row.expand(n, -1).clone(),
+        style=choosable | const.style_default,
+        tempo=torch.ones(n, len(TempoAction), dtype=torch.bool, device=op.device),
+        alpha_target=choosable | const.alpha_target_default,
+        alpha_speed=torch.ones(n, len(AlphaSpeedAction), dtype=torch.bool, device=op.device),
+        alpha_curve=torch.ones(n, len(AlphaCurveAction), dtype=torch.bool, device=op.device),
+    )

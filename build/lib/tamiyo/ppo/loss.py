@@ -1,0 +1,191 @@
+"""The PPO loss for the factored action space.
+
+Head relevance comes from the stored op action, through the policy's own relevance
+helper. Irrelevant heads carry log-prob 0 and entropy 0 in both the rollout and the re-evaluation,
+so they drop out of the joint log-ratio by themselves. Per-head quantities (the per-head surrogates,
+entropies, clip fractions) are averaged over the steps where the head is relevant only, so sparse
+heads are not diluted by the steps where they were never sampled.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import torch
+
+from tamiyo.core.actions import HEAD_INDEX, HEAD_NAMES
+from tamiyo.policy.relevance import HeadRelevance
+from tamiyo.ppo.storage import Minibatch
+
+RATIO_MODES = ("joint", "per_head")
+_ADVANTAGE_EPS = 1e-8
+
+
+class EvaluatedActions(Protocol):
+    """What the loss reads from `evaluate_actions` (the policy network's `EvalResult`)."""
+
+    @property
+    def log_probs(self) -> dict[str, torch.Tensor]: ...  # head -> [b, T]
+
+    @property
+    def entropy(self) -> dict[str, torch.Tensor]: ...  # head -> [b, T], normalised to [0, 1]
+
+    @property
+    def value(self) -> torch.Tensor: ...  # [b, T]
+
+
+@dataclass(frozen=True)
+class PPOLossConfig:
+    clip_ratio: float = 0.2
+    value_clip: float | None = 0.2  # clip of V_new − V_old in return units; None = plain squared error
+    value_coef: float = 0.5
+    # Starting entropy coefficient per head; one number means the same for every head.
+    entropy_coef: float | Mapping[str, float] = 0.05
+    ratio: Literal["joint", "per_head"] = "joint"
+    normalize_advantages: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.clip_ratio > 0:
+            raise ValueError(f"clip_ratio must be > 0, got {self.clip_ratio}")
+        if self.value_clip is not None and not self.value_clip > 0:
+            raise ValueError(f"value_clip must be > 0 or None, got {self.value_clip}")
+        if self.value_coef < 0:
+            raise ValueError(f"value_coef must be ≥ 0, got {self.value_coef}")
+        if self.ratio not in RATIO_MODES:
+            raise ValueError(f"ratio must be one of {RATIO_MODES}, got {self.ratio!r}")
+        object.__setattr__(self, "entropy_coef", per_head_coefficients(self.entropy_coef))
+
+
+def per_head_coefficients(coefficients: float | Mapping[str, float]) -> dict[str, float]:
+    """Entropy coefficients as `{head: coef}` over all heads; one number applies to every head."""
+    if isinstance(coefficients, Mapping):
+        if set(coefficients) != set(HEAD_NAMES):
+            raise ValueError(
+                f"entropy coefficients must name exactly the heads {list(HEAD_NAMES)}, got {sorted(coefficients)}"
+            )
+        per_head = {head: float(coefficients[head]) for head in HEAD_NAMES}
+    else:
+        per_head = dict.fromkeys(HEAD_NAMES, float(coefficients))
+    negative = {head: c for head, c in per_head.items() if c < 0}
+    if negative:
+        raise ValueError(f"entropy coefficients must be ≥ 0, got {negative}")
+    return per_head
+
+
+def entropy_coefficients(
+    step: int,
+    total_steps: int,
+    start: float | Mapping[str, float],
+    end: float | Mapping[str, float] | None,
+) -> dict[str, float]:
+    """Per-head coefficients linearly annealed from `start` (step 0) to `end` (step ≥ total_steps);
+    `end=None` keeps `start` throughout."""
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be ≥ 1, got {total_steps}")
+    if step < 0:
+        raise ValueError(f"step must be ≥ 0, got {step}")
+    first = per_head_coefficients(start)
+    last = first if end is None else per_head_coefficients(end)
+    progress = min(1.0, step / total_steps)
+    return {head: first[head] + progress * (last[head] - first[head]) for head in HEAD_NAMES}
+
+
+def head_relevance(op: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-head bool masks `[...]` of the steps where each head is relevant, given the op actions `[...]`."""
+    relevant = HeadRelevance(op).relevant  # [..., head], the same rule the policy samples and evaluates with
+    return {head: relevant[..., HEAD_INDEX[head]] for head in HEAD_NAMES}
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the masked steps; 0 when there are none (a head never chosen adds nothing to the loss)."""
+    return torch.where(mask, x, 0.0).sum() / mask.sum().clamp(min=1)
+
+
+def _masked_mean_or_nan(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the masked steps for logging; NaN when there are none (no data, not a zero)."""
+    return torch.where(mask.any(), _masked_mean(x, mask), math.nan)
+
+
+def _clipped_surrogate_loss(log_ratio: torch.Tensor, advantages: torch.Tensor, clip: float) -> torch.Tensor:
+    ratio = log_ratio.exp()
+    return -torch.min(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages)
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
+    """1 − Var(returns − values) / Var(returns); NaN when the returns are constant."""
+    returns_var = returns.var(correction=0)
+    ev = 1 - (returns - values).var(correction=0) / returns_var
+    return torch.where(returns_var > 0, ev, math.nan).detach()
+
+
+def ppo_loss(
+    evaluated: EvaluatedActions, batch: Minibatch, cfg: PPOLossConfig, entropy_coef: float | Mapping[str, float]
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss `policy + value_coef · value − Σ_h coef_h · entropy_h` and detached 0-d tensor metrics.
+
+    Metrics: `loss/{total,policy,value,entropy}` (`loss/entropy` is the signed term added to the
+    loss), `approx_kl` (k3, joint), `ratio/{mean,min,max}` and `clip_fraction/joint` of the joint
+    ratio, `advantage/{mean,std}` before normalisation, and per head `clip_fraction/<head>`,
+    `entropy/<head>` (means over the head's relevant steps; NaN when it has none in this minibatch)
+    and `relevant_steps/<head>` (the weight to average those over minibatches with).
+    """
+    for name, per_head in (("evaluated log_probs", evaluated.log_probs), ("evaluated entropy", evaluated.entropy),
+                           ("minibatch log_probs", batch.log_probs)):
+        if set(per_head) != set(HEAD_NAMES):
+            raise ValueError(f"{name} has heads {sorted(per_head)}, expected {list(HEAD_NAMES)}")
+    entropy_coef = per_head_coefficients(entropy_coef)
+    relevant = head_relevance(batch.actions["op"])
+
+    raw_advantages = batch.advantages.float()
+    advantages = raw_advantages
+    if cfg.normalize_advantages:
+        advantages = (advantages - advantages.mean()) / (advantages.std(correction=0) + _ADVANTAGE_EPS)
+
+    # Log-ratios in float32 even when the forward pass ran under reduced-precision autocast.
+    head_log_ratio = {h: evaluated.log_probs[h].float() - batch.log_probs[h].float() for h in HEAD_NAMES}
+    joint_log_ratio = torch.stack(list(head_log_ratio.values())).sum(dim=0)
+    if cfg.ratio == "joint":
+        policy_loss = _clipped_surrogate_loss(joint_log_ratio, advantages, cfg.clip_ratio).mean()
+    else:
+        policy_loss = torch.stack([
+            _masked_mean(_clipped_surrogate_loss(head_log_ratio[h], advantages, cfg.clip_ratio), relevant[h])
+            for h in HEAD_NAMES
+        ]).sum()
+
+    new_values = evaluated.value.float()
+    squared_error = (new_values - batch.returns).square()
+    if cfg.value_clip is not None:
+        clipped_values = batch.values + (new_values - batch.values).clamp(-cfg.value_clip, cfg.value_clip)
+        squared_error = torch.max(squared_error, (clipped_values - batch.returns).square())
+    value_loss = 0.5 * squared_error.mean()  # the ½ makes the gradient the plain error; value_coef weighs it
+
+    head_entropy = {h: _masked_mean(evaluated.entropy[h].float(), relevant[h]) for h in HEAD_NAMES}
+    entropy_loss = -sum(entropy_coef[h] * head_entropy[h] for h in HEAD_NAMES)
+
+    loss = policy_loss + cfg.value_coef * value_loss + entropy_loss
+
+    with torch.no_grad():
+        joint_ratio = joint_log_ratio.exp()
+        metrics = {
+            "loss/total": loss.detach(),
+            "loss/policy": policy_loss.detach(),
+            "loss/value": value_loss.detach(),
+            "loss/entropy": entropy_loss.detach(),
+            # k3 estimator of KL(old ‖ new) for the whole factored action.
+            "approx_kl": ((joint_ratio - 1) - joint_log_ratio).mean(),
+            "ratio/mean": joint_ratio.mean(),
+            "ratio/min": joint_ratio.min(),
+            "ratio/max": joint_ratio.max(),
+            "clip_fraction/joint": ((joint_ratio - 1).abs() > cfg.clip_ratio).float().mean(),
+            "advantage/mean": raw_advantages.mean(),
+            "advantage/std": raw_advantages.std(correction=0),
+        }
+        for h in HEAD_NAMES:
+            clipped = (head_log_ratio[h].exp() - 1).abs() > cfg.clip_ratio
+            metrics[f"clip_fraction/{h}"] = _masked_mean_or_nan(clipped.float(), relevant[h])
+            metrics[f"entropy/{h}"] = _masked_mean_or_nan(evaluated.entropy[h].float(), relevant[h])
+            metrics[f"relevant_steps/{h}"] = relevant[h].sum().float()
+    return loss, metrics

@@ -1,0 +1,275 @@
+"""The LightningModule: owns the policy bundle and the PPO update.
+
+One Lightning epoch is one PPO update: `training_step` asks the DataModule for a fresh rollout
+(collected here, inside the step, so it always uses the weights after the previous update — the
+fit loop's one-batch prefetch never sees a rollout), then runs several epochs of minibatches of
+whole env sequences with manual optimisation. Non-trainable bundles (heuristic, random, static)
+run the same loop without optimiser steps.
+
+Distributed runs (`trainer=ddp`): Lightning wraps this module in DistributedDataParallel and, under
+manual optimisation, prepares DDP's reducer at every `manual_backward`, so each backward averages the
+gradients over the ranks before they are clipped; all ranks then take the same optimiser step and the
+policy stays identical everywhere. The KL early stop compares the ranks' mean KL, so every rank runs the
+same number of minibatches (and backward passes), and the logged metrics are reduced over all ranks.
+Checkpoints record the world size; resuming on another number of ranks is refused.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.utilities.warnings import PossibleUserWarning
+
+from tamiyo.core.actions import head_sizes
+from tamiyo.core.errors import ConfigError
+from tamiyo.core.seeding import derive_seed, generator
+from tamiyo.core.slots import SlotConfig
+from tamiyo.policy import create_policy
+from tamiyo.policy.protocol import PolicyBundle
+from tamiyo.ppo.loss import PPOLossConfig, entropy_coefficients, explained_variance, ppo_loss
+from tamiyo.ppo.storage import RolloutStorage
+from tamiyo.training.distributed import gather_from_ranks
+
+
+class _MetricTotals:
+    """Averages minibatch metrics over an update (and over ranks) with a single host sync at the end.
+
+    Per-head metrics (`entropy/<head>`, `clip_fraction/<head>`) are weighted by the head's relevant
+    steps in each minibatch, so a minibatch where the head never mattered (NaN) does not poison the mean.
+    """
+
+    _PER_HEAD = ("entropy/", "clip_fraction/")
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.weights: dict[str, torch.Tensor] = {}
+
+    def add(self, metrics: dict[str, torch.Tensor]) -> None:
+        for key, value in metrics.items():
+            if key.startswith("relevant_steps/"):
+                continue
+            head = key.split("/", 1)[1] if key.startswith(self._PER_HEAD) else None
+            if head is not None and head != "joint":
+                weight = metrics[f"relevant_steps/{head}"]
+                value = torch.nan_to_num(value.float(), nan=0.0) * weight
+            else:
+                weight = torch.ones((), device=value.device)
+            self.sums[key] = self.sums.get(key, 0.0) + value.float()
+            self.weights[key] = self.weights.get(key, 0.0) + weight.float()
+
+    def table(self) -> tuple[list[str], torch.Tensor]:
+        """The metric names and a CPU tensor `[metrics, 2]` of their (sum, weight) on this rank."""
+        keys = list(self.sums)
+        return keys, torch.stack([torch.stack([self.sums[k], self.weights[k]]) for k in keys]).cpu()
+
+    @staticmethod
+    def means(keys: list[str], tables: list[torch.Tensor]) -> dict[str, float]:
+        """Weighted means over the minibatches of all ranks, from each rank's `table()`."""
+        total = torch.stack(tables).sum(dim=0)
+        return dict(zip(keys, (total[:, 0] / total[:, 1]).tolist(), strict=True))
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint whose policy shape does not fit the configured run."""
+
+
+class PolicyLossNaNError(RuntimeError):
+    """The PPO loss became NaN/inf; the run stops before writing a corrupt checkpoint."""
+
+
+class PPOModule(L.LightningModule):
+    def __init__(
+        self,
+        policy: dict[str, Any],
+        ppo: dict[str, Any],
+        slot_ids: list[str],
+        topology: str,
+        obs_dim: int,
+        seed: int = 0,
+        compile_mode: str = "off",
+        total_updates: int = 1,
+    ) -> None:
+        super().__init__()
+        # Plain containers only, so checkpoints load with torch.load(weights_only=True).
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.slot_config = SlotConfig(tuple(slot_ids))
+        policy_options = {k: v for k, v in policy.items() if k != "name"}
+        self.bundle: PolicyBundle = create_policy(
+            policy["name"], slot_config=self.slot_config, topology=topology, obs_dim=obs_dim, **policy_options
+        )
+        # Registering the (uncompiled) network makes Lightning move, save and restore it.
+        self.policy_net = self.bundle.network
+        self.loss_config = PPOLossConfig(
+            clip_ratio=ppo["clip_ratio"],
+            value_clip=ppo["value_clip"],
+            value_coef=ppo["value_coef"],
+            ratio=ppo["ratio"],
+            normalize_advantages=ppo["normalize_advantages"],
+        )
+        self.last_rollout_stats: dict[str, float] = {}
+        self.last_update_metrics: dict[str, float] = {}
+        self._storage: RolloutStorage | None = None
+
+    # ---- setup -------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        if self.trainer.world_size > 1:
+            # The logged metrics are reduced over the ranks before logging (only the wall-clock timings
+            # `time/rollout_s` and `time/ppo_update_s` are each rank's own; rank 0 logs), so Lightning's
+            # advice to log with sync_dist=True does not apply.
+            warnings.filterwarnings(
+                "ignore", message=r"It is recommended to use `self.log\(.*sync_dist=True", category=PossibleUserWarning
+            )
+
+    def on_fit_start(self) -> None:
+        # Compile after Lightning placed the module on its device (compiling first would pin it).
+        if self.hparams.compile_mode != "off" and not self.bundle.is_compiled:
+            self.bundle.compile(self.hparams.compile_mode)
+
+    def configure_optimizers(self):
+        if not self.bundle.is_trainable:
+            return None
+        ppo = self.hparams.ppo
+        return torch.optim.Adam(self.policy_net.parameters(), lr=ppo["lr"], eps=ppo["adam_eps"])
+
+    def _storage_for(self, num_envs: int, num_steps: int) -> RolloutStorage:
+        if self._storage is None:
+            hidden = self.bundle.initial_hidden(num_envs)
+            hidden_shape = tuple(hidden[0].shape) if isinstance(hidden, tuple) else None
+            self._storage = RolloutStorage(
+                num_envs=num_envs,
+                num_steps=num_steps,
+                obs_dim=self.hparams.obs_dim,
+                head_sizes=head_sizes(self.slot_config),
+                hidden_shape=hidden_shape,
+                device=self.device,
+            )
+        return self._storage
+
+    # ---- one update --------------------------------------------------------------------------
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        update = self.current_epoch
+        datamodule = self.trainer.datamodule
+        rank = self.global_rank
+        # Action sampling draws from the global RNG; seeding it per update makes a resumed run
+        # continue exactly as the uninterrupted one would (no RNG state needs checkpointing).
+        torch.manual_seed(derive_seed(self.hparams.seed, update, rank, 1))
+        storage = self._storage_for(datamodule.num_envs, datamodule.episode_length) if self.bundle.is_trainable else None
+        started = time.perf_counter()
+        self.last_rollout_stats = datamodule.collect(self.bundle, storage, update)
+        self.last_rollout_stats["time/rollout_s"] = time.perf_counter() - started
+        if storage is None:
+            self.last_update_metrics = {}
+            return
+        started = time.perf_counter()
+        ppo = self.hparams.ppo
+        storage.compute_returns(gamma=ppo["gamma"], gae_lambda=ppo["gae_lambda"])
+        self.last_update_metrics = self._ppo_update(storage, update)
+        self.last_update_metrics["time/ppo_update_s"] = time.perf_counter() - started
+
+    def _ppo_update(self, storage: RolloutStorage, update: int) -> dict[str, float]:
+        ppo = self.hparams.ppo
+        optimizer = self.optimizers()
+        coef = entropy_coefficients(update, self.hparams.total_updates, ppo["entropy_coef"], ppo["entropy_coef_end"])
+        shuffle = generator(self.hparams.seed, update, self.global_rank, 2)
+        totals = _MetricTotals()
+        onpolicy_gap: torch.Tensor | None = None
+        epochs_run = 0
+        early_stop = False
+        while epochs_run < ppo["update_epochs"] and not early_stop:
+            epochs_run += 1
+            for minibatch in storage.minibatches(ppo["num_minibatches"], shuffle):
+                result = self.bundle.evaluate_actions(
+                    minibatch.obs, minibatch.actions, minibatch.masks, minibatch.initial_hidden
+                )
+                if onpolicy_gap is None:
+                    # On-policy invariant: before any step the recomputed log-probs equal the stored ones.
+                    onpolicy_gap = torch.stack([
+                        (result.log_probs[h].detach().float() - minibatch.log_probs[h]).abs().max()
+                        for h in result.log_probs
+                    ]).max()
+                loss, metrics = ppo_loss(result, minibatch, self.loss_config, coef)
+                if not torch.isfinite(loss):
+                    raise PolicyLossNaNError(
+                        f"PPO loss is {float(loss)} at update {update}; stopped before checkpointing this update"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                self.manual_backward(loss)
+                metrics["grad_norm"] = torch.nn.utils.clip_grad_norm_(
+                    self.policy_net.parameters(), ppo["max_grad_norm"]
+                ).detach()
+                optimizer.step()
+                totals.add(metrics)
+                if ppo["target_kl"] is not None and self._mean_over_ranks(metrics["approx_kl"]) > ppo["target_kl"]:
+                    early_stop = True
+                    break
+        keys, table = totals.table()
+        ranks = gather_from_ranks({
+            "keys": keys,
+            "table": table,
+            "onpolicy_gap": float(onpolicy_gap),
+            "values": storage.values.detach().flatten().cpu(),
+            "returns": storage.returns.detach().flatten().cpu(),
+        })
+        if any(rank["keys"] != keys for rank in ranks):
+            raise RuntimeError(f"ranks logged different PPO metrics: {[rank['keys'] for rank in ranks]}")
+        out = _MetricTotals.means(keys, [rank["table"] for rank in ranks])
+        out["onpolicy/max_logprob_gap"] = max(rank["onpolicy_gap"] for rank in ranks)
+        out["ppo/epochs_run"] = float(epochs_run)
+        out["ppo/early_stop"] = float(early_stop)
+        out["explained_variance"] = float(explained_variance(
+            torch.cat([rank["values"] for rank in ranks]), torch.cat([rank["returns"] for rank in ranks])
+        ))
+        out["lr"] = optimizer.param_groups[0]["lr"]
+        return out
+
+    def _mean_over_ranks(self, value: torch.Tensor) -> float:
+        """The mean of a scalar over all ranks (the value itself on one process)."""
+        return float(self.trainer.strategy.reduce(value.detach().clone(), reduce_op="mean"))
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Env indices, normaliser merging and the optimiser's batch all depend on the number of ranks.
+        checkpoint["world_size"] = self.trainer.world_size
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.check_checkpoint(checkpoint, self.trainer.world_size)
+
+    def check_launch(self, world_size: int, ckpt_path: str | None) -> None:
+        """Refuse, in the launching process, a run that cannot work: a policy without parameters on
+        several processes, or a checkpoint that does not fit. (With `ddp_spawn` the checks in
+        `on_load_checkpoint` run inside the worker processes, where an error becomes a traceback.)"""
+        if world_size > 1 and not self.bundle.is_trainable:
+            raise ConfigError(
+                f"policy {self.hparams.policy['name']!r} has nothing to train, so it cannot run on "
+                f"{world_size} processes; use trainer=default"
+            )
+        if ckpt_path is not None:
+            self.check_checkpoint(torch.load(ckpt_path, map_location="cpu", weights_only=True), world_size)
+
+    def check_checkpoint(self, checkpoint: dict[str, Any], world_size: int) -> None:
+        """Raise `CheckpointMismatchError` if `checkpoint` cannot resume this run on `world_size` ranks."""
+        saved = checkpoint.get("hyper_parameters", {})
+        mine = self.hparams
+        for key in ("slot_ids", "obs_dim", "topology"):
+            if key in saved and saved[key] != mine[key]:
+                raise CheckpointMismatchError(
+                    f"checkpoint does not fit this config: its {key} is {saved[key]!r}, the config's is {mine[key]!r}"
+                )
+        policy_saved = saved.get("policy", {})
+        for key in ("name", "hidden_dim", "num_layers", "feature_dim"):
+            if key in policy_saved and policy_saved.get(key) != mine["policy"].get(key):
+                raise CheckpointMismatchError(
+                    f"checkpoint does not fit this config: its policy.{key} is {policy_saved.get(key)!r}, "
+                    f"the config's is {mine['policy'].get(key)!r}"
+                )
+        if checkpoint["world_size"] != world_size:
+            raise CheckpointMismatchError(
+                f"checkpoint was written by a run on {checkpoint['world_size']} processes (world size "
+                f"{checkpoint['world_size']}), this run has world size {world_size}; resume with the same "
+                "trainer.devices × trainer.num_nodes"
+            )
