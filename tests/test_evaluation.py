@@ -55,6 +55,7 @@ def test_baseline_evaluation_writes_one_csv_row_per_env_episode_and_a_table(tmp_
     assert table == tmp_path / "out" / "evaluation.md"
     mean_acc = sum(float(r["final_accuracy"]) for r in rows) / len(rows)
     assert f"| static | 8 | {mean_acc:.2f} ± " in text
+    assert "learned actions" not in text  # no learned policy ran
     assert (tmp_path / "out" / "lifecycle.png").stat().st_size > 0
 
 

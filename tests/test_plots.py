@@ -128,11 +128,9 @@ def test_entropy_picture_has_a_panel_per_head(tmp_path):
     assert plot_head_entropies(history, tmp_path / "e.png").stat().st_size > 0
 
 
-def test_cell_colour_intensity_grows_with_alpha():
-    faint, full = cell_colour("BLENDING", 0.0), cell_colour("BLENDING", 1.0)
-    assert full == pytest.approx(to_rgb(STAGE_COLOURS["BLENDING"]))
-    assert all(f > c for f, c in zip(faint, full, strict=True))  # lower alpha: closer to white
-    assert cell_colour("DORMANT", 0.7) == to_rgb(STAGE_COLOURS["DORMANT"])
+def test_every_drawn_cell_colour_is_a_legend_colour():
+    assert {stage: cell_colour(stage) for stage in STAGE_COLOURS} == \
+        {stage: to_rgb(colour) for stage, colour in STAGE_COLOURS.items()}
 
 
 def test_unknown_stage_in_a_trace_is_refused(tmp_path):

@@ -95,7 +95,7 @@ def test_cifar10_missing_directory_names_path_and_switch(tmp_path):
         load_cifar10(data_dir=tmp_path / "nowhere")
     message = str(error.value)
     assert str(tmp_path / "nowhere" / CIFAR10_FOLDER) in message
-    assert "download=true" in message and "\n" not in message
+    assert "env.task_options.download=true" in message and "\n" not in message
 
 
 def test_cifar10_download_without_torchvision_says_so(tmp_path, monkeypatch):

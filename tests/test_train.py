@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.runs import compose_config, read_metrics, tiny_overrides
+from helpers.runs import compose_config, read_csv, read_metrics, tiny_overrides
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
@@ -40,7 +40,9 @@ def test_every_policy_trains_logs_and_checkpoints(tmp_path, policy):
 def test_ppo_logs_every_head_and_stays_on_policy(tmp_path):
     train(make_cfg(tmp_path, "updates=3"))
     rows = read_metrics(tmp_path / "run")
-    assert len(rows) == 3
+    # One complete row per update: rollout statistics, PPO diagnostics and the learning rate together.
+    assert len(read_csv(tmp_path / "run" / "csv" / "metrics.csv")) == len(rows) == 3
+    assert all(row["episode/return"] and row["loss/total"] and float(row["lr"]) > 0 for row in rows)
     for head in HEAD_NAMES:
         assert f"entropy/{head}" in rows[0] and f"clip_fraction/{head}" in rows[0]
     for row in rows:
@@ -149,7 +151,7 @@ def test_checkpoint_of_another_slot_configuration_is_refused(tmp_path):
 
 
 def test_unknown_slot_id_is_a_clear_error(tmp_path):
-    with pytest.raises(ConfigError, match="unknown slot id .r0c7."):
+    with pytest.raises(ConfigError, match=r"env.slots: unknown slot id .r0c7.; this host's slots are \[.r0c0., .r0c1., .r0c2.\]"):
         train(make_cfg(tmp_path, "env.slots=[r0c0,r0c7]"))
 
 
