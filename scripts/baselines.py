@@ -29,11 +29,11 @@ from omegaconf import DictConfig, OmegaConf
 from tamiyo.collectors.rollout import RolloutCollector
 from tamiyo.conf import CONF_DIR
 from tamiyo.core.seeding import derive_seed
+from tamiyo.env.config import build_env_config
 from tamiyo.env.tasks import make_task
 from tamiyo.env.vector import VectorEnv
 from tamiyo.policy import create_policy, obs_dim
 from tamiyo.ppo.normalizers import ObservationNormalizer
-from tamiyo.training.datamodule import build_env_config
 
 # Per-seed rollout statistics aggregated over seeds.
 _STAT_KEYS = (
