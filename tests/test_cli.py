@@ -19,6 +19,7 @@ def test_multirun_makes_one_run_dir_per_job(tmp_path):
     result = run_train("-m", "seed=0,1", "updates=1", *TINY, f"paths.output_root={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
     (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
+    assert f"sweep dir: {sweep} (one run dir per job" in result.stdout
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
     assert [j.name for j in jobs] == ["0", "1"]
     for job in jobs:
