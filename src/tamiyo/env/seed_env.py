@@ -60,7 +60,7 @@ class EnvConfig:
     seed_lr: float = 0.01
     seed_momentum: float = 0.9
     max_seeds: int = 0  # germinations per episode; 0 = unlimited (see the module docstring)
-    reward: str = "shaped"
+    reward: str = "objective"
     reward_config: Mapping[str, float] = field(default_factory=dict)
     governor: GovernorConfig = field(default_factory=GovernorConfig)
     gates: GateConfig = field(default_factory=GateConfig)
@@ -249,6 +249,7 @@ class SeedEnv:
         self.fossil_contributions: list[float] = []
         self._metrics: _Metrics | None = None
         self._reports: list[SlotReport] = []
+        self._signals: TrainingSignals | None = None
 
     # ---- RNG ----
     @contextlib.contextmanager
@@ -307,8 +308,8 @@ class SeedEnv:
             self._metrics = _Metrics(result.loss, result.accuracy, result.loss, result.accuracy)
             self.governor = Governor(self, self.config.governor, self.task.loss_scale)
             self.governor.reset(result.loss)
-            signals, self._reports = self._observe()
-        return signals, self._reports
+            self._signals, self._reports = self._observe()
+        return self._signals, self._reports
 
     def _observe(self) -> Observation:
         model, metrics = self._require_model(), self._metrics
@@ -337,8 +338,10 @@ class SeedEnv:
             gate = self._apply(action)
             epoch = self._run_epoch()
             self.epoch += 1
-            before = self._reports
+            before, signals_before = self._reports, self._signals
+            assert signals_before is not None  # set by reset()
             signals, self._reports = self._observe()
+            self._signals = signals
         rolled_back = epoch.rollback_reason is not None
         took_effect = action.op != LifecycleOp.WAIT and not rolled_back and (gate is None or gate.passed)
         reward = self.reward_fn(RewardInputs(
@@ -348,6 +351,9 @@ class SeedEnv:
             after=self._reports,
             val_accuracy=signals.val_accuracy,
             host_params=signals.host_params,
+            seed_params=signals.seed_params,
+            val_accuracy_before=signals_before.val_accuracy,
+            seed_params_before=signals_before.seed_params,
             epoch=self.epoch,
             max_epochs=self.config.max_epochs,
             fossil_contributions=tuple(self.fossil_contributions),

@@ -1,10 +1,11 @@
-"""The four registered policy bundles; importing this package registers them."""
+"""The five registered policy bundles; importing this package registers them."""
 
 from tamiyo.policy.bundles.base import FixedPolicyBundle, IllegalActionError, NotTrainableError
 from tamiyo.policy.bundles.heuristic import HeuristicPolicyBundle
 from tamiyo.policy.bundles.lstm import CompiledPlacementError, LSTMPolicyBundle
 from tamiyo.policy.bundles.static import StaticPolicyBundle
 from tamiyo.policy.bundles.random import RandomPolicyBundle
+from tamiyo.policy.bundles.schedule import SchedulePolicyBundle
 
 __all__ = [
     "CompiledPlacementError",
@@ -14,5 +15,6 @@ __all__ = [
     "LSTMPolicyBundle",
     "NotTrainableError",
     "RandomPolicyBundle",
+    "SchedulePolicyBundle",
     "StaticPolicyBundle",
 ]
