@@ -4,12 +4,16 @@
 as for training. Keys of its own: `seeds` (a count n, meaning seeds 0..n-1, or a list of seeds),
 `episodes` (per seed), `deterministic` (arg-max actions of a learned policy instead of sampling),
 `progress`. `ckpt_path` names a training checkpoint (or `latest`: the newest `last.ckpt` of a training
-run under `paths.output_root/train`). `conf/compare.yaml` adds `baselines` (fixed policies to run next
-to the learned one).
+run under `paths.output_root/train`). Every table reports the objective of `objective.param_weight`.
+`conf/compare.yaml` adds `baselines` (fixed policies run next to the learned one), `schedule_grid`
+and `train_seeds` (fixed schedules searched on training seeds, the best reported on `seeds`),
+`static_final` (controllers whose final architectures are retrained from scratch as fixed networks)
+and `reference` (the controller paired differences are taken to).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,8 +26,18 @@ from rich.progress import Progress
 from tamiyo.conf import CONF_DIR
 from tamiyo.core.errors import ConfigError
 from tamiyo.env.config import build_env_config
+from tamiyo.env.objective import Objective
 from tamiyo.env.tasks import make_task
 from tamiyo.env.vector import VectorEnv
+from tamiyo.evaluation.comparison import (
+    schedule_grid,
+    schedule_label,
+    select_schedule,
+    static_final,
+    summarise_controllers,
+    summary_markdown,
+    write_summary_csv,
+)
 from tamiyo.evaluation.report import markdown_table, write_csv
 from tamiyo.evaluation.runner import (
     EVAL_EPISODE_BASE,
@@ -66,6 +80,13 @@ def _validated(cfg: DictConfig) -> tuple[list[int], int]:
         raise ConfigError(f"torch_threads must be an integer ≥ 1, got {threads!r}")
     torch.set_num_threads(cfg.torch_threads)
     return parse_seeds(cfg.seeds), episodes
+
+
+def build_objective(cfg: DictConfig) -> Objective:
+    try:
+        return Objective(cfg.objective.param_weight)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
 
 
 def build_eval_env(cfg: DictConfig) -> VectorEnv:
@@ -161,30 +182,104 @@ def evaluate_command(cfg: DictConfig) -> Path:
     seeds, episodes = _validated(cfg)
     env = build_eval_env(cfg)
     policy, ckpt = _policy_from_config(cfg, env)
+    objective = build_objective(cfg)
+    if policy.name == "schedule":
+        options = OmegaConf.to_container(cfg.policy, resolve=True)
+        options.pop("name")
+        policy = dataclasses.replace(policy, label=schedule_label(options))
     with _progress(cfg.progress, len(seeds) * episodes) as advance:
-        evaluation = evaluate(policy, env, seeds, episodes, on_episode=advance)
+        evaluation = evaluate(policy, env, seeds, episodes, objective, on_episode=advance)
     what = policy.label if ckpt is None else f"{policy.label} from {ckpt}"
     out_dir = Path(cfg.paths.output_dir)
     return _write_outputs(out_dir, "evaluation", evaluation.results, _caption(cfg, seeds, episodes, what),
                           {"": evaluation.lifecycle})
 
 
+def _name_list(cfg: DictConfig, key: str) -> list[str]:
+    value = cfg[key]
+    if not isinstance(value, ListConfig) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{key} must be a list of names, got {value!r}")
+    return list(value)
+
+
 def compare_command(cfg: DictConfig) -> Path:
-    """Baselines and the learned checkpoint on the same seeds and env; returns the Markdown table's path."""
+    """Every controller on the same held-out seeds; returns the Markdown table's path.
+
+    Writes `comparison.csv` (one row per controller), `comparison.md`, `comparison_episodes.csv` (one
+    row per env-episode) and, with a schedule grid, `schedule_grid.csv` (every schedule on the
+    training seeds) and lifecycle pictures.
+    """
     seeds, episodes = _validated(cfg)
-    if cfg.ckpt_path is None:
-        raise ConfigError("ckpt_path is required: the comparison needs a learned checkpoint (or ckpt_path=latest)")
+    baselines, finals = _name_list(cfg, "baselines"), _name_list(cfg, "static_final")
+    reference = cfg.reference
+    if cfg.ckpt_path is None and "learned" in [reference, *finals]:
+        raise ConfigError("ckpt_path is required: the comparison needs a learned checkpoint (or ckpt_path=latest); "
+                          "without one, set reference and static_final to other controllers")
+    grid_cfg = cfg.schedule_grid
+    train_seeds = parse_seeds(cfg.train_seeds) if grid_cfg is not None else []
+    if set(train_seeds) & set(seeds):
+        raise ConfigError(f"train_seeds {train_seeds} and seeds {seeds} overlap: the schedule must be chosen on "
+                          "seeds it is not judged on")
     env = build_eval_env(cfg)
-    if not isinstance(cfg.baselines, ListConfig):
-        raise ConfigError(f"baselines must be a list of policy names, got {cfg.baselines!r}")
-    learned, ckpt = _policy_from_config(cfg, env)
-    policies = [_baseline(cfg, name, _policy_group_options(name), env) for name in cfg.baselines] + [learned]
-    results: list[EpisodeResult] = []
+    objective = build_objective(cfg)
+    policies = {name: _baseline(cfg, name, _policy_group_options(name), env) for name in baselines}
+    out_dir = Path(cfg.paths.output_dir)
+    grid: list[dict] = []
+    if grid_cfg is not None:
+        defaults = {k: v for k, v in _policy_group_options("schedule").items() if k not in ("blueprint", "slots")}
+        options = {**defaults, **OmegaConf.to_container(grid_cfg.options, resolve=True)}
+        changed = {k: v for k, v in options.items() if v != defaults.get(k)}
+        try:
+            grid = [{**point, **changed} for point in schedule_grid(
+                OmegaConf.to_container(grid_cfg.blueprints) if isinstance(grid_cfg.blueprints, ListConfig)
+                else grid_cfg.blueprints,
+                OmegaConf.to_container(grid_cfg.slots), env.topology, env.slot_config.slot_ids)]
+        except ValueError as error:
+            raise ConfigError(str(error)) from error
+    learned, ckpt = _policy_from_config(cfg, env) if cfg.ckpt_path is not None else (None, None)
+    if learned is not None:
+        policies["learned"] = learned
+    if "schedule" in finals + [reference] and not grid:
+        raise ConfigError("'schedule' in static_final or reference needs a schedule_grid")
+    total = (len(grid) * len(train_seeds) + (len(policies) + bool(grid) + len(finals)) * len(seeds)) * episodes
+    results = []
     traces: dict[str, LifecycleTrace] = {}
-    with _progress(cfg.progress, len(policies) * len(seeds) * episodes) as advance:
-        for policy in policies:
-            evaluation = evaluate(policy, env, seeds, episodes, on_episode=advance)
+    with _progress(cfg.progress, total) as advance:
+        if grid:
+            best, searched = select_schedule(
+                grid, lambda point: _baseline(cfg, "schedule", {**defaults, **point}, env), env, train_seeds,
+                episodes, objective, on_episode=advance)
+            write_csv(searched, out_dir / "schedule_grid.csv")
+            policies["schedule"] = dataclasses.replace(
+                _baseline(cfg, "schedule", {**defaults, **best}, env), label=schedule_label(best))
+        labels = {}
+        for name, policy in policies.items():
+            evaluation = evaluate(policy, env, seeds, episodes, objective, on_episode=advance)
             results += evaluation.results
-            traces["_learned" if policy is learned else f"_{policy.name}"] = evaluation.lifecycle
-    caption = _caption(cfg, seeds, episodes, f"{', '.join(p.label for p in policies)} (learned: {ckpt})")
-    return _write_outputs(Path(cfg.paths.output_dir), "comparison", results, caption, traces)
+            labels[name] = policy.label
+            traces[f"_{name}"] = evaluation.lifecycle
+        unknown = [name for name in [*finals, reference] if name is not None and name not in labels]
+        if unknown:
+            raise ConfigError(f"static_final/reference name controllers of this comparison {list(labels)}, "
+                              f"got {unknown}")
+        for name in finals:
+            grown = [r for r in results if r.policy == labels[name]]
+            results += static_final(grown, env.task, env.config, objective, cfg.ppo.obs_clip,
+                                    f"static-final: {labels[name]}", on_episode=advance)
+    summaries = summarise_controllers(results, None if reference is None else labels[reference])
+    write_csv(results, out_dir / "comparison_episodes.csv")
+    write_summary_csv(summaries, out_dir / "comparison.csv")
+    chosen = f"; schedule chosen on training seeds {train_seeds} from {len(grid)} schedules" if grid else ""
+    learned_text = f" (learned: {ckpt})" if ckpt is not None else ""
+    caption = (_caption(cfg, seeds, episodes, f"{len(summaries)} controllers{learned_text}")
+               .replace("mean ± sample std over env-episodes (n).", "")
+               + f"objective = final val acc − {objective.param_weight} · 100 · added/host params{chosen}; "
+               f"± is the 95 % t interval of the mean; paired differences by (seed, episode, env).")
+    table = summary_markdown(summaries, caption, None if reference is None else labels[reference])
+    (out_dir / "comparison.md").write_text(table)
+    for suffix, trace in traces.items():
+        trace.save(out_dir / f"lifecycle{suffix}.json")
+        plot_lifecycle(trace, out_dir / f"lifecycle{suffix}.png")
+    print(table)
+    print(f"wrote {out_dir / 'comparison.csv'} and {out_dir / 'comparison.md'}")
+    return out_dir / "comparison.md"
