@@ -48,7 +48,7 @@ def read_metrics(run_dir: Path) -> list[dict[str, str]]:
         return [row for row in csv.DictReader(f) if row.get("episode/return")]
 
 
-@pytest.mark.parametrize("policy", ["lstm", "heuristic", "random", "static"])
+@pytest.mark.parametrize("policy", ["lstm", "heuristic", "random", "static", "schedule"])
 def test_every_policy_trains_logs_and_checkpoints(tmp_path, policy):
     value = train(make_cfg(tmp_path, f"policy={policy}"))
     assert math.isfinite(value)
@@ -61,6 +61,8 @@ def test_every_policy_trains_logs_and_checkpoints(tmp_path, policy):
     if policy == "static":
         assert all(float(row["ops/wait"]) == 3.0 for row in rows)  # 3 epochs, always WAIT
         assert all(float(row["episode/seeds_germinated"]) == 0.0 for row in rows)
+    if policy == "schedule":  # the default schedule germinates in all 3 slots, one per epoch
+        assert all(float(row["episode/seeds_germinated"]) == 3.0 for row in rows)
 
 
 def test_ppo_logs_every_head_and_stays_on_policy(tmp_path):

@@ -31,7 +31,6 @@ from tamiyo.env.tasks import make_task
 from tamiyo.env.vector import VectorEnv
 from tamiyo.evaluation.comparison import (
     schedule_grid,
-    schedule_label,
     select_schedule,
     static_final,
     summarise_controllers,
@@ -49,6 +48,7 @@ from tamiyo.evaluation.runner import (
 )
 from tamiyo.evaluation.lifecycle import LifecycleTrace
 from tamiyo.evaluation.plots import plot_lifecycle
+from tamiyo.policy.bundles.schedule import SchedulePolicyBundle
 from tamiyo.policy.features import obs_dim
 from tamiyo.training.checkpoints import latest_checkpoint
 
@@ -116,9 +116,12 @@ def resolve_checkpoint(cfg: DictConfig) -> Path | None:
 
 def _baseline(cfg: DictConfig, name: str, options: dict, env: VectorEnv) -> EvalPolicy:
     try:
-        return baseline_policy(name, options, env, obs_dim(env.slot_config.num_slots), cfg.ppo.obs_clip)
+        policy = baseline_policy(name, options, env, obs_dim(env.slot_config.num_slots), cfg.ppo.obs_clip)
     except ValueError as error:
         raise ConfigError(str(error)) from error
+    if isinstance(policy.bundle, SchedulePolicyBundle):  # a schedule is named by its settings
+        policy = dataclasses.replace(policy, label=policy.bundle.describe())
+    return policy
 
 
 def _policy_group_options(name: str) -> dict:
@@ -183,10 +186,6 @@ def evaluate_command(cfg: DictConfig) -> Path:
     env = build_eval_env(cfg)
     policy, ckpt = _policy_from_config(cfg, env)
     objective = build_objective(cfg)
-    if policy.name == "schedule":
-        options = OmegaConf.to_container(cfg.policy, resolve=True)
-        options.pop("name")
-        policy = dataclasses.replace(policy, label=schedule_label(options))
     with _progress(cfg.progress, len(seeds) * episodes) as advance:
         evaluation = evaluate(policy, env, seeds, episodes, objective, on_episode=advance)
     what = policy.label if ckpt is None else f"{policy.label} from {ckpt}"
@@ -250,8 +249,7 @@ def compare_command(cfg: DictConfig) -> Path:
                 grid, lambda point: _baseline(cfg, "schedule", {**defaults, **point}, env), env, train_seeds,
                 episodes, objective, on_episode=advance)
             write_csv(searched, out_dir / "schedule_grid.csv")
-            policies["schedule"] = dataclasses.replace(
-                _baseline(cfg, "schedule", {**defaults, **best}, env), label=schedule_label(best))
+            policies["schedule"] = _baseline(cfg, "schedule", {**defaults, **best}, env)
         labels = {}
         for name, policy in policies.items():
             evaluation = evaluate(policy, env, seeds, episodes, objective, on_episode=advance)

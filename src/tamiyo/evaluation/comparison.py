@@ -63,17 +63,9 @@ def schedule_grid(
     return [{"blueprint": name, "slots": slots} for name in names for slots in sets]
 
 
-def schedule_label(options: dict[str, Any]) -> str:
-    """E.g. "schedule: conv_heavy in r0c2" or "schedule: conv_small in all slots, start_epoch=3"."""
-    slots = options["slots"]
-    where = "all slots" if slots == "all" else "+".join(slots)
-    extras = [f"{key}={value}" for key, value in options.items() if key not in ("blueprint", "slots")]
-    return f"schedule: {options['blueprint']} in {where}" + "".join(f", {extra}" for extra in extras)
-
-
 def select_schedule(
     grid: Sequence[dict[str, Any]],
-    make_policy: Callable[[dict[str, Any]], EvalPolicy],
+    make_policy: Callable[[dict[str, Any]], EvalPolicy],  # labelled as the tables name it
     env: VectorEnv,
     train_seeds: Sequence[int],
     episodes: int,
@@ -86,7 +78,7 @@ def select_schedule(
     results: list[EpisodeResult] = []
     best, best_score = grid[0], -math.inf
     for options in grid:
-        policy = dataclasses.replace(make_policy(options), label=schedule_label(options))
+        policy = make_policy(options)
         rows = evaluate(policy, env, train_seeds, episodes, objective, on_episode=on_episode).results
         results += rows
         score = statistics.fmean(r.objective for r in rows)

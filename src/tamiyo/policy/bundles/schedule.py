@@ -15,12 +15,14 @@ A partial `alpha_target` (half, seventy) keeps a seed blending for good: reachin
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from tamiyo.core.actions import (
+    BLUEPRINT_IDS,
     HEAD_NAMES,
     IRRELEVANT_HEAD_VALUE,
     AlphaTargetAction,
@@ -92,6 +94,15 @@ class SchedulePolicyBundle(FixedPolicyBundle):
         self.style = _choice(GerminationStyle, style, "style")
         self.tempo = _choice(TempoAction, tempo, "tempo")
         self.alpha_target = _choice(AlphaTargetAction, alpha_target, "alpha_target")
+        self._settings = {"start_epoch": start_epoch, "style": style, "tempo": tempo, "alpha_target": alpha_target}
+        self._slots = "all slots" if slots == "all" else "+".join(slots)
+
+    def describe(self) -> str:
+        """How tables name it, e.g. "schedule: conv_heavy in r0c2" or "schedule: conv_small in all slots, tempo=fast"
+        (settings other than the defaults are listed)."""
+        defaults = inspect.signature(type(self).__init__).parameters
+        extras = "".join(f", {key}={value}" for key, value in self._settings.items() if value != defaults[key].default)
+        return f"schedule: {BLUEPRINT_IDS[self.blueprint]} in {self._slots}{extras}"
 
     def decide(self, signals: TrainingSignals, reports: Sequence[SlotReport]) -> FactoredAction:
         """The schedule's action for one env (see the module docstring for the order of preference)."""
