@@ -156,13 +156,14 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[], None]]:
         yield lambda: progress.advance(task)
 
 
-def _caption(cfg: DictConfig, seeds: list[int], episodes: int, what: str) -> str:
+def _caption(cfg: DictConfig, seeds: list[int], episodes: int, what: str,
+             spread: str = "mean ± sample std over env-episodes (n).") -> str:
     env = cfg.env
     return (
         f"{what} on {env.task} ({env.max_epochs} epochs per episode, {env.num_envs} env(s)); seeds "
         f"{', '.join(map(str, seeds))}; {episodes} episode(s) per seed (env episode indices from "
         f"{EVAL_EPISODE_BASE}, never used in training); learned actions "
-        f"{'arg-max' if cfg.deterministic else 'sampled'}; mean ± sample std over env-episodes (n)."
+        f"{'arg-max' if cfg.deterministic else 'sampled'}; {spread}"
     )
 
 
@@ -201,6 +202,23 @@ def _name_list(cfg: DictConfig, key: str) -> list[str]:
     return list(value)
 
 
+def _schedule_points(cfg: DictConfig, env: VectorEnv) -> list[dict]:
+    """The grid's schedule options (blueprint, slots and the settings `schedule_grid.options` changes)."""
+    grid_cfg = cfg.schedule_grid
+    defaults = _policy_group_options("schedule")
+    changed = {k: v for k, v in OmegaConf.to_container(grid_cfg.options, resolve=True).items() if v != defaults.get(k)}
+    blueprints = grid_cfg.blueprints
+    try:
+        points = schedule_grid(
+            OmegaConf.to_container(blueprints) if isinstance(blueprints, ListConfig) else blueprints,
+            OmegaConf.to_container(grid_cfg.slots) if isinstance(grid_cfg.slots, ListConfig) else grid_cfg.slots,
+            env.topology, env.slot_config.slot_ids,
+        )
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    return [{**defaults, **changed, **point} for point in points]
+
+
 def compare_command(cfg: DictConfig) -> Path:
     """Every controller on the same held-out seeds; returns the Markdown table's path.
 
@@ -214,66 +232,52 @@ def compare_command(cfg: DictConfig) -> Path:
     if cfg.ckpt_path is None and "learned" in [reference, *finals]:
         raise ConfigError("ckpt_path is required: the comparison needs a learned checkpoint (or ckpt_path=latest); "
                           "without one, set reference and static_final to other controllers")
-    grid_cfg = cfg.schedule_grid
-    train_seeds = parse_seeds(cfg.train_seeds) if grid_cfg is not None else []
+    train_seeds = parse_seeds(cfg.train_seeds) if cfg.schedule_grid is not None else []
     if set(train_seeds) & set(seeds):
         raise ConfigError(f"train_seeds {train_seeds} and seeds {seeds} overlap: the schedule must be chosen on "
                           "seeds it is not judged on")
+    names = [*baselines, *(["schedule"] if cfg.schedule_grid is not None else []),
+             *(["learned"] if cfg.ckpt_path is not None else [])]
+    unknown = [name for name in [*finals, reference] if name is not None and name not in names]
+    if unknown:
+        raise ConfigError(f"static_final and reference must name controllers of this comparison {names}, "
+                          f"got {unknown}")
     env = build_eval_env(cfg)
     objective = build_objective(cfg)
+    grid = _schedule_points(cfg, env) if cfg.schedule_grid is not None else []
     policies = {name: _baseline(cfg, name, _policy_group_options(name), env) for name in baselines}
     out_dir = Path(cfg.paths.output_dir)
-    grid: list[dict] = []
-    if grid_cfg is not None:
-        defaults = {k: v for k, v in _policy_group_options("schedule").items() if k not in ("blueprint", "slots")}
-        options = {**defaults, **OmegaConf.to_container(grid_cfg.options, resolve=True)}
-        changed = {k: v for k, v in options.items() if v != defaults.get(k)}
-        try:
-            grid = [{**point, **changed} for point in schedule_grid(
-                OmegaConf.to_container(grid_cfg.blueprints) if isinstance(grid_cfg.blueprints, ListConfig)
-                else grid_cfg.blueprints,
-                OmegaConf.to_container(grid_cfg.slots), env.topology, env.slot_config.slot_ids)]
-        except ValueError as error:
-            raise ConfigError(str(error)) from error
-    learned, ckpt = _policy_from_config(cfg, env) if cfg.ckpt_path is not None else (None, None)
-    if learned is not None:
-        policies["learned"] = learned
-    if "schedule" in finals + [reference] and not grid:
-        raise ConfigError("'schedule' in static_final or reference needs a schedule_grid")
-    total = (len(grid) * len(train_seeds) + (len(policies) + bool(grid) + len(finals)) * len(seeds)) * episodes
-    results = []
+    ckpt = None
+    if cfg.ckpt_path is not None:
+        policies["learned"], ckpt = _policy_from_config(cfg, env)
+    total = (len(grid) * len(train_seeds) + (len(names) + len(finals)) * len(seeds)) * episodes
+    results: list[EpisodeResult] = []
     traces: dict[str, LifecycleTrace] = {}
     with _progress(cfg.progress, total) as advance:
         if grid:
-            best, searched = select_schedule(
-                grid, lambda point: _baseline(cfg, "schedule", {**defaults, **point}, env), env, train_seeds,
-                episodes, objective, on_episode=advance)
+            best, searched = select_schedule(grid, lambda options: _baseline(cfg, "schedule", options, env), env,
+                                             train_seeds, episodes, objective, on_episode=advance)
             write_csv(searched, out_dir / "schedule_grid.csv")
-            policies["schedule"] = _baseline(cfg, "schedule", {**defaults, **best}, env)
-        labels = {}
+            policies["schedule"] = _baseline(cfg, "schedule", best, env)
         for name, policy in policies.items():
             evaluation = evaluate(policy, env, seeds, episodes, objective, on_episode=advance)
             results += evaluation.results
-            labels[name] = policy.label
             traces[f"_{name}"] = evaluation.lifecycle
-        unknown = [name for name in [*finals, reference] if name is not None and name not in labels]
-        if unknown:
-            raise ConfigError(f"static_final/reference name controllers of this comparison {list(labels)}, "
-                              f"got {unknown}")
         for name in finals:
-            grown = [r for r in results if r.policy == labels[name]]
+            label = policies[name].label
+            grown = [r for r in results if r.policy == label]
             results += static_final(grown, env.task, env.config, objective, cfg.ppo.obs_clip,
-                                    f"static-final: {labels[name]}", on_episode=advance)
-    summaries = summarise_controllers(results, None if reference is None else labels[reference])
+                                    f"static-final: {label}", on_episode=advance)
+    reference_label = None if reference is None else policies[reference].label
+    summaries = summarise_controllers(results, reference_label)
     write_csv(results, out_dir / "comparison_episodes.csv")
     write_summary_csv(summaries, out_dir / "comparison.csv")
-    chosen = f"; schedule chosen on training seeds {train_seeds} from {len(grid)} schedules" if grid else ""
+    chosen = f"; the schedule was chosen among {len(grid)} on training seeds {train_seeds}" if grid else ""
     learned_text = f" (learned: {ckpt})" if ckpt is not None else ""
-    caption = (_caption(cfg, seeds, episodes, f"{len(summaries)} controllers{learned_text}")
-               .replace("mean ± sample std over env-episodes (n).", "")
-               + f"objective = final val acc − {objective.param_weight} · 100 · added/host params{chosen}; "
-               f"± is the 95 % t interval of the mean; paired differences by (seed, episode, env).")
-    table = summary_markdown(summaries, caption, None if reference is None else labels[reference])
+    caption = _caption(cfg, seeds, episodes, f"{len(summaries)} controllers{learned_text}", spread=(
+        f"objective = final val acc − {objective.param_weight} · 100 · added/host params{chosen}; ± is the "
+        "95 % t interval of the mean; differences are paired by (seed, episode, env)."))
+    table = summary_markdown(summaries, caption, reference_label)
     (out_dir / "comparison.md").write_text(table)
     for suffix, trace in traces.items():
         trace.save(out_dir / f"lifecycle{suffix}.json")
