@@ -25,13 +25,13 @@ def test_objective_charges_added_params_relative_to_the_host():
     assert Objective(0.0)(81.6, 1600, 690) == 81.6
 
 
-def test_default_weight_ranks_the_measured_schedules():
-    """The issue's measured means (acc %, added params on a 690-param host)."""
+def test_default_weight_ranks_the_measured_controllers():
+    """Means measured by scripts/objective_baselines.sh (acc %, added params on the 690-param host)."""
     judge = Objective()
-    measured = {"static": (51.0, 0), "heuristic": (62.3, 389), "conv_small all": (61.4, 392),
-                "conv_light r0c2": (78.4, 800), "conv_heavy r0c2": (81.6, 1600)}
+    measured = {"static": (47.14, 0), "heuristic": (51.96, 306), "conv_light r0c2": (58.94, 800),
+                "conv_heavy r0c2": (62.06, 1600), "conv_light all": (62.56, 1064)}
     ranking = sorted(measured, key=lambda name: -judge(*measured[name], 690))
-    assert ranking == ["conv_light r0c2", "conv_heavy r0c2", "heuristic", "conv_small all", "static"]
+    assert ranking == ["conv_light all", "conv_light r0c2", "conv_heavy r0c2", "heuristic", "static"]
 
 
 @pytest.mark.parametrize("weight", [-0.1, float("nan"), float("inf")])

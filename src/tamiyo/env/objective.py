@@ -9,14 +9,15 @@ growing the network by one host's worth of parameters costs `100 · param_weight
 A log price (log(1 + added/host)) was rejected because it makes each further parameter cheaper, which
 favours the largest seeds — the opposite of what a parameter budget is for.
 
-Default `param_weight = 0.05`: doubling the network must buy at least 5 accuracy points. Measured on
-the default mnist1d task (690-parameter host, seeds 0–4, 25 epochs, "grow as soon as legal"):
-conv_light in the last slot (78.4 %, +800 params) scores 72.6, conv_heavy there (81.6 %, +1,600)
-70.0, the heuristic (62.3 %, +389) 59.5, conv_small in all three slots (61.4 %, +392) 58.6 and the
-static host 51.0. So big accuracy gains still dominate (both last-slot growths beat everything
-cheaper by > 10 points), while +3.2 points for a second host's worth of parameters do not pay.
-Break-even weights on those figures: conv_heavy beats conv_light below 0.028, beats the static host
-below 0.13; at 0 the objective is plain accuracy.
+Default `param_weight = 0.05`: doubling the network must buy at least 5 accuracy points. On the
+default mnist1d task (690-parameter host; `scripts/objective_baselines.sh`: seeds 0–4, 25 epochs,
+"grow as soon as legal" schedules) it ranks conv_light in all slots (62.6 %, +1,064 params) at 54.8,
+conv_light in the last slot (58.9 %, +800) 53.1, conv_heavy in all slots (66.7 %, +2,128) 51.3,
+conv_heavy in the last slot (62.1 %, +1,600) 50.5, conv_small in all slots (52.7 %, +392) 49.8, the
+heuristic (52.0 %, +306) 49.7 and the static host 47.1: growth that buys many points still wins,
+but a few more points for another host's worth of parameters do not. At 0 the objective is plain
+accuracy; above about 0.11 no measured growth beats the static host (conv_heavy stops paying above
+0.065).
 
 The same function gives the running value of any state (`added` = seeds present at that epoch),
 which is what the `objective` reward pays the change of.
