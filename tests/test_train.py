@@ -58,6 +58,8 @@ def test_every_policy_trains_logs_and_checkpoints(tmp_path, policy):
     for row in rows:
         assert 0.0 <= float(row["episode/final_accuracy"]) <= 100.0
         assert float(row["env_steps"]) > 0
+        charge = 0.05 * 100 * float(row["episode/seed_params"]) / float(row["episode/host_params"])
+        assert float(row["episode/objective"]) == pytest.approx(float(row["episode/final_accuracy"]) - charge)
     if policy == "static":
         assert all(float(row["ops/wait"]) == 3.0 for row in rows)  # 3 epochs, always WAIT
         assert all(float(row["episode/seeds_germinated"]) == 0.0 for row in rows)
