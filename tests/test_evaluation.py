@@ -120,7 +120,8 @@ def test_comparison_table_has_every_policy_on_the_same_seeds(tmp_path, checkpoin
     assert [(r["policy"], r["n"]) for r in summary] == [(p, "2") for p in policies]
     learned = [float(r["objective"]) for r in rows if r["policy"] == "learned (lstm)"]
     static = [float(r["objective"]) for r in rows if r["policy"] == "static"]
-    assert float(summary[0]["diff_objective_mean"]) == pytest.approx((static[0] - learned[0] + static[1] - learned[1]) / 2)
+    paired = (static[0] - learned[0] + static[1] - learned[1]) / 2
+    assert float(summary[0]["diff_objective_mean"]) == pytest.approx(paired)
     lines = [line for line in table.read_text().splitlines() if line.startswith("| ") and "---" not in line]
     assert [line.split(" | ")[0][2:] for line in lines[1:]] == policies
     for name in ("static", "random", "heuristic", "learned"):

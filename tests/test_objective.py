@@ -3,7 +3,7 @@
 import statistics
 
 import pytest
-from tamiyo.core.actions import FactoredAction, LifecycleOp
+from tamiyo.core.actions import FactoredAction
 from tamiyo.core.observation import SignalField, SlotReport
 from tamiyo.env.objective import Objective
 from tamiyo.env.rewards import RewardInputs, make_reward

@@ -127,8 +127,9 @@ def test_comparison_picks_the_schedule_on_training_seeds_and_adds_static_final_c
     out = tmp_path / "out"
     searched = read_rows(out / "schedule_grid.csv")
     assert {r["seed"] for r in searched} == {"5"} and len({r["policy"] for r in searched}) == 4
-    means = {p: sum(float(r["objective"]) for r in searched if r["policy"] == p) for p in {r["policy"] for r in searched}}
-    best = max(sorted(means), key=lambda p: means[p])
+    order = list(dict.fromkeys(r["policy"] for r in searched))  # grid order; the first best wins a tie
+    means = {p: sum(float(r["objective"]) for r in searched if r["policy"] == p) for p in order}
+    best = max(order, key=means.get)
     rows = read_rows(out / "comparison.csv")
     assert [r["policy"] for r in rows] == ["static", "heuristic", best, "static-final: heuristic",
                                            f"static-final: {best}"]
@@ -137,7 +138,7 @@ def test_comparison_picks_the_schedule_on_training_seeds_and_adds_static_final_c
     by_policy = {r["policy"]: r for r in rows}
     heuristic = [r for r in episodes if r["policy"] == "heuristic"]
     static = [r for r in episodes if r["policy"] == "static"]
-    expected = sum(float(s["objective"]) - float(h["objective"]) for s, h in zip(static, heuristic)) / 2
+    expected = sum(float(s["objective"]) - float(h["objective"]) for s, h in zip(static, heuristic, strict=True)) / 2
     assert float(by_policy["static"]["diff_objective_mean"]) == pytest.approx(expected)
     assert by_policy["heuristic"]["diff_objective_mean"] == "nan"
     controls = [r for r in episodes if r["policy"] == f"static-final: {best}"]

@@ -200,9 +200,10 @@ def summary_markdown(summaries: Sequence[ControllerSummary], caption: str, refer
               f"objective{versus} (paired) | acc{versus} | added params{versus} |")
     lines = [caption, "", header, "|---|---|---|---|---|---|---|---|---|"]
     for s in summaries:
-        lines.append(
-            f"| {s.policy} | {s.n} | {_pm(s.objective_mean, s.objective_ci95, '.2f')} | {s.accuracy_mean:.2f} | "
-            f"{s.added_params_mean:,.0f} | {s.return_mean:.2f} | {_pm(s.diff_objective_mean, s.diff_objective_ci95, '+.2f')} | "
-            f"{_pm(s.diff_accuracy_mean, math.nan, '+.2f')} | {_pm(s.diff_added_params_mean, math.nan, '+,.0f')} |"
-        )
+        cells = [
+            _pm(s.objective_mean, s.objective_ci95, ".2f"), f"{s.accuracy_mean:.2f}", f"{s.added_params_mean:,.0f}",
+            f"{s.return_mean:.2f}", _pm(s.diff_objective_mean, s.diff_objective_ci95, "+.2f"),
+            _pm(s.diff_accuracy_mean, math.nan, "+.2f"), _pm(s.diff_added_params_mean, math.nan, "+,.0f"),
+        ]
+        lines.append(f"| {s.policy} | {s.n} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
