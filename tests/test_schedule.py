@@ -145,6 +145,7 @@ def test_comparison_picks_the_schedule_on_training_seeds_and_adds_static_final_c
     grown = [r for r in episodes if r["policy"] == best]
     assert [c["added_params"] for c in controls] == [g["added_params"] for g in grown]
     assert "| controller | n | objective |" in (out / "comparison.md").read_text()
+    assert (out / "comparison_pareto.png").stat().st_size > 0
 
 
 def test_comparison_refuses_selection_on_the_held_out_seeds(tmp_path):

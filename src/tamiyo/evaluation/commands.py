@@ -47,7 +47,7 @@ from tamiyo.evaluation.runner import (
     load_checkpoint_policy,
 )
 from tamiyo.evaluation.lifecycle import LifecycleTrace
-from tamiyo.evaluation.plots import plot_lifecycle
+from tamiyo.evaluation.plots import plot_lifecycle, plot_pareto
 from tamiyo.policy.bundles.schedule import SchedulePolicyBundle
 from tamiyo.policy.features import obs_dim
 from tamiyo.training.checkpoints import latest_checkpoint
@@ -223,8 +223,8 @@ def compare_command(cfg: DictConfig) -> Path:
     """Every controller on the same held-out seeds; returns the Markdown table's path.
 
     Writes `comparison.csv` (one row per controller), `comparison.md`, `comparison_episodes.csv` (one
-    row per env-episode) and, with a schedule grid, `schedule_grid.csv` (every schedule on the
-    training seeds) and lifecycle pictures.
+    row per env-episode), `comparison_pareto.png` (accuracy against added parameters), lifecycle
+    pictures and, with a schedule grid, `schedule_grid.csv` (every schedule on the training seeds).
     """
     seeds, episodes = _validated(cfg)
     baselines, finals = _name_list(cfg, "baselines"), _name_list(cfg, "static_final")
@@ -279,6 +279,8 @@ def compare_command(cfg: DictConfig) -> Path:
         "95 % t interval of the mean; differences are paired by (seed, episode, env)."))
     table = summary_markdown(summaries, caption, reference_label)
     (out_dir / "comparison.md").write_text(table)
+    points = [(s.policy, s.added_params_mean, s.accuracy_mean) for s in summaries]
+    plot_pareto(points, objective.param_weight, results[0].host_params, out_dir / "comparison_pareto.png")
     for suffix, trace in traces.items():
         trace.save(out_dir / f"lifecycle{suffix}.json")
         plot_lifecycle(trace, out_dir / f"lifecycle{suffix}.png")
