@@ -43,14 +43,14 @@ from tamiyo.policy.registry import register_policy
 
 
 def _choice(enum: type, value: str, key: str) -> Any:
-    try:
-        return enum[value.upper()]
-    except KeyError:
-        names = [member.name.lower() for member in enum]
-        raise ValueError(f"schedule {key} must be one of {names}, got {value!r}") from None
+    names = [member.name.lower() for member in enum]
+    if not isinstance(value, str) or value.lower() not in names:
+        raise ValueError(f"schedule {key} must be one of {names}, got {value!r}")
+    return enum[value.upper()]
 
 
-def _irrelevant(**relevant: int) -> FactoredAction:
+def _action(**relevant: int) -> FactoredAction:
+    """The given heads; every other head at its irrelevant value."""
     return FactoredAction.from_indices([relevant.get(head, IRRELEVANT_HEAD_VALUE[head]) for head in HEAD_NAMES])
 
 
@@ -110,17 +110,17 @@ class SchedulePolicyBundle(FixedPolicyBundle):
         if signals.epoch >= self.start_epoch and budget_left:
             for slot in self.slot_indices:
                 if reports[slot].stage == SeedStage.DORMANT:
-                    return _irrelevant(op=LifecycleOp.GERMINATE, slot=slot, blueprint=self.blueprint,
+                    return _action(op=LifecycleOp.GERMINATE, slot=slot, blueprint=self.blueprint,
                                        style=self.style, tempo=self.tempo, alpha_target=self.alpha_target)
         for slot in self.slot_indices:
             if reports[slot].stage == SeedStage.HOLDING:
-                return _irrelevant(op=LifecycleOp.FOSSILIZE, slot=slot)
+                return _action(op=LifecycleOp.FOSSILIZE, slot=slot)
         advancing = [slot for slot in self.slot_indices if reports[slot].stage in ADVANCE_TARGET]
         if not advancing:
             return FactoredAction.wait()
         ready = [s for s in advancing if reports[s].stage != SeedStage.BLENDING or reports[s].alpha_holding]
         slot = max(ready or advancing, key=lambda s: reports[s].epochs_in_stage)
-        return _irrelevant(op=LifecycleOp.ADVANCE, slot=slot)
+        return _action(op=LifecycleOp.ADVANCE, slot=slot)
 
     def get_action(
         self,
