@@ -3,8 +3,13 @@
 import statistics
 
 import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from tamiyo.conf import CONF_DIR
 from tamiyo.core.actions import FactoredAction
 from tamiyo.core.observation import SignalField, SlotReport
+from tamiyo.env.config import build_env_config
 from tamiyo.env.objective import Objective
 from tamiyo.env.rewards import RewardInputs, make_reward
 from tamiyo.env.seed_env import EnvConfig
@@ -83,3 +88,12 @@ def test_ranking_by_return_is_ranking_by_objective():
         objectives[label] = statistics.fmean(r.objective for r in results)
     assert len(set(objectives.values())) == len(controllers)  # the controllers really differ
     assert sorted(returns, key=returns.get) == sorted(objectives, key=objectives.get)
+
+
+def test_one_key_sets_the_objective_of_the_tables_and_of_the_reward():
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["objective.param_weight=0.2"])
+    assert cfg.reward.name == "objective"  # the default reward
+    env = OmegaConf.to_container(cfg.env, resolve=True)
+    config = build_env_config(env, OmegaConf.to_container(cfg.reward, resolve=True), cfg.ppo.gamma, None)
+    assert config.reward == "objective" and config.reward_config == {"param_weight": 0.2}
