@@ -1,4 +1,4 @@
-"""The four bundles: legality of every action, log-probs, hidden state threading, state dicts."""
+"""The five bundles: legality of every action, log-probs, hidden state threading, state dicts."""
 
 import math
 import random
@@ -156,7 +156,7 @@ def test_static_always_waits():
         assert result.hidden is None
 
 
-@pytest.mark.parametrize("name", ["static", "random", "heuristic"])
+@pytest.mark.parametrize("name", ["static", "random", "heuristic", "schedule"])
 def test_fixed_bundles_are_not_trainable(name):
     bundle = create_policy(name, SLOTS, "cnn", obs_dim=140)
     obs = random_obs(2, seed=0)
@@ -170,6 +170,17 @@ def test_fixed_bundles_are_not_trainable(name):
     assert narrow.obs_dim == 12
     with pytest.raises(ValueError, match=r"obs must be \[2, 12\]"):
         narrow.get_action(extract_features(obs), None, compute_masks(obs, "cnn"), context=obs)
+
+
+# ---- schedule ----
+
+def test_schedule_actions_are_legal_on_random_states():
+    for options in ({}, {"blueprint": "conv_heavy", "slots": ["r0c2"], "start_epoch": 3, "tempo": "fast"}):
+        bundle = create_policy("schedule", SLOTS, "cnn", **options)
+        for batch in range(10):
+            masks, result = _act(bundle, random_obs(8, seed=batch))
+            _assert_legal(result, masks)
+            assert result.log_probs["op"].tolist() == [0.0] * 8
 
 
 # ---- heuristic ----

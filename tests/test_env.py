@@ -246,7 +246,7 @@ def test_env_results_do_not_depend_on_the_number_of_envs(tiny_task):
 
 
 def test_reward_components_sum_to_the_reward(tiny_task):
-    env = SeedEnv(tiny_task, EnvConfig(max_epochs=6))
+    env = SeedEnv(tiny_task, EnvConfig(max_epochs=6, reward="shaped"))
     env.reset(seed=2, episode=0)
     for action in TO_HOLDING:
         result = env.step(action)

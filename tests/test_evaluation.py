@@ -8,6 +8,7 @@ from helpers.runs import compose_config, read_csv, tiny_overrides
 from omegaconf import DictConfig
 
 from tamiyo.core.errors import ConfigError
+from tamiyo.env.objective import Objective
 from tamiyo.evaluation.commands import build_eval_env, compare_command, evaluate_command, parse_seeds
 from tamiyo.evaluation.report import markdown_table
 from tamiyo.evaluation.runner import (
@@ -49,13 +50,13 @@ def test_baseline_evaluation_writes_one_csv_row_per_env_episode_and_a_table(tmp_
     for row in rows:
         assert row["policy"] == "static"
         assert 0.0 < float(row["final_accuracy"]) <= 100.0
-        assert int(row["seeds_germinated"]) == 0 and int(row["seed_params"]) == 0
+        assert int(row["seeds_germinated"]) == 0 and int(row["added_params"]) == 0
         assert int(row["total_params"]) == int(row["host_params"]) > 0
+        assert float(row["objective"]) == float(row["final_accuracy"])  # nothing added, nothing charged
     text = table.read_text()
     assert table == tmp_path / "out" / "evaluation.md"
     mean_acc = sum(float(r["final_accuracy"]) for r in rows) / len(rows)
-    assert f"| static | 8 | {mean_acc:.2f} ± " in text
-    assert "learned actions" not in text  # no learned policy ran
+    assert f"| static | 8 | {mean_acc:.2f} ± " in text  # objective column: nothing added
     assert (tmp_path / "out" / "lifecycle.png").stat().st_size > 0
 
 
@@ -63,7 +64,7 @@ def test_evaluation_uses_episode_indices_that_training_never_reaches(tmp_path):
     cfg = compose_cfg("evaluate", tmp_path, "policy=static")
     env = build_eval_env(cfg)
     policy = baseline_policy("static", {}, env, obs_dim=obs_dim(3), obs_clip=5.0)
-    evaluation = evaluate(policy, env, seeds=[0], episodes=3)
+    evaluation = evaluate(policy, env, seeds=[0], episodes=3, objective=Objective())
     assert env.next_episode == EVAL_EPISODE_BASE + 3
     assert [r.episode for r in evaluation.results] == [0, 1, 2]
     # Different episode indices really are different episodes (different host init and batches).
@@ -89,13 +90,19 @@ def test_a_trained_checkpoint_evaluates_with_frozen_restored_normaliser(tmp_path
 
 
 def test_comparison_table_has_every_policy_on_the_same_seeds(tmp_path, checkpoint):
-    table = compare_command(compose_cfg("compare", tmp_path, f"ckpt_path={checkpoint}", "seeds=2"))
-    rows = read_csv(tmp_path / "out" / "comparison.csv")
-    policies = ["static", "random", "heuristic", "learned (lstm)"]
+    table = compare_command(compose_cfg("compare", tmp_path, f"ckpt_path={checkpoint}", "seeds=2",
+                                        "schedule_grid=null", "static_final=[learned]"))
+    rows = read_csv(tmp_path / "out" / "comparison_episodes.csv")
+    policies = ["static", "random", "heuristic", "learned (lstm)", "static-final: learned (lstm)"]
     assert [(r["policy"], r["seed"]) for r in rows] == [(p, s) for p in policies for s in ("0", "1")]
+    summary = read_csv(tmp_path / "out" / "comparison.csv")
+    assert [(r["policy"], r["n"]) for r in summary] == [(p, "2") for p in policies]
+    learned = [float(r["objective"]) for r in rows if r["policy"] == "learned (lstm)"]
+    static = [float(r["objective"]) for r in rows if r["policy"] == "static"]
+    paired = (static[0] - learned[0] + static[1] - learned[1]) / 2
+    assert float(summary[0]["diff_objective_mean"]) == pytest.approx(paired)
     lines = [line for line in table.read_text().splitlines() if line.startswith("| ") and "---" not in line]
     assert [line.split(" | ")[0][2:] for line in lines[1:]] == policies
-    assert all(line.split(" | ")[1] == "2" for line in lines[1:])
     for name in ("static", "random", "heuristic", "learned"):
         assert (tmp_path / "out" / f"lifecycle_{name}.png").stat().st_size > 0
 
@@ -142,12 +149,12 @@ def test_episodes_must_be_positive(tmp_path):
 
 
 def _result(policy: str, accuracy: float) -> EpisodeResult:
-    return EpisodeResult(policy, 0, 0, 0, 1.0, accuracy, 100, 10, 110, 1, 1, 0)
+    return EpisodeResult(policy, 0, 0, 0, 1.0, accuracy - 0.5, accuracy, 100, 10, 110, 1, 1, 0, "r0c0=norm/add")
 
 
 def test_table_shows_mean_and_sample_std_per_policy():
     table = markdown_table([_result("a", 10.0), _result("a", 20.0), _result("b", 50.0)], "caption")
     lines = table.splitlines()
     assert lines[0] == "caption"
-    assert lines[4].startswith("| a | 2 | 15.00 ± 7.07 | 1.000 ± 0.000 | 110 ± 0 |")
-    assert lines[5].startswith("| b | 1 | 50.00 | 1.000 | 110 |")  # one value: no spread shown
+    assert lines[4].startswith("| a | 2 | 14.50 ± 7.07 | 15.00 ± 7.07 | 1.000 ± 0.000 | 110 ± 0 |")
+    assert lines[5].startswith("| b | 1 | 49.50 | 50.00 | 1.000 | 110 |")  # one value: no spread shown

@@ -37,12 +37,12 @@ def _recording_bundle(calls: list[str]) -> type:
 
 
 def test_builtin_bundles_registered():
-    assert sorted(list_policies()) == ["heuristic", "lstm", "random", "static"]
+    assert sorted(list_policies()) == ["heuristic", "lstm", "random", "schedule", "static"]
     assert isinstance(get_policy("static", slot_config=SlotConfig.default(), topology="cnn"), StaticPolicyBundle)
 
 
 def test_unknown_name_lists_available():
-    with pytest.raises(ValueError, match=r"unknown policy 'ppo'; available: heuristic, lstm, random, static"):
+    with pytest.raises(ValueError, match=r"unknown policy 'ppo'; available: heuristic, lstm, random, schedule, static"):
         get_policy("ppo")
 
 

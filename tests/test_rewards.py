@@ -36,7 +36,8 @@ def inputs(before, after, op=LifecycleOp.WAIT, took_effect=None, epoch=3, max_ep
     if took_effect is None:
         took_effect = op != LifecycleOp.WAIT
     return RewardInputs(action=action(op, slot), took_effect=took_effect, before=before, after=after,
-                        val_accuracy=val_accuracy, host_params=10_000, epoch=epoch, max_epochs=max_epochs,
+                        val_accuracy=val_accuracy, host_params=10_000, seed_params=0, val_accuracy_before=val_accuracy,
+                        seed_params_before=0, epoch=epoch, max_epochs=max_epochs,
                         fossil_contributions=fossils, rolled_back=rolled_back)
 
 

@@ -128,7 +128,7 @@ def test_optuna_study_survives_a_nan_trial_and_continues_from_its_sqlite_file(tm
     [(state, value)] = study_trials(db)
     assert state == "COMPLETE" and math.isfinite(value)
     params = trial_params(db, 0)
-    assert set(params) == {"ppo.lr", "ppo.entropy_coef", "ppo.clip_ratio", "ppo.gae_lambda", "reward.rent_weight"}
+    assert set(params) == {"ppo.lr", "ppo.entropy_coef", "ppo.clip_ratio", "ppo.gae_lambda", "ppo.gamma"}
     assert 1e-5 <= params["ppo.lr"] <= 3e-3
 
     # Same command again, with a monitor key no run ever logs: the run's metric is NaN.
@@ -181,7 +181,7 @@ def test_optuna_search_space_and_direction():
     distributions, fixed = create_params_from_overrides([f"{k}={v}" for k, v in sweeper.params.items()])
     assert not fixed
     assert distributions["ppo.lr"] == LogUniformDistribution(1e-5, 3e-3)
-    for key in ("ppo.entropy_coef", "ppo.clip_ratio", "ppo.gae_lambda", "reward.rent_weight"):
+    for key in ("ppo.entropy_coef", "ppo.clip_ratio", "ppo.gae_lambda", "ppo.gamma"):
         assert isinstance(distributions[key], UniformDistribution)
         assert OmegaConf.select(cfg, key) is not None  # the trial override targets an existing key
 

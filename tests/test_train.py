@@ -22,7 +22,7 @@ def make_cfg(tmp_path: Path, *overrides: str) -> DictConfig:
     return compose_config("train", tmp_path / "run", *overrides, tiny=TINY)
 
 
-@pytest.mark.parametrize("policy", ["lstm", "heuristic", "random", "static"])
+@pytest.mark.parametrize("policy", ["lstm", "heuristic", "random", "static", "schedule"])
 def test_every_policy_trains_logs_and_checkpoints(tmp_path, policy):
     value = train(make_cfg(tmp_path, f"policy={policy}"))
     assert math.isfinite(value)
@@ -32,9 +32,13 @@ def test_every_policy_trains_logs_and_checkpoints(tmp_path, policy):
     for row in rows:
         assert 0.0 <= float(row["episode/final_accuracy"]) <= 100.0
         assert float(row["env_steps"]) > 0
+        charge = 0.05 * 100 * float(row["episode/seed_params"]) / float(row["episode/host_params"])
+        assert float(row["episode/objective"]) == pytest.approx(float(row["episode/final_accuracy"]) - charge)
     if policy == "static":
         assert all(float(row["ops/wait"]) == 3.0 for row in rows)  # 3 epochs, always WAIT
         assert all(float(row["episode/seeds_germinated"]) == 0.0 for row in rows)
+    if policy == "schedule":  # the default schedule germinates in all 3 slots, one per epoch
+        assert all(float(row["episode/seeds_germinated"]) == 3.0 for row in rows)
 
 
 def test_ppo_logs_every_head_and_stays_on_policy(tmp_path):

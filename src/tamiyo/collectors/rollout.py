@@ -18,6 +18,7 @@ from contextlib import nullcontext
 import torch
 
 from tamiyo.core.actions import HEAD_NAMES, FactoredAction, LifecycleOp
+from tamiyo.env.objective import Objective
 from tamiyo.env.vector import VectorEnv
 from tamiyo.policy.features import extract_features
 from tamiyo.policy.masks import compute_masks
@@ -41,8 +42,10 @@ class RolloutCollector:
         obs_normalizer: ObservationNormalizer,
         reward_normalizer: RewardNormalizer | None,
         autocast_dtype: torch.dtype | None = None,
+        objective: Objective | None = None,  # logs `episode/objective` when given
     ) -> None:
         self.env = env
+        self.objective = objective
         self.obs_normalizer = obs_normalizer
         self.reward_normalizer = reward_normalizer
         self.autocast_dtype = autocast_dtype
@@ -128,6 +131,12 @@ class RolloutCollector:
                 features = extract_features(obs).to(device)
                 storage.set_bootstrap(policy.get_value(self.obs_normalizer.normalize(features), hidden))
         stats = self._summarise(returns, last_infos, op_counts, effective_ops, component_sums, num_envs)
+        if self.objective is not None:
+            judge = self.objective
+            stats["episode/objective"] = sum(
+                judge(float(info["val_accuracy"]), int(info["seed_params"]), int(info["host_params"]))
+                for info in last_infos
+            ) / num_envs
         stats.update(timings)
         return stats
 

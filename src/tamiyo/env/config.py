@@ -32,4 +32,5 @@ def build_env_config(
         gates=GateConfig(strict=env["strict_gates"]),
         enabled_slots=None if env.get("slots") is None else tuple(env["slots"]),
         autocast_dtype=env_autocast,
+        fossils=dict(env.get("fossils") or {}),
     )

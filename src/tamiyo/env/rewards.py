@@ -1,10 +1,19 @@
-"""Reward functions of a seed-lifecycle transition: `shaped` (default), `simplified` and `sparse`.
+"""Reward functions of a seed-lifecycle transition: `objective` (default), `shaped`, `simplified`, `sparse`.
 
 A reward is computed once per step, **after** the action took effect and the epoch was trained and
 validated, from a `RewardInputs` record. Every function returns a `RewardResult`: the named components
 (each logged on its own) and their sum. Accuracies are percentages (0–100), as in the observation.
 
-Differences from esper-lite's rewards:
+`objective` pays, each epoch, the change of the objective's running value (`env/objective.py`:
+validation accuracy minus the price of the seed parameters present), so the undiscounted return is
+exactly objective(final) − objective(epoch 0), and objective(epoch 0) is the untrained host's
+accuracy, the same for every controller on a seed: ranking by return is ranking by the objective.
+It has no rollback penalty: a rollback already costs what it cost (the epoch's progress is undone
+and the restored state's value is where the next step starts), and a flat penalty per rollback is
+not potential-based, so it would rank a controller with the better final network below one with
+fewer rollbacks.
+
+`shaped` differs from esper-lite's rewards:
 * the reward sees the state the action produced, so a failed gate earns no success bonus and a
   germination's potential shows up in the transition that germinated;
 * stage shaping is potential-based over the whole env state, F = γ·Φ(s') − Φ(s), with Φ summed over
@@ -31,6 +40,7 @@ from tamiyo.core.actions import FactoredAction, LifecycleOp
 from tamiyo.core.observation import SlotReport
 from tamiyo.core.registry import Registry
 from tamiyo.core.stages import LIVE_STAGES, SeedStage
+from tamiyo.env.objective import DEFAULT_PARAM_WEIGHT, Objective
 
 # Stage potentials as esper-lite calibrated them; stages without a seed have none.
 STAGE_POTENTIAL: dict[SeedStage, float] = {
@@ -55,6 +65,9 @@ class RewardInputs:
     after: Sequence[SlotReport]  # slots after the step (action, training, timed lifecycle)
     val_accuracy: float  # after the step
     host_params: int
+    seed_params: int  # parameters of the seeds present after the step (live or fossilized)
+    val_accuracy_before: float  # as observed when the action was chosen
+    seed_params_before: int
     epoch: int  # epoch reached by this step, 1..max_epochs
     max_epochs: int
     fossil_contributions: Sequence[float]  # counterfactual of each fossilized seed when it fossilized
@@ -149,6 +162,27 @@ def _check_config(config: Any) -> None:
             raise ValueError(f"reward config {name} must be finite and ≥ 0, got {value!r}")
     if hasattr(config, "gamma") and not 0.0 < config.gamma <= 1.0:
         raise ValueError(f"reward gamma must be in (0, 1], got {config.gamma}")
+
+
+# ------------------------------------------------------------------ objective
+@dataclass(frozen=True)
+class ObjectiveRewardConfig:
+    param_weight: float = DEFAULT_PARAM_WEIGHT  # the objective's; Hydra takes it from `objective.param_weight`
+
+    def __post_init__(self) -> None:
+        _check_config(self)
+
+
+@register_reward("objective", ObjectiveRewardConfig)
+def objective(inputs: RewardInputs, config: ObjectiveRewardConfig) -> RewardResult:
+    """The change of the objective's running value: accuracy gained minus the price of parameters added."""
+    judge = Objective(config.param_weight)
+    host = inputs.host_params
+    components = {
+        "accuracy": inputs.val_accuracy - inputs.val_accuracy_before,
+        "params": judge.price(inputs.seed_params_before, host) - judge.price(inputs.seed_params, host),
+    }
+    return RewardResult(sum(components.values()), components)
 
 
 # ------------------------------------------------------------------ shaped
@@ -308,8 +342,6 @@ class Reward:
 
     def __call__(self, inputs: RewardInputs) -> RewardResult:
         return self.function(inputs, self.config)
-
-
 
 
 def make_reward(name: str, **config: float) -> Reward:

@@ -26,10 +26,18 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from tamiyo.core.actions import FactoredAction, LifecycleOp, topology_blueprints
+from tamiyo.core.actions import (
+    BLUEPRINT_IDS,
+    AlphaAlgorithm,
+    BlueprintAction,
+    FactoredAction,
+    LifecycleOp,
+    blueprint_from_id,
+    topology_blueprints,
+)
 from tamiyo.core.observation import SlotReport, TrainingSignals
 from tamiyo.core.seeding import derive_seed
-from tamiyo.core.stages import ADVANCE_TARGET, MIN_PRUNE_AGE, PRUNABLE_STAGES, SeedStage
+from tamiyo.core.stages import ADVANCE_TARGET, LIVE_STAGES, MIN_PRUNE_AGE, PRUNABLE_STAGES, SeedStage
 from tamiyo.env.blueprints import build_seed
 from tamiyo.env.governor import Governor, GovernorConfig
 from tamiyo.env.hosts import build_host
@@ -40,6 +48,7 @@ from tamiyo.env.tasks import Task, cross_entropy
 from tamiyo.env.tracker import SignalTracker
 
 _RETARGETABLE = frozenset({SeedStage.BLENDING, SeedStage.HOLDING})
+_SEEDED_STAGES = LIVE_STAGES | {SeedStage.FOSSILIZED}
 _AUTOCAST_DTYPES = (torch.bfloat16,)
 
 Observation = tuple[TrainingSignals, list[SlotReport]]
@@ -60,12 +69,15 @@ class EnvConfig:
     seed_lr: float = 0.01
     seed_momentum: float = 0.9
     max_seeds: int = 0  # germinations per episode; 0 = unlimited (see the module docstring)
-    reward: str = "shaped"
+    reward: str = "objective"
     reward_config: Mapping[str, float] = field(default_factory=dict)
     governor: GovernorConfig = field(default_factory=GovernorConfig)
     gates: GateConfig = field(default_factory=GateConfig)
     enabled_slots: tuple[str, ...] | None = None  # slot ids seeds may use; None = every injection point
     autocast_dtype: torch.dtype | None = None  # bf16 autocast for host training and validation
+    # Seeds that are part of the network from epoch 0 (slot id → "blueprint/algorithm", as the step
+    # info's `slot_seeds` writes them): a grown architecture trained from scratch as a fixed network.
+    fossils: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("max_epochs", "batch_size", "val_batch_size"):
@@ -85,6 +97,17 @@ class EnvConfig:
                 f"(fp16 host training would need loss scaling)"
             )
         make_reward(self.reward, **self.reward_config)  # fail on a bad reward name or field now
+        for seed in self.fossils.values():
+            parse_fossil(seed)
+
+
+def parse_fossil(seed: str) -> tuple[BlueprintAction, AlphaAlgorithm]:
+    """"conv_heavy/add" → (blueprint, blend algorithm); a clear error for anything else."""
+    blueprint, _, algorithm = seed.partition("/")
+    algorithms = [a.name.lower() for a in AlphaAlgorithm]
+    if algorithm not in algorithms:
+        raise ValueError(f"fossil {seed!r} must be 'blueprint/algorithm' with an algorithm in {algorithms}")
+    return blueprint_from_id(blueprint), AlphaAlgorithm[algorithm.upper()]
 
 
 @dataclass(frozen=True)
@@ -249,6 +272,7 @@ class SeedEnv:
         self.fossil_contributions: list[float] = []
         self._metrics: _Metrics | None = None
         self._reports: list[SlotReport] = []
+        self._signals: TrainingSignals | None = None
 
     # ---- RNG ----
     @contextlib.contextmanager
@@ -302,13 +326,26 @@ class SeedEnv:
             self.fossil_contributions = []
             self.tracker.reset()
             result = self._validate()
+            if self.config.fossils:
+                self._plant_fossils(result.accuracy)
+                result = self._validate()
             # An untrained model has seen no training data, so its training-split metrics equal its
             # held-out ones in expectation; report those instead of spending a pass over the training split.
             self._metrics = _Metrics(result.loss, result.accuracy, result.loss, result.accuracy)
             self.governor = Governor(self, self.config.governor, self.task.loss_scale)
             self.governor.reset(result.loss)
-            signals, self._reports = self._observe()
-        return signals, self._reports
+            self._signals, self._reports = self._observe()
+        return self._signals, self._reports
+
+    def _plant_fossils(self, accuracy: float) -> None:
+        model = self._require_model()
+        for slot_id, seed in self.config.fossils.items():
+            blueprint, algorithm = parse_fossil(seed)
+            if blueprint not in topology_blueprints(model.topology):
+                raise ValueError(f"fossil {seed!r} is not a blueprint of a {model.topology!r} host")
+            slot = model.slot(slot_id)
+            slot.plant_fossil(build_seed(blueprint, model.host.layout, slot.channels), blueprint, algorithm, accuracy)
+        self.optimizers.sync(model)
 
     def _observe(self) -> Observation:
         model, metrics = self._require_model(), self._metrics
@@ -337,8 +374,10 @@ class SeedEnv:
             gate = self._apply(action)
             epoch = self._run_epoch()
             self.epoch += 1
-            before = self._reports
+            before, signals_before = self._reports, self._signals
+            assert signals_before is not None  # set by reset()
             signals, self._reports = self._observe()
+            self._signals = signals
         rolled_back = epoch.rollback_reason is not None
         took_effect = action.op != LifecycleOp.WAIT and not rolled_back and (gate is None or gate.passed)
         reward = self.reward_fn(RewardInputs(
@@ -348,6 +387,9 @@ class SeedEnv:
             after=self._reports,
             val_accuracy=signals.val_accuracy,
             host_params=signals.host_params,
+            seed_params=signals.seed_params,
+            val_accuracy_before=signals_before.val_accuracy,
+            seed_params_before=signals_before.seed_params,
             epoch=self.epoch,
             max_epochs=self.config.max_epochs,
             fossil_contributions=tuple(self.fossil_contributions),
@@ -365,6 +407,9 @@ class SeedEnv:
             "seeds_used": self.seeds_used,
             "slot_stages": {sid: r.stage.name for sid, r in slots},
             "slot_alphas": {sid: r.alpha for sid, r in slots},
+            # The grown architecture: blueprint and blend algorithm of every seed in the network.
+            "slot_seeds": {sid: f"{BLUEPRINT_IDS[r.blueprint]}/{r.alpha_algorithm.name.lower()}"
+                           for sid, r in slots if r.stage in _SEEDED_STAGES},
             "counterfactuals": {} if rolled_back else epoch.validation.counterfactuals,
             "action": action.to_indices(),
             "op": LifecycleOp(action.op).name,

@@ -4,12 +4,16 @@
 as for training. Keys of its own: `seeds` (a count n, meaning seeds 0..n-1, or a list of seeds),
 `episodes` (per seed), `deterministic` (arg-max actions of a learned policy instead of sampling),
 `progress`. `ckpt_path` names a training checkpoint (or `latest`: the newest `last.ckpt` of a training
-run under `paths.output_root/train`). `conf/compare.yaml` adds `baselines` (fixed policies to run next
-to the learned one).
+run under `paths.output_root/train`). Every table reports the objective of `objective.param_weight`.
+`conf/compare.yaml` adds `baselines` (fixed policies run next to the learned one), `schedule_grid`
+and `train_seeds` (fixed schedules searched on training seeds, the best reported on `seeds`),
+`static_final` (controllers whose final architectures are retrained from scratch as fixed networks)
+and `reference` (the controller paired differences are taken to).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,10 +26,19 @@ from rich.progress import Progress
 from tamiyo.conf import CONF_DIR
 from tamiyo.core.errors import ConfigError
 from tamiyo.env.config import build_env_config
+from tamiyo.env.objective import Objective
 from tamiyo.env.tasks import make_task
 from tamiyo.env.vector import VectorEnv
+from tamiyo.evaluation.comparison import (
+    schedule_grid,
+    select_schedule,
+    static_final,
+    summarise_controllers,
+    summary_markdown,
+    write_summary_csv,
+)
 from tamiyo.evaluation.lifecycle import LifecycleTrace
-from tamiyo.evaluation.plots import plot_lifecycle
+from tamiyo.evaluation.plots import plot_lifecycle, plot_pareto
 from tamiyo.evaluation.report import markdown_table, write_csv
 from tamiyo.evaluation.runner import (
     EVAL_EPISODE_BASE,
@@ -35,6 +48,7 @@ from tamiyo.evaluation.runner import (
     evaluate,
     load_checkpoint_policy,
 )
+from tamiyo.policy.bundles.schedule import SchedulePolicyBundle
 from tamiyo.policy.features import obs_dim
 from tamiyo.training.checkpoints import latest_checkpoint
 
@@ -68,6 +82,13 @@ def _validated(cfg: DictConfig) -> tuple[list[int], int]:
     return parse_seeds(cfg.seeds), episodes
 
 
+def build_objective(cfg: DictConfig) -> Objective:
+    try:
+        return Objective(cfg.objective.param_weight)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+
+
 def build_eval_env(cfg: DictConfig) -> VectorEnv:
     """The configured env (as training builds it, without autocast) with `env.num_envs` envs."""
     env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
@@ -95,9 +116,12 @@ def resolve_checkpoint(cfg: DictConfig) -> Path | None:
 
 def _baseline(cfg: DictConfig, name: str, options: dict, env: VectorEnv) -> EvalPolicy:
     try:
-        return baseline_policy(name, options, env, obs_dim(env.slot_config.num_slots), cfg.ppo.obs_clip)
+        policy = baseline_policy(name, options, env, obs_dim(env.slot_config.num_slots), cfg.ppo.obs_clip)
     except ValueError as error:
         raise ConfigError(str(error)) from error
+    if isinstance(policy.bundle, SchedulePolicyBundle):  # a schedule is named by its settings
+        policy = dataclasses.replace(policy, label=policy.bundle.describe())
+    return policy
 
 
 def _policy_group_options(name: str) -> dict:
@@ -132,13 +156,14 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[], None]]:
         yield lambda: progress.advance(task)
 
 
-def _caption(cfg: DictConfig, seeds: list[int], episodes: int, what: str, learned: bool) -> str:
+def _caption(cfg: DictConfig, seeds: list[int], episodes: int, what: str, learned: bool,
+             spread: str = "mean ± sample std over env-episodes (n).") -> str:
     env = cfg.env
     actions = f"learned actions {'arg-max' if cfg.deterministic else 'sampled'}; " if learned else ""
     return (
         f"{what} on {env.task} ({env.max_epochs} epochs per episode, {env.num_envs} env(s)); seeds "
         f"{', '.join(map(str, seeds))}; {episodes} episode(s) per seed (env episode indices from "
-        f"{EVAL_EPISODE_BASE}, never used in training); {actions}mean ± sample std over env-episodes (n)."
+        f"{EVAL_EPISODE_BASE}, never used in training); {actions}{spread}"
     )
 
 
@@ -161,8 +186,9 @@ def evaluate_command(cfg: DictConfig) -> Path:
     seeds, episodes = _validated(cfg)
     env = build_eval_env(cfg)
     policy, ckpt = _policy_from_config(cfg, env)
+    objective = build_objective(cfg)
     with _progress(cfg.progress, len(seeds) * episodes) as advance:
-        evaluation = evaluate(policy, env, seeds, episodes, on_episode=advance)
+        evaluation = evaluate(policy, env, seeds, episodes, objective, on_episode=advance)
     what = policy.label if ckpt is None else f"{policy.label} from {ckpt}"
     out_dir = Path(cfg.paths.output_dir)
     caption = _caption(cfg, seeds, episodes, what, learned=ckpt is not None)
@@ -170,22 +196,96 @@ def evaluate_command(cfg: DictConfig) -> Path:
                           {"": evaluation.lifecycle})
 
 
+def _name_list(cfg: DictConfig, key: str) -> list[str]:
+    value = cfg[key]
+    if not isinstance(value, ListConfig) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{key} must be a list of names, got {value!r}")
+    return list(value)
+
+
+def _schedule_points(cfg: DictConfig, env: VectorEnv) -> list[dict]:
+    """The grid's schedule options (blueprint, slots and the settings `schedule_grid.options` changes)."""
+    grid_cfg = cfg.schedule_grid
+    defaults = _policy_group_options("schedule")
+    changed = {k: v for k, v in OmegaConf.to_container(grid_cfg.options, resolve=True).items() if v != defaults.get(k)}
+    blueprints = grid_cfg.blueprints
+    try:
+        points = schedule_grid(
+            OmegaConf.to_container(blueprints) if isinstance(blueprints, ListConfig) else blueprints,
+            OmegaConf.to_container(grid_cfg.slots) if isinstance(grid_cfg.slots, ListConfig) else grid_cfg.slots,
+            env.topology, env.slot_config.slot_ids,
+        )
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    return [{**defaults, **changed, **point} for point in points]
+
+
 def compare_command(cfg: DictConfig) -> Path:
-    """Baselines and the learned checkpoint on the same seeds and env; returns the Markdown table's path."""
+    """Every controller on the same held-out seeds; returns the Markdown table's path.
+
+    Writes `comparison.csv` (one row per controller), `comparison.md`, `comparison_episodes.csv` (one
+    row per env-episode), `comparison_pareto.png` (accuracy against added parameters), lifecycle
+    pictures and, with a schedule grid, `schedule_grid.csv` (every schedule on the training seeds).
+    """
     seeds, episodes = _validated(cfg)
-    if cfg.ckpt_path is None:
-        raise ConfigError("ckpt_path is required: the comparison needs a learned checkpoint (or ckpt_path=latest)")
+    baselines, finals = _name_list(cfg, "baselines"), _name_list(cfg, "static_final")
+    reference = cfg.reference
+    if cfg.ckpt_path is None and "learned" in [reference, *finals]:
+        raise ConfigError("ckpt_path is required: the comparison needs a learned checkpoint (or ckpt_path=latest); "
+                          "without one, set reference and static_final to other controllers")
+    train_seeds = parse_seeds(cfg.train_seeds) if cfg.schedule_grid is not None else []
+    if set(train_seeds) & set(seeds):
+        raise ConfigError(f"train_seeds {train_seeds} and seeds {seeds} overlap: the schedule must be chosen on "
+                          "seeds it is not judged on")
+    names = [*baselines, *(["schedule"] if cfg.schedule_grid is not None else []),
+             *(["learned"] if cfg.ckpt_path is not None else [])]
+    unknown = [name for name in [*finals, reference] if name is not None and name not in names]
+    if unknown:
+        raise ConfigError(f"static_final and reference must name controllers of this comparison {names}, "
+                          f"got {unknown}")
     env = build_eval_env(cfg)
-    if not isinstance(cfg.baselines, ListConfig):
-        raise ConfigError(f"baselines must be a list of policy names, got {cfg.baselines!r}")
-    learned, ckpt = _policy_from_config(cfg, env)
-    policies = [_baseline(cfg, name, _policy_group_options(name), env) for name in cfg.baselines] + [learned]
+    objective = build_objective(cfg)
+    grid = _schedule_points(cfg, env) if cfg.schedule_grid is not None else []
+    policies = {name: _baseline(cfg, name, _policy_group_options(name), env) for name in baselines}
+    out_dir = Path(cfg.paths.output_dir)
+    ckpt = None
+    if cfg.ckpt_path is not None:
+        policies["learned"], ckpt = _policy_from_config(cfg, env)
+    total = (len(grid) * len(train_seeds) + (len(names) + len(finals)) * len(seeds)) * episodes
     results: list[EpisodeResult] = []
     traces: dict[str, LifecycleTrace] = {}
-    with _progress(cfg.progress, len(policies) * len(seeds) * episodes) as advance:
-        for policy in policies:
-            evaluation = evaluate(policy, env, seeds, episodes, on_episode=advance)
+    with _progress(cfg.progress, total) as advance:
+        if grid:
+            best, searched = select_schedule(grid, lambda options: _baseline(cfg, "schedule", options, env), env,
+                                             train_seeds, episodes, objective, on_episode=advance)
+            write_csv(searched, out_dir / "schedule_grid.csv")
+            policies["schedule"] = _baseline(cfg, "schedule", best, env)
+        for name, policy in policies.items():
+            evaluation = evaluate(policy, env, seeds, episodes, objective, on_episode=advance)
             results += evaluation.results
-            traces["_learned" if policy is learned else f"_{policy.name}"] = evaluation.lifecycle
-    caption = _caption(cfg, seeds, episodes, f"{', '.join(p.label for p in policies)} (learned: {ckpt})", learned=True)
-    return _write_outputs(Path(cfg.paths.output_dir), "comparison", results, caption, traces)
+            traces[f"_{name}"] = evaluation.lifecycle
+        for name in finals:
+            label = policies[name].label
+            grown = [r for r in results if r.policy == label]
+            results += static_final(grown, env.task, env.config, objective, cfg.ppo.obs_clip,
+                                    f"static-final: {label}", on_episode=advance)
+    reference_label = None if reference is None else policies[reference].label
+    summaries = summarise_controllers(results, reference_label)
+    write_csv(results, out_dir / "comparison_episodes.csv")
+    write_summary_csv(summaries, out_dir / "comparison.csv")
+    chosen = f"; the schedule was chosen among {len(grid)} on training seeds {train_seeds}" if grid else ""
+    learned_text = f" (learned: {ckpt})" if ckpt is not None else ""
+    spread = (f"objective = final val acc − {objective.param_weight} · 100 · added/host params{chosen}; ± is the "
+              "95 % t interval of the mean; differences are paired by (seed, episode, env).")
+    caption = _caption(cfg, seeds, episodes, f"{len(summaries)} controllers{learned_text}", learned=ckpt is not None,
+                       spread=spread)
+    table = summary_markdown(summaries, caption, reference_label)
+    (out_dir / "comparison.md").write_text(table)
+    points = [(s.policy, s.added_params_mean, s.accuracy_mean) for s in summaries]
+    plot_pareto(points, objective.param_weight, results[0].host_params, out_dir / "comparison_pareto.png")
+    for suffix, trace in traces.items():
+        trace.save(out_dir / f"lifecycle{suffix}.json")
+        plot_lifecycle(trace, out_dir / f"lifecycle{suffix}.png")
+    print(table)
+    print(f"wrote {out_dir / 'comparison.csv'} and {out_dir / 'comparison.md'}")
+    return out_dir / "comparison.md"

@@ -1,4 +1,5 @@
-"""PNG pictures of a run: return and accuracy curves, per-head entropy curves, seed-lifecycle timelines.
+"""PNG pictures: return and accuracy curves, per-head entropy curves, seed-lifecycle timelines, and
+the accuracy-vs-added-parameters picture of a comparison.
 
 Curves are drawn from a metric *history*: `{"update": [...], "<metric>": [...]}`, one value per PPO
 update (NaN where a metric was not logged). The training callback builds it in memory; `read_metrics_csv`
@@ -151,6 +152,29 @@ def plot_lifecycle(trace: LifecycleTrace, path: Path) -> Path:
     fig.legend(handles=legend, loc="upper right", ncol=min(len(legend), 5), fontsize=8, frameon=False)
     fig.suptitle("Seed lifecycle (colour: stage; line: alpha)", x=0.01, ha="left", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.97 - 0.03 / count))
+    return _save(fig, path)
+
+
+def plot_pareto(
+    controllers: Sequence[tuple[str, float, float]], param_weight: float, host_params: int, path: Path
+) -> Path:
+    """Mean final accuracy against mean added parameters, one point per `(label, added, accuracy)`,
+    with dashed lines of equal objective through each point (their slope is the parameter price)."""
+    if not controllers:
+        raise ValueError("no controllers to plot")
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    span = max(added for _, added, _ in controllers) * 1.1 or 1.0
+    slope = param_weight * 100.0 / host_params
+    for index, (label, added, accuracy) in enumerate(controllers):
+        colour = plt.get_cmap("tab10")(index % 10)
+        ax.plot([0.0, span], [accuracy - slope * added, accuracy + slope * (span - added)], "--", color=colour,
+                alpha=0.35, linewidth=1)
+        ax.scatter([added], [accuracy], color=colour, label=label, zorder=3)
+    ax.set_xlabel(f"added parameters (host: {host_params:,})")
+    ax.set_ylabel("final validation accuracy (%)")
+    ax.set_title(f"controllers by accuracy and size (dashed: equal objective, param_weight {param_weight})")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
     return _save(fig, path)
 
 

@@ -13,10 +13,11 @@ from tamiyo.evaluation.runner import EpisodeResult
 
 # (result field, column title, number format) of the summary table.
 TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("objective", "objective", ".2f"),
     ("final_accuracy", "final val acc (%)", ".2f"),
     ("episode_return", "return", ".3f"),
     ("total_params", "params (host+seed)", ",.0f"),
-    ("seed_params", "seed params", ",.0f"),
+    ("added_params", "added params", ",.0f"),
     ("seeds_germinated", "germinated", ".2f"),
     ("seeds_fossilized", "fossilized", ".2f"),
     ("seeds_pruned", "pruned", ".2f"),

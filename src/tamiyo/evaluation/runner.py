@@ -22,6 +22,7 @@ import torch
 from tamiyo.collectors.rollout import RolloutCollector
 from tamiyo.core.seeding import derive_seed
 from tamiyo.core.slots import SlotConfig
+from tamiyo.env.objective import Objective
 from tamiyo.env.vector import VectorEnv
 from tamiyo.evaluation.lifecycle import EpisodeLifecycle, LifecycleTrace, episode_lifecycle
 from tamiyo.policy import create_policy
@@ -59,13 +60,15 @@ class EpisodeResult:
     episode: int
     env: int
     episode_return: float
+    objective: float  # final accuracy minus the price of the added params (env/objective.py)
     final_accuracy: float
     host_params: int
-    seed_params: int
+    added_params: int  # parameters of the seeds in the final network
     total_params: int
     seeds_germinated: int
     seeds_fossilized: int
     seeds_pruned: int
+    architecture: str  # the final network's seeds, "slot=blueprint/algorithm" joined by spaces
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,9 @@ def check_fits(policy: EvalPolicy, env: VectorEnv) -> None:
         )
 
 
-def episode_results(step_infos: Sequence[Sequence[dict]], policy: str, seed: int, episode: int) -> list[EpisodeResult]:
+def episode_results(
+    step_infos: Sequence[Sequence[dict]], policy: str, seed: int, episode: int, objective: Objective
+) -> list[EpisodeResult]:
     """One result per env from the per-step infos of one episode (`step_infos[step][env]`)."""
     results = []
     for env in range(len(step_infos[0])):
@@ -144,19 +149,22 @@ def episode_results(step_infos: Sequence[Sequence[dict]], policy: str, seed: int
         def effective(op: str, steps: list[dict] = steps) -> int:
             return sum(1 for info in steps if info["op"] == op and info["took_effect"])
 
+        accuracy, host, added = float(final["val_accuracy"]), int(final["host_params"]), int(final["seed_params"])
         results.append(EpisodeResult(
             policy=policy,
             seed=seed,
             episode=episode,
             env=env,
             episode_return=sum(float(info["reward"]) for info in steps),
-            final_accuracy=float(final["val_accuracy"]),
-            host_params=int(final["host_params"]),
-            seed_params=int(final["seed_params"]),
-            total_params=int(final["host_params"]) + int(final["seed_params"]),
+            objective=objective(accuracy, added, host),
+            final_accuracy=accuracy,
+            host_params=host,
+            added_params=added,
+            total_params=host + added,
             seeds_germinated=effective("GERMINATE"),
             seeds_fossilized=effective("FOSSILIZE"),
             seeds_pruned=effective("PRUNE"),
+            architecture=" ".join(f"{sid}={seed}" for sid, seed in sorted(final["slot_seeds"].items())),
         ))
     return results
 
@@ -166,9 +174,12 @@ def evaluate(
     env: VectorEnv,
     seeds: Sequence[int],
     episodes: int,
+    objective: Objective,
     on_episode: Callable[[], None] | None = None,
+    first_episode: int = 0,
 ) -> Evaluation:
-    """Run `episodes` episodes of every env for each seed; `on_episode()` is called after each (progress)."""
+    """Run episodes `first_episode` … `first_episode + episodes − 1` of every env for each seed;
+    `on_episode()` is called after each (progress)."""
     check_fits(policy, env)
     if episodes < 1:
         raise ValueError(f"episodes must be ≥ 1, got {episodes}")
@@ -176,14 +187,14 @@ def evaluate(
     results: list[EpisodeResult] = []
     lifecycles: list[EpisodeLifecycle] = []
     for seed in seeds:
-        for episode in range(episodes):
+        for episode in range(first_episode, first_episode + episodes):
             index = EVAL_EPISODE_BASE + episode
             # Sampled actions (random bundle, sampled learned policy) draw from the global RNG.
             torch.manual_seed(derive_seed(seed, index, 0, 1))
             collector.collect(policy.bundle, None, seed=seed, episode=index, deterministic=policy.deterministic)
-            results += episode_results(collector.episode_infos, policy.label, seed, episode)
-            if episode == 0:
-                label = f"{policy.label}: seed {seed}, episode 0, env 0"
+            results += episode_results(collector.episode_infos, policy.label, seed, episode, objective)
+            if episode == first_episode:
+                label = f"{policy.label}: seed {seed}, episode {episode}, env 0"
                 lifecycles.append(episode_lifecycle(collector.episode_infos, 0, label))
             if on_episode is not None:
                 on_episode()

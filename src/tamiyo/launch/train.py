@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tamiyo.conf import CONF_DIR
 from tamiyo.core.errors import ConfigError
+from tamiyo.env.objective import Objective
 from tamiyo.launch.console import configure_console, report_user_errors
 from tamiyo.launch.sweep import run_sweep_job
 from tamiyo.launch.validation import normalize_choices, validate_config
@@ -77,6 +78,7 @@ def build_datamodule(cfg: DictConfig, autocast_dtype: torch.dtype | None) -> Rol
         gamma=cfg.ppo.gamma,
         autocast_dtype=autocast_dtype,
         num_workers=cfg.env.get("num_workers", 0),
+        objective=Objective(cfg.objective.param_weight),
     )
 
 

@@ -1,6 +1,6 @@
 """The policy layer: features, action masks, the factored actor-critic and the swappable policy bundles.
 
-Importing this package registers the bundles "lstm", "heuristic", "random" and "static"; build one
+Importing this package registers the bundles "lstm", "heuristic", "random", "static" and "schedule"; build one
 with `create_policy(name, slot_config, topology, device=..., compile_mode=...)`.
 """
 

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from tamiyo.collectors.rollout import RolloutCollector
 from tamiyo.env.config import build_env_config
+from tamiyo.env.objective import Objective
 from tamiyo.env.tasks import make_task
 from tamiyo.env.vector import VectorEnv
 from tamiyo.policy.features import obs_dim
@@ -52,6 +53,7 @@ class RolloutDataModule(L.LightningDataModule):
         normalize_rewards: bool = True,
         autocast_dtype: torch.dtype | None = None,
         num_workers: int = 0,
+        objective: Objective | None = None,
     ) -> None:
         super().__init__()
         if num_workers > 0:
@@ -68,7 +70,10 @@ class RolloutDataModule(L.LightningDataModule):
         self.reward_normalizer = (
             RewardNormalizer(env["num_envs"], gamma=gamma, clip=reward_clip) if normalize_rewards else None
         )
-        self.collector = RolloutCollector(self.vec_env, self.obs_normalizer, self.reward_normalizer, autocast_dtype)
+        self.objective = objective
+        self.collector = RolloutCollector(
+            self.vec_env, self.obs_normalizer, self.reward_normalizer, autocast_dtype, objective
+        )
         self.episodes_collected = 0
 
     def setup(self, stage: str) -> None:
@@ -79,7 +84,7 @@ class RolloutDataModule(L.LightningDataModule):
                 self.task, self.num_envs, config=self.vec_env.config, seed=self.seed, first_env_index=first_env_index
             )
             self.collector = RolloutCollector(
-                self.vec_env, self.obs_normalizer, self.reward_normalizer, self.autocast_dtype
+                self.vec_env, self.obs_normalizer, self.reward_normalizer, self.autocast_dtype, self.objective
             )
 
     @property

@@ -35,8 +35,10 @@ def enabled_slot_config(host: Host, enabled_slots: Sequence[str] | None) -> Slot
     if enabled_slots is None:
         return host.slot_config
     config = SlotConfig.from_ids(list(enabled_slots))
-    for slot_id in config.slot_ids:
-        host.slot_config.index_of(slot_id)  # raises SlotIdError naming the id and the host's slots
+    unknown = [slot_id for slot_id in config.slot_ids if slot_id not in host.slot_config.slot_ids]
+    if unknown:
+        raise SlotIdError(f"env.slots: unknown slot id {unknown[0]!r}; this host's slots are "
+                          f"{list(host.slot_config.slot_ids)}")
     return config
 
 

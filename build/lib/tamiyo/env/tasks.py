@@ -214,7 +214,7 @@ def _download_cifar10(data_dir: Path) -> None:
         import torchvision
     except ImportError:
         raise RuntimeError(
-            f"download=true needs torchvision, which is not installed; install it or place the python-format "
+            f"env.task_options.download=true needs torchvision, which is not installed; install it or place the python-format "
             f"CIFAR-10 batches in {data_dir / CIFAR10_FOLDER}"
         ) from None
     torchvision.datasets.CIFAR10(root=str(data_dir), train=True, download=True)
@@ -232,7 +232,7 @@ def load_cifar10(data_dir: str | Path = "data", download: bool = False) -> Task:
     if missing:
         raise FileNotFoundError(
             f"CIFAR-10 not found: {folder} lacks {', '.join(missing)}; put the python-format batches there "
-            f"or load with download=true"
+            f"or run with env.task_options.download=true"
         )
     train_x, train_y = _read_cifar10_batches(folder, CIFAR10_TRAIN_FILES)
     val_x, val_y = _read_cifar10_batches(folder, (CIFAR10_TEST_FILE,))

@@ -132,13 +132,13 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[], None]]:
         yield lambda: progress.advance(task)
 
 
-def _caption(cfg: DictConfig, seeds: list[int], episodes: int, what: str) -> str:
+def _caption(cfg: DictConfig, seeds: list[int], episodes: int, what: str, learned: bool) -> str:
     env = cfg.env
+    actions = f"learned actions {'arg-max' if cfg.deterministic else 'sampled'}; " if learned else ""
     return (
         f"{what} on {env.task} ({env.max_epochs} epochs per episode, {env.num_envs} env(s)); seeds "
         f"{', '.join(map(str, seeds))}; {episodes} episode(s) per seed (env episode indices from "
-        f"{EVAL_EPISODE_BASE}, never used in training); learned actions "
-        f"{'arg-max' if cfg.deterministic else 'sampled'}; mean ± sample std over env-episodes (n)."
+        f"{EVAL_EPISODE_BASE}, never used in training); {actions}mean ± sample std over env-episodes (n)."
     )
 
 
@@ -165,7 +165,8 @@ def evaluate_command(cfg: DictConfig) -> Path:
         evaluation = evaluate(policy, env, seeds, episodes, on_episode=advance)
     what = policy.label if ckpt is None else f"{policy.label} from {ckpt}"
     out_dir = Path(cfg.paths.output_dir)
-    return _write_outputs(out_dir, "evaluation", evaluation.results, _caption(cfg, seeds, episodes, what),
+    caption = _caption(cfg, seeds, episodes, what, learned=ckpt is not None)
+    return _write_outputs(out_dir, "evaluation", evaluation.results, caption,
                           {"": evaluation.lifecycle})
 
 
@@ -186,5 +187,5 @@ def compare_command(cfg: DictConfig) -> Path:
             evaluation = evaluate(policy, env, seeds, episodes, on_episode=advance)
             results += evaluation.results
             traces["_learned" if policy is learned else f"_{policy.name}"] = evaluation.lifecycle
-    caption = _caption(cfg, seeds, episodes, f"{', '.join(p.label for p in policies)} (learned: {ckpt})")
+    caption = _caption(cfg, seeds, episodes, f"{', '.join(p.label for p in policies)} (learned: {ckpt})", learned=True)
     return _write_outputs(Path(cfg.paths.output_dir), "comparison", results, caption, traces)

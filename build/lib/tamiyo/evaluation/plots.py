@@ -18,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen before pyplot loads)
 from matplotlib.colors import to_rgb  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
@@ -42,8 +43,6 @@ STAGE_COLOURS: dict[str, str] = {
     "EMBARGOED": "#8c0000",
     "RESETTING": "#a6761d",
 }
-# A live seed at alpha 0 (e.g. TRAINING, not yet blended in) must still show its stage colour.
-_MIN_INTENSITY = 0.35
 
 
 def _updates(history: History) -> list[float]:
@@ -117,19 +116,16 @@ def plot_head_entropies(history: History, path: Path) -> Path:
     return _save(fig, path)
 
 
-def cell_colour(stage: str, alpha: float) -> tuple[float, float, float]:
-    """The RGB of one timeline cell: the stage colour, blended towards white the lower the alpha."""
+def cell_colour(stage: str) -> tuple[float, float, float]:
+    """The RGB of one timeline cell: exactly the stage's legend colour."""
     if stage not in STAGE_COLOURS:
         raise ValueError(f"unknown seed stage {stage!r} in the lifecycle trace")
-    rgb = to_rgb(STAGE_COLOURS[stage])
-    if stage == "DORMANT":
-        return rgb
-    intensity = _MIN_INTENSITY + (1.0 - _MIN_INTENSITY) * min(max(alpha, 0.0), 1.0)
-    return tuple(1.0 - intensity * (1.0 - c) for c in rgb)
+    return to_rgb(STAGE_COLOURS[stage])
 
 
 def plot_lifecycle(trace: LifecycleTrace, path: Path) -> Path:
-    """One timeline per episode: slots × epochs, coloured by stage, more intense the higher the alpha."""
+    """One timeline per episode: slots × epochs coloured by stage, with each slot's alpha drawn as a line
+    across its row (bottom of the row = 0, top = 1), so colours always match the legend."""
     if not trace.episodes:
         raise ValueError("the lifecycle trace holds no episodes")
     count = len(trace.episodes)
@@ -137,20 +133,23 @@ def plot_lifecycle(trace: LifecycleTrace, path: Path) -> Path:
     seen: set[str] = set()
     for ax, episode in zip(axes[:, 0], trace.episodes, strict=True):
         epochs = len(episode.stages)
-        image = [
-            [cell_colour(episode.stages[t][s], episode.alphas[t][s]) for t in range(epochs)]
-            for s in range(len(trace.slot_ids))
-        ]
+        image = [[cell_colour(episode.stages[t][s]) for t in range(epochs)] for s in range(len(trace.slot_ids))]
         seen.update(stage for row in episode.stages for stage in row)
         extent = (0.5, epochs + 0.5, len(trace.slot_ids) - 0.5, -0.5)  # cell centres at epoch t, slot s
         ax.imshow(image, aspect="auto", interpolation="nearest", extent=extent)
+        for s in range(len(trace.slot_ids)):
+            alphas = [min(max(episode.alphas[t][s], 0.0), 1.0) for t in range(epochs)]
+            # Row s spans s − 0.5 (top) … s + 0.5 (bottom) on the inverted axis; keep a small margin.
+            ax.step(range(1, epochs + 1), [s + 0.4 - 0.8 * a for a in alphas], where="mid", color="black",
+                    linewidth=1.0)
         ax.set_yticks(range(len(trace.slot_ids)), trace.slot_ids)
         ax.set_title(episode.label, fontsize=9, loc="left")
         ax.set_xlim(0.5, epochs + 0.5)
     axes[-1, 0].set_xlabel("epoch")
     legend = [Patch(color=STAGE_COLOURS[s], label=s.lower()) for s in STAGE_COLOURS if s in seen]
+    legend.append(Line2D([], [], color="black", linewidth=1.0, label="alpha (row bottom 0, top 1)"))
     fig.legend(handles=legend, loc="upper right", ncol=min(len(legend), 5), fontsize=8, frameon=False)
-    fig.suptitle("Seed lifecycle (colour: stage; intensity: alpha)", x=0.01, ha="left", fontsize=10)
+    fig.suptitle("Seed lifecycle (colour: stage; line: alpha)", x=0.01, ha="left", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.97 - 0.03 / count))
     return _save(fig, path)
 

@@ -143,3 +143,8 @@ class SweepSupport(Callback):
                 file=sys.stderr,
             )
             raise SystemExit(1)
+        where = f"sweep dir: {sweep_dir} (one run dir per job, each with its checkpoints and metrics)"
+        launcher_logs = config.hydra.launcher.get("submitit_folder")
+        if launcher_logs:  # submitit keeps each job's stdout/stderr apart from its run dir
+            where += f"; launcher logs: {launcher_logs}"
+        print(where)

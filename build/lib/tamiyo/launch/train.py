@@ -13,7 +13,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 from omegaconf import DictConfig, OmegaConf
 
@@ -52,12 +52,9 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     return str(path)
 
 
-def build_callbacks(cfg: DictConfig, trainable: bool, has_logger: bool) -> list[Callback]:
+def build_callbacks(cfg: DictConfig) -> list[Callback]:
     """Every non-null entry of the `callbacks` group, instantiated."""
-    callbacks = [instantiate(conf) for conf in (cfg.get("callbacks") or {}).values() if conf is not None]
-    if not (trainable and has_logger):  # no optimiser or nowhere to log: nothing for the monitor to do
-        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    return callbacks
+    return [instantiate(conf) for conf in (cfg.get("callbacks") or {}).values() if conf is not None]
 
 
 def build_loggers(cfg: DictConfig) -> list[Logger]:
@@ -108,7 +105,7 @@ def train(cfg: DictConfig) -> float:
         total_updates=cfg.updates,
     )
     loggers = build_loggers(cfg)
-    callbacks = build_callbacks(cfg, module.bundle.is_trainable, bool(loggers))
+    callbacks = build_callbacks(cfg)
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         max_epochs=cfg.updates,
@@ -116,7 +113,7 @@ def train(cfg: DictConfig) -> float:
         logger=loggers or False,
         callbacks=callbacks,
         enable_progress_bar=False,  # tamiyo.training.progress.UpdateProgress shows updates, not epochs
-        enable_checkpointing=any(isinstance(c, L.pytorch.callbacks.ModelCheckpoint) for c in callbacks),
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
     )
     module.check_launch(trainer.world_size, ckpt_path)
     status = "failed"
@@ -139,7 +136,7 @@ def _print_summary(cfg: DictConfig, trainer: L.Trainer, value: float) -> None:
     for callback in trainer.callbacks:
         if isinstance(callback, LastCheckpoint) and callback.path.is_file():
             lines.append(f"last checkpoint: {callback.path}")
-        if isinstance(callback, L.pytorch.callbacks.ModelCheckpoint) and callback.best_model_path:
+        if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
             lines.append(f"best checkpoint: {callback.best_model_path}")
     for logger in trainer.loggers:
         lines.append(f"{type(logger).__name__}: {_logger_destination(logger)}")

@@ -38,14 +38,13 @@ class UpdateProgress(L.Callback):
         if self._progress is not None:
             self._progress.reset(self._rollout)
 
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         if self._progress is None:
             return
-        metrics = trainer.callback_metrics
+        stats = pl_module.last_rollout_stats
         info = " ".join(
-            f"{label} {float(metrics[key]):.3g}" for label, key in (("return", "episode/return"),
-                                                                    ("acc", "episode/final_accuracy"))
-            if key in metrics
+            f"{label} {stats[key]:.3g}" for label, key in (("return", "episode/return"), ("acc", "episode/final_accuracy"))
+            if key in stats
         )
         self._progress.update(self._updates, advance=1, info=info)
 

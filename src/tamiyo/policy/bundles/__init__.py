@@ -1,9 +1,10 @@
-"""The four registered policy bundles; importing this package registers them."""
+"""The five registered policy bundles; importing this package registers them."""
 
 from tamiyo.policy.bundles.base import FixedPolicyBundle, IllegalActionError, NotTrainableError
 from tamiyo.policy.bundles.heuristic import HeuristicPolicyBundle
 from tamiyo.policy.bundles.lstm import CompiledPlacementError, LSTMPolicyBundle
 from tamiyo.policy.bundles.random import RandomPolicyBundle
+from tamiyo.policy.bundles.schedule import SchedulePolicyBundle
 from tamiyo.policy.bundles.static import StaticPolicyBundle
 
 __all__ = [
@@ -14,5 +15,6 @@ __all__ = [
     "LSTMPolicyBundle",
     "NotTrainableError",
     "RandomPolicyBundle",
+    "SchedulePolicyBundle",
     "StaticPolicyBundle",
 ]

@@ -1,0 +1,99 @@
+"""The objective, the `objective` reward aligned with it, and rankings of controllers by both."""
+
+import statistics
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from tamiyo.conf import CONF_DIR
+from tamiyo.core.actions import FactoredAction
+from tamiyo.core.observation import SignalField, SlotReport
+from tamiyo.env.config import build_env_config
+from tamiyo.env.objective import Objective
+from tamiyo.env.rewards import RewardInputs, make_reward
+from tamiyo.env.seed_env import EnvConfig
+from tamiyo.env.tasks import make_task
+from tamiyo.env.vector import VectorEnv
+from tamiyo.evaluation.runner import EVAL_EPISODE_BASE, baseline_policy, evaluate
+from tamiyo.policy import obs_dim
+
+TASK = make_task("mnist1d", train_subset=128, val_subset=64)
+
+
+def test_objective_charges_added_params_relative_to_the_host():
+    judge = Objective(param_weight=0.05)
+    assert judge(80.0, 0, 690) == 80.0
+    assert judge(81.6, 1600, 690) == pytest.approx(81.6 - 5.0 * 1600 / 690)
+    # One host's worth of added parameters costs 100 · param_weight points.
+    assert judge.price(690, 690) == pytest.approx(5.0)
+    assert Objective(0.0)(81.6, 1600, 690) == 81.6
+
+
+def test_default_weight_ranks_the_measured_controllers():
+    """Means measured by scripts/objective_baselines.sh (acc %, added params on the 690-param host)."""
+    judge = Objective()
+    measured = {"static": (47.14, 0), "heuristic": (51.96, 306), "conv_light r0c2": (58.94, 800),
+                "conv_heavy r0c2": (62.06, 1600), "conv_light all": (62.56, 1064)}
+    ranking = sorted(measured, key=lambda name: -judge(*measured[name], 690))
+    assert ranking == ["conv_light all", "conv_light r0c2", "conv_heavy r0c2", "heuristic", "static"]
+
+
+@pytest.mark.parametrize("weight", [-0.1, float("nan"), float("inf")])
+def test_bad_param_weight_is_refused(weight):
+    with pytest.raises(ValueError, match="objective param_weight must be finite and ≥ 0"):
+        Objective(weight)
+
+
+def test_objective_reward_is_the_change_of_the_running_objective():
+    reward = make_reward("objective", param_weight=0.1)
+    inputs = RewardInputs(
+        action=FactoredAction.wait(), took_effect=False, before=[SlotReport.empty()], after=[SlotReport.empty()],
+        val_accuracy=60.0, host_params=1000, seed_params=500, val_accuracy_before=55.0, seed_params_before=200,
+        epoch=3, max_epochs=25, fossil_contributions=(), rolled_back=True,
+    )
+    result = reward(inputs)
+    assert result.components == pytest.approx({"accuracy": 5.0, "params": -3.0})
+    assert result.total == pytest.approx(2.0)  # a rollback is charged only through the objective
+
+
+def test_return_of_random_trajectories_is_the_objective_difference():
+    judge = Objective(0.2)
+    env = VectorEnv(TASK, num_envs=1, config=EnvConfig(max_epochs=6, reward_config={"param_weight": 0.2}))
+    policy = baseline_policy("random", {}, env, obs_dim(env.slot_config.num_slots), 5.0)
+    grown = 0
+    for seed in range(3):
+        # The objective at epoch 0 is the untrained network's accuracy (no seeds yet).
+        start = env.reset(seed=seed, episode_index=EVAL_EPISODE_BASE).signals[0, SignalField.VAL_ACCURACY].item()
+        result = evaluate(policy, env, [seed], 1, judge).results[0]
+        assert result.episode_return == pytest.approx(result.objective - start, abs=1e-9)
+        grown += result.added_params > 0
+    assert grown > 0  # the parameter price took part
+
+
+def test_ranking_by_return_is_ranking_by_objective():
+    env = VectorEnv(TASK, num_envs=1, config=EnvConfig(max_epochs=6, max_seeds=3))
+    controllers = {
+        "static": ("static", {}), "heuristic": ("heuristic", {"plateau_epochs_to_germinate": 1}),
+        "conv_small all": ("schedule", {"blueprint": "conv_small", "tempo": "fast"}),
+        "conv_light r0c2": ("schedule", {"blueprint": "conv_light", "slots": ["r0c2"], "tempo": "fast"}),
+        "conv_heavy r0c2": ("schedule", {"blueprint": "conv_heavy", "slots": ["r0c2"], "tempo": "fast"}),
+    }
+    judge = Objective()
+    returns, objectives = {}, {}
+    for label, (name, options) in controllers.items():
+        policy = baseline_policy(name, options, env, obs_dim(env.slot_config.num_slots), 5.0)
+        results = evaluate(policy, env, [0, 1], 1, judge).results
+        returns[label] = statistics.fmean(r.episode_return for r in results)
+        objectives[label] = statistics.fmean(r.objective for r in results)
+    assert len(set(objectives.values())) == len(controllers)  # the controllers really differ
+    assert sorted(returns, key=returns.get) == sorted(objectives, key=objectives.get)
+
+
+def test_one_key_sets_the_objective_of_the_tables_and_of_the_reward():
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["objective.param_weight=0.2"])
+    assert cfg.reward.name == "objective"  # the default reward
+    env = OmegaConf.to_container(cfg.env, resolve=True)
+    config = build_env_config(env, OmegaConf.to_container(cfg.reward, resolve=True), cfg.ppo.gamma, None)
+    assert config.reward == "objective" and config.reward_config == {"param_weight": 0.2}

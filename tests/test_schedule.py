@@ -1,0 +1,151 @@
+"""policy=schedule, the static-final control env and the comparison with its schedule grid."""
+
+from pathlib import Path
+
+import pytest
+from helpers.runs import compose_config, read_csv, tiny_overrides
+from omegaconf import DictConfig
+
+from tamiyo.core.actions import AlphaMode, BlueprintAction, FactoredAction, LifecycleOp
+from tamiyo.core.errors import ConfigError
+from tamiyo.core.observation import SlotReport, TrainingSignals
+from tamiyo.core.slots import SlotConfig
+from tamiyo.core.stages import SeedStage
+from tamiyo.env.seed_env import EnvConfig, SeedEnv
+from tamiyo.env.tasks import make_task
+from tamiyo.evaluation.commands import compare_command, evaluate_command
+from tamiyo.evaluation.comparison import schedule_grid
+from tamiyo.policy import create_policy
+
+SLOTS = SlotConfig.default()
+TINY_ENV = tiny_overrides(env__task_options__train_subset=128, env__task_options__val_subset=64)
+
+
+def compose_cfg(config: str, tmp_path: Path, *overrides: str) -> DictConfig:
+    tiny = [o for o in TINY_ENV if not o.startswith("callbacks.")]
+    return compose_config(config, tmp_path / "out", "progress=false", *overrides, tiny=tiny)
+
+
+def signals(epoch: int = 1, seeds_used: int = 0, max_seeds: int = 3) -> TrainingSignals:
+    return TrainingSignals(
+        epoch=epoch, max_epochs=25, train_loss=1.0, val_loss=1.0, loss_delta=0.0, train_accuracy=50.0,
+        val_accuracy=50.0, accuracy_delta=0.0, plateau_epochs=0, host_stabilized=True, best_val_accuracy=50.0,
+        best_val_loss=1.0, loss_scale=2.3, host_params=690, seed_params=0, seeds_used=seeds_used,
+        max_seeds=max_seeds, val_loss_history=(), val_accuracy_history=(),
+    )
+
+
+def seed(stage: SeedStage, epochs_in_stage: int = 1, moving: bool = False) -> SlotReport:
+    return SlotReport(stage=stage, epochs_in_stage=epochs_in_stage, age=3, alpha=0.5,
+                      alpha_mode=AlphaMode.UP if moving else AlphaMode.HOLD, blueprint=BlueprintAction.CONV_LIGHT)
+
+
+def test_schedule_germinates_first_then_fossilizes_then_advances_the_readiest_seed():
+    bundle = create_policy("schedule", SLOTS, "cnn", blueprint="conv_heavy", slots=["r0c2", "r0c0"], start_epoch=2,
+                           tempo="fast", style="gated_gate")
+    empty = [SlotReport.empty()] * 3
+    assert bundle.decide(signals(epoch=1), empty).op == LifecycleOp.WAIT  # before start_epoch
+    first = bundle.decide(signals(epoch=2), empty)
+    assert (first.op, first.slot, first.blueprint_id, first.tempo_epochs) == (LifecycleOp.GERMINATE, 2, "conv_heavy", 3)
+    assert first.alpha_algorithm.name == "GATE"
+    growing = [SlotReport.empty(), SlotReport.empty(), seed(SeedStage.TRAINING)]
+    assert (bundle.decide(signals(epoch=3), growing).op, bundle.decide(signals(epoch=3), growing).slot) == (
+        LifecycleOp.GERMINATE, 0)
+    assert bundle.decide(signals(epoch=3, seeds_used=3), growing).op == LifecycleOp.ADVANCE  # budget spent
+    both = [seed(SeedStage.TRAINING, 1), SlotReport.empty(), seed(SeedStage.HOLDING)]
+    assert (bundle.decide(signals(), both).op, bundle.decide(signals(), both).slot) == (LifecycleOp.FOSSILIZE, 2)
+    # A blending seed whose alpha still moves cannot pass its gate: the training seed advances.
+    ramping = [seed(SeedStage.TRAINING, 1), SlotReport.empty(), seed(SeedStage.BLENDING, 4, moving=True)]
+    assert (bundle.decide(signals(), ramping).op, bundle.decide(signals(), ramping).slot) == (LifecycleOp.ADVANCE, 0)
+    done = [seed(SeedStage.FOSSILIZED), SlotReport.empty(), seed(SeedStage.FOSSILIZED)]
+    assert bundle.decide(signals(), done).op == LifecycleOp.WAIT
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"blueprint": "lora"}, r"schedule blueprint 'lora' is not available for a 'cnn' host"),
+    ({"slots": ["r9c9"]}, r"schedule slots \['r9c9'\] are not enabled slots of this env"),
+    ({"slots": []}, r"schedule slots must be 'all' or a non-empty list"),
+    ({"tempo": "quick"}, r"schedule tempo must be one of \['fast', 'standard', 'slow'\], got 'quick'"),
+    ({"start_epoch": -1}, r"schedule start_epoch must be an integer ≥ 0"),
+])
+def test_bad_schedule_settings_are_refused(options, message):
+    with pytest.raises(ValueError, match=message):
+        create_policy("schedule", SLOTS, "cnn", **options)
+
+
+def test_schedule_evaluates_from_hydra_and_fossilizes_its_seed(tmp_path):
+    evaluate_command(compose_cfg("evaluate", tmp_path, "env.max_epochs=8", "policy=schedule",
+                                 "policy.blueprint=conv_heavy", "policy.slots=[r0c2]", "policy.tempo=fast", "seeds=1"))
+    [row] = read_csv(tmp_path / "out" / "evaluation.csv")
+    assert row["policy"] == "schedule: conv_heavy in r0c2, tempo=fast"
+    assert row["architecture"] == "r0c2=conv_heavy/add"
+    assert (row["seeds_germinated"], row["seeds_fossilized"]) == ("1", "1")
+    assert float(row["objective"]) == pytest.approx(
+        float(row["final_accuracy"]) - 0.05 * 100 * int(row["added_params"]) / int(row["host_params"]))
+
+
+def test_planted_fossils_are_in_the_network_from_epoch_zero():
+    task = make_task("mnist1d", train_subset=64, val_subset=32)
+    plain = SeedEnv(task, EnvConfig(max_epochs=1))
+    fixed = SeedEnv(task, EnvConfig(max_epochs=1, fossils={"r0c2": "conv_heavy/gate"}))
+    plain_signals, _ = plain.reset(seed=0, episode=0)
+    signals_0, reports = fixed.reset(seed=0, episode=0)
+    assert reports[2].stage == SeedStage.FOSSILIZED and reports[2].alpha == 1.0
+    assert signals_0.seed_params > 0 and signals_0.host_params == plain_signals.host_params
+    host = dict(plain.model.host.named_parameters())
+    assert all((p == host[name]).all() for name, p in fixed.model.host.named_parameters())  # same host init
+    result = fixed.step(FactoredAction.wait())
+    assert result.info["slot_seeds"] == {"r0c2": "conv_heavy/gate"}
+    with pytest.raises(ValueError, match=r"fossil 'conv_heavy' must be 'blueprint/algorithm'"):
+        EnvConfig(fossils={"r0c2": "conv_heavy"})
+
+
+def test_schedule_grid_covers_every_blueprint_by_each_slot_and_all():
+    grid = schedule_grid("all", ["each", "all"], "cnn", ["r0c0", "r0c1", "r0c2"])
+    assert len(grid) == 7 * 4
+    assert grid[:4] == [{"blueprint": "conv_light", "slots": s} for s in (["r0c0"], ["r0c1"], ["r0c2"], "all")]
+    with pytest.raises(ValueError, match="schedule_grid.slots entries are 'each', 'all' or lists of slot ids"):
+        schedule_grid("all", ["some"], "cnn", ["r0c0"])
+
+
+def test_comparison_picks_the_schedule_on_training_seeds_and_adds_static_final_controls(tmp_path):
+    compare_command(compose_cfg(
+        "compare", tmp_path, "env.max_epochs=2", "seeds=2", "train_seeds=[5]", "baselines=[static,heuristic]",
+        "schedule_grid.blueprints=[conv_light,conv_small]", "schedule_grid.slots=[[r0c2],all]",
+        "static_final=[heuristic,schedule]", "reference=heuristic"))
+    out = tmp_path / "out"
+    searched = read_csv(out / "schedule_grid.csv")
+    assert {r["seed"] for r in searched} == {"5"} and len({r["policy"] for r in searched}) == 4
+    order = list(dict.fromkeys(r["policy"] for r in searched))  # grid order; the first best wins a tie
+    means = {p: sum(float(r["objective"]) for r in searched if r["policy"] == p) for p in order}
+    best = max(order, key=means.get)
+    rows = read_csv(out / "comparison.csv")
+    assert [r["policy"] for r in rows] == ["static", "heuristic", best, "static-final: heuristic",
+                                           f"static-final: {best}"]
+    episodes = read_csv(out / "comparison_episodes.csv")
+    assert {r["seed"] for r in episodes} == {"0", "1"}
+    by_policy = {r["policy"]: r for r in rows}
+    heuristic = [r for r in episodes if r["policy"] == "heuristic"]
+    static = [r for r in episodes if r["policy"] == "static"]
+    expected = sum(float(s["objective"]) - float(h["objective"]) for s, h in zip(static, heuristic, strict=True)) / 2
+    assert float(by_policy["static"]["diff_objective_mean"]) == pytest.approx(expected)
+    assert by_policy["heuristic"]["diff_objective_mean"] == "nan"
+    controls = [r for r in episodes if r["policy"] == f"static-final: {best}"]
+    grown = [r for r in episodes if r["policy"] == best]
+    assert [c["added_params"] for c in controls] == [g["added_params"] for g in grown]
+    assert "| controller | n | objective |" in (out / "comparison.md").read_text()
+    assert (out / "comparison_pareto.png").stat().st_size > 0
+
+
+def test_comparison_refuses_selection_on_the_held_out_seeds(tmp_path):
+    with pytest.raises(ConfigError, match=r"train_seeds \[0\] and seeds \[0, 1\] overlap"):
+        compare_command(compose_cfg("compare", tmp_path, "seeds=2", "train_seeds=[0]", "reference=null",
+                                    "static_final=[]"))
+
+
+def test_comparison_refuses_names_of_controllers_it_does_not_run(tmp_path):
+    expected = (r"static_final and reference must name controllers of this comparison "
+                r"\['static', 'random', 'heuristic'\], got \['schedule'\]")
+    with pytest.raises(ConfigError, match=expected):
+        compare_command(compose_cfg("compare", tmp_path, "schedule_grid=null", "reference=null",
+                                    "static_final=[schedule]"))
