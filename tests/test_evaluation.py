@@ -22,6 +22,7 @@ from tamiyo.evaluation.runner import (
     load_checkpoint_policy,
 )
 from tamiyo.policy import obs_dim
+from tamiyo.training.checkpoints import CheckpointError
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_ENV = [
@@ -144,7 +145,7 @@ def test_learned_policy_without_checkpoint_is_refused(tmp_path):
 def test_file_that_is_not_a_training_checkpoint_is_refused(tmp_path):
     path = tmp_path / "weights.pt"
     torch.save({"state_dict": {}}, path)
-    with pytest.raises(CheckpointContentError, match="is not a tamiyo training checkpoint: hyper_parameters lack"):
+    with pytest.raises(CheckpointError, match="is not a tamiyo training checkpoint: hyper_parameters lack"):
         load_checkpoint_policy(path)
 
 
