@@ -1,8 +1,8 @@
 """The CSV logger of a run: one `metrics.csv` that a resumed run continues, rewritten atomically.
 
 Lightning's CSV logger deletes an existing `metrics.csv` when it starts and appends to it in place.
-This one keeps a resumed run's history: rows already on disk are kept up to the first update the
-resumed run logs again (rows of updates after the checkpoint, written before a kill, are replaced),
+This one keeps a resumed run's history: rows already on disk are kept up to the first step (update)
+the resumed run logs again (rows of updates after the checkpoint, written before a kill, are replaced),
 and every save rewrites the whole file through `atomic_write_text`, so a reader never sees a
 half-written row and a full disk leaves the previous file.
 """
@@ -21,8 +21,9 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from tamiyo.core.atomic_io import atomic_write_text
 
 
-def _epoch(row: dict[str, Any]) -> float | None:
-    value = row.get("epoch")
+def _step(row: dict[str, Any]) -> float | None:
+    """The row's logging step: one per update (every row has one, also those without an epoch)."""
+    value = row.get("step")
     try:
         return float(value) if value not in (None, "") else None
     except (TypeError, ValueError):
@@ -47,10 +48,10 @@ class _ContinuingWriter(ExperimentWriter):
         if not self.metrics:
             return
         if not self._history_trimmed:
-            first = min((e for e in map(_epoch, self.metrics) if e is not None), default=None)
+            first = min((step for step in map(_step, self.metrics) if step is not None), default=None)
             if first is not None:
-                self.history = [row for row in self.history if (_epoch(row) or 0.0) < first]
-            self._history_trimmed = True
+                self.history = [row for row in self.history if (_step(row) or 0.0) < first]
+                self._history_trimmed = True
         self.history.extend(self.metrics)
         self.metrics = []
         keys = sorted({key for row in self.history for key in row})
