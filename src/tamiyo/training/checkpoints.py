@@ -88,7 +88,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         atomic_write_bytes(Path(path), buffer.getvalue())
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
-        return load_checkpoint(path, map_location=map_location)
+        # Always the safe loader; tensors land on the CPU unless asked otherwise (Lightning moves them).
+        return load_checkpoint(path, map_location="cpu" if map_location is None else map_location)
 
 
 def run_dir_of(checkpoint_path: Path) -> Path | None:
