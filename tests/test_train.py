@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import warnings
 from pathlib import Path
 
 import pytest
@@ -132,13 +133,20 @@ def test_resume_continues_exactly_in_the_same_run(tmp_path):
     part = tmp_path / "part"
     train(make_cfg(part, "updates=2"))
     ckpt = part / "run" / "checkpoints" / "last.ckpt"
-    resume(tmp_path / "resumed", "updates=3", f"ckpt_path={ckpt}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resume(tmp_path / "resumed", "updates=3", f"ckpt_path={ckpt}")
+    assert not [w for w in caught if "dirpath has changed" in str(w.message)]
     assert not (tmp_path / "resumed" / "run").exists()  # the run continued in its own dir
     expected = read_metrics(full / "run")
     got = read_metrics(part / "run")
     assert [row["epoch"] for row in got] == ["0", "1", "2"]  # one history: two updates, then the third
     for key in ("episode/return", "loss/total", "entropy/op", "approx_kl", "episode/final_accuracy", "grad_norm"):
         assert [row[key] for row in got] == [row[key] for row in expected], key
+    # The best checkpoint is the best update of the whole run, before and after the resume.
+    returns = [float(row["episode/return"]) for row in got]
+    best = max(range(3), key=lambda update: returns[update])
+    assert [p.name for p in (part / "run" / "checkpoints").glob("best-*.ckpt")] == [f"best-update{best:04d}.ckpt"]
 
 
 def test_resume_with_only_ckpt_path_keeps_the_runs_settings(tmp_path):
