@@ -176,7 +176,7 @@ def _finalize(loggers: list[Logger], status: str) -> None:
         try:
             logger.finalize(status)
         except OSError as error:
-            if status == "success" or not is_storage_error(error) and not isinstance(error, FileWriteError):
+            if status == "success" or not (is_storage_error(error) or isinstance(error, FileWriteError)):
                 raise
             # The run already failed (e.g. on a full disk); that failure is the one to report.
             log.warning("could not finalize %s: %s", type(logger).__name__, error)

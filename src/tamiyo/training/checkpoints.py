@@ -83,9 +83,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
+        path = Path(path)
+        # Leftovers of writes killed midway, also of best checkpoints whose names have moved on since.
+        for stale in path.parent.glob(".*.ckpt.*.tmp"):
+            stale.unlink(missing_ok=True)
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        atomic_write_bytes(Path(path), buffer.getvalue())
+        atomic_write_bytes(path, buffer.getvalue())
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
         # Always the safe loader; tensors land on the CPU unless asked otherwise (Lightning moves them).
