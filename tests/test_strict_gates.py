@@ -15,7 +15,7 @@ from torch import nn
 from tamiyo.conf import CONF_DIR
 from tamiyo.core.actions import BlueprintAction, GerminationStyle
 from tamiyo.core.stages import SeedStage
-from tamiyo.env.gradients import GradientRatioMeter
+from tamiyo.env.gradients import MEASURE_EVERY, GradientRatioMeter
 from tamiyo.env.slot import GateConfig, SeedSlot
 from tamiyo.launch.train import train
 
@@ -117,8 +117,9 @@ def test_gradient_ratio_is_per_parameter_intensity_of_seed_over_host():
     seed_count = slot.seed_param_count
     seed_norm = 0.1 * math.sqrt(seed_count)
     meter = GradientRatioMeter(list(host.parameters()), [slot], torch.device("cpu"))
-    meter.accumulate()
-    meter.accumulate()  # two batches with the same gradients: the RMS norm is the batch norm
+    for _ in range(MEASURE_EVERY + 1):  # the same gradients in every batch: the RMS norm is the batch norm
+        meter.accumulate()
+    assert meter.batches == 2  # the first and the (MEASURE_EVERY + 1)-th batch were measured
     meter.record(meter.sums.tolist())
     expected = seed_norm / 2.0 * math.sqrt(16 / seed_count)
     assert slot.metrics.gradient_ratio == pytest.approx(expected)

@@ -2,9 +2,11 @@
 
 Per epoch and per slot whose seed is in TRAINING or BLENDING:
 `ratio = (‖g_seed‖ / ‖g_host‖) · sqrt(host_params / seed_params)`, the seed's gradient intensity per
-parameter relative to the host's, with each norm the root mean square over the epoch's batches (0 when
-either is below 1e-8). The squared norms are summed as tensors on the training device, so measuring
-adds no host-device synchronisation per batch; the sums are read once per epoch with the loss.
+parameter relative to the host's, with each norm the root mean square over the measured batches (0 when
+either is below 1e-8). Every `MEASURE_EVERY`-th batch is measured (the first always): the norms of tiny
+host nets cost a noticeable share of a batch, and a sample suffices for a smoothed gate input. The
+squared norms are summed as tensors on the training device, so measuring adds no host-device
+synchronisation per batch; the sums are read once per epoch with the loss.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tamiyo.env.slot import SeedSlot
 
 _MEASURED_STAGES = frozenset({SeedStage.TRAINING, SeedStage.BLENDING})
 _EPSILON = 1e-8
+MEASURE_EVERY = 8
 
 
 def _squared_norm(params: list[nn.Parameter], device: torch.device) -> Tensor:
@@ -36,11 +39,13 @@ class GradientRatioMeter:
         self.slots = [slot for slot in slots if slot.has_seed and slot.stage in _MEASURED_STAGES]
         self.device = device
         self.sums = torch.zeros(len(self.slots) + 1, dtype=torch.float64, device=device)
-        self.batches = 0
+        self.batches = 0  # measured batches
+        self._seen = 0
 
     def accumulate(self) -> None:
-        """Add the current gradients (call after `backward`, before the optimiser step)."""
-        if not self.slots:
+        """Add the current gradients (call after every `backward`, before the optimiser step)."""
+        self._seen += 1
+        if not self.slots or (self._seen - 1) % MEASURE_EVERY:
             return
         norms = [_squared_norm(self.host_params, self.device)]
         norms += [_squared_norm(slot.live_seed_parameters(), self.device) for slot in self.slots]

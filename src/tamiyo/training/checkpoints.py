@@ -29,7 +29,26 @@ class CheckpointError(ValueError):
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """A tamiyo training checkpoint, loaded with `torch.load(weights_only=True)`.
+    """A tamiyo training checkpoint (see `read_checkpoint`); raises `CheckpointError` naming the file
+    when it is not one."""
+    path = Path(path)
+    checkpoint = read_checkpoint(path, map_location)
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"checkpoint {path} is not a tamiyo training checkpoint: it holds a {type(checkpoint).__name__}")
+    hparams = checkpoint.get("hyper_parameters")
+    missing = [key for key in _HPARAMS if not isinstance(hparams, dict) or key not in hparams]
+    if missing or "state_dict" not in checkpoint:
+        lacks = f"hyper_parameters lack {missing}" if missing else "it has no state_dict"
+        raise CheckpointError(f"checkpoint {path} is not a tamiyo training checkpoint: {lacks}")
+    if "obs_normalizer" not in (checkpoint.get("RolloutDataModule") or {}):
+        raise CheckpointError(
+            f"checkpoint {path} is not a tamiyo training checkpoint: it holds no observation normaliser state"
+        )
+    return checkpoint
+
+
+def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> Any:
+    """Whatever a checkpoint file holds, loaded with `torch.load(weights_only=True)`.
 
     Raises `CheckpointError` naming the file and what is wrong with it. Files holding anything but
     tensors and plain containers are refused outright: unpickling them could run arbitrary code."""
@@ -45,7 +64,7 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. torch's note on a plain pickle's protocol
-            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         if not is_torch_zip:
             raise CheckpointError(f"checkpoint {path} is not a PyTorch checkpoint (corrupt, or a file of another kind)") from None
@@ -57,18 +76,6 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({_first_sentence(error)})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({_first_sentence(error)})") from None
-    if not isinstance(checkpoint, dict):
-        raise CheckpointError(f"checkpoint {path} is not a tamiyo training checkpoint: it holds a {type(checkpoint).__name__}")
-    hparams = checkpoint.get("hyper_parameters")
-    missing = [key for key in _HPARAMS if not isinstance(hparams, dict) or key not in hparams]
-    if missing or "state_dict" not in checkpoint:
-        lacks = f"hyper_parameters lack {missing}" if missing else "it has no state_dict"
-        raise CheckpointError(f"checkpoint {path} is not a tamiyo training checkpoint: {lacks}")
-    if "obs_normalizer" not in (checkpoint.get("RolloutDataModule") or {}):
-        raise CheckpointError(
-            f"checkpoint {path} is not a tamiyo training checkpoint: it holds no observation normaliser state"
-        )
-    return checkpoint
 
 
 def _first_sentence(error: BaseException) -> str:
@@ -78,7 +85,8 @@ def _first_sentence(error: BaseException) -> str:
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Every checkpoint the trainer writes (last and best) is serialised in memory and then replaced
-    atomically in its own directory; loading goes through `load_checkpoint`."""
+    atomically in its own directory; loading goes through `read_checkpoint` (a resume's checkpoint has
+    been checked with `load_checkpoint` before the trainer starts)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         if storage_options is not None:
@@ -93,7 +101,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
         # Always the safe loader; tensors land on the CPU unless asked otherwise (Lightning moves them).
-        return load_checkpoint(path, map_location="cpu" if map_location is None else map_location)
+        return read_checkpoint(path, map_location="cpu" if map_location is None else map_location)
 
 
 def run_dir_of(checkpoint_path: Path) -> Path | None:
