@@ -32,18 +32,18 @@ def main() -> None:
     env.reset(seed=0, episode=0)
     model = env.model
     slot = model.slots[0]
-    blueprint = sorted(topology_blueprints(model.topology))[0]
+    blueprint = min(topology_blueprints(model.topology))
     slot.germinate(build_seed(blueprint, model.host.layout, slot.channels), blueprint, GerminationStyle.LINEAR_ADD,
                    3, 1.0, accuracy=0.0)
     slot.advance()  # TRAINING: the meter measures this seed
     measuring = gradients.GradientRatioMeter.accumulate
     times: dict[str, list[float]] = {"meter on": [], "meter off": []}
     for _ in range(args.repeats):
-        for mode in times:
+        for mode, values in times.items():
             gradients.GradientRatioMeter.accumulate = measuring if mode == "meter on" else (lambda self: None)
             started = time.perf_counter()
             env._train_epoch()
-            times[mode].append(time.perf_counter() - started)
+            values.append(time.perf_counter() - started)
     gradients.GradientRatioMeter.accumulate = measuring
     batches = -(-args.train_subset // env.config.batch_size)
     print(f"{args.task}, {batches} batches per epoch, every {gradients.MEASURE_EVERY}th measured")

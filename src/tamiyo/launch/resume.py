@@ -31,10 +31,12 @@ from tamiyo.training.checkpoints import RUN_CONFIG_KEY, resolve_ckpt_path, run_d
 
 log = logging.getLogger("tamiyo")
 
+# Top-level keys a resume applies silently, and those it refuses; any other key (precision, compile,
+# ppo.*) is applied and named in the warning line.
 _FREE = ("ckpt_path", "updates", "torch_threads", "task_name", "paths", "callbacks", "logger", "trainer")
-_WARNED = ("precision", "compile", "ppo")
 _REFUSED = ("env", "reward", "policy", "seed", "monitor", "monitor_mode", "experiment", "debug", "hparams_search")
 _MISSING = object()
+
 
 def override_keys(overrides: Sequence[str]) -> list[tuple[str, bool]]:
     """(config key, deleted?) of each command-line override (`env=digits` → `env`, `+a.b=1` → `a.b`)."""
