@@ -124,8 +124,9 @@ def test_resume_on_another_world_size_is_refused(ddp_run, tmp_path):
         r"^checkpoint was written by a run on 2 processes \(world size 2\), this run has world size 1; "
         r"resume with the same trainer.devices × trainer.num_nodes$"
     )
+    resume = ["trainer=default", "updates=3", f"ckpt_path={ckpt}"]  # a resume restores the run's trainer unless told
     with pytest.raises(CheckpointMismatchError, match=message):
-        train(make_cfg(tmp_path, *ONE_ENV, "updates=3", f"ckpt_path={ckpt}"))
+        train(make_cfg(tmp_path, *ONE_ENV, *resume), overrides=resume)
 
 
 def test_cli_refuses_a_one_process_checkpoint_on_two_processes(tmp_path):

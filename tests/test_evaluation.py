@@ -21,6 +21,7 @@ from tamiyo.evaluation.runner import (
 )
 from tamiyo.launch.train import train
 from tamiyo.policy import obs_dim
+from tamiyo.training.checkpoints import CheckpointError
 
 TINY_ENV = tiny_overrides(env__max_epochs=2, env__task_options__train_subset=128, env__task_options__val_subset=64)
 
@@ -131,7 +132,7 @@ def test_learned_policy_without_checkpoint_is_refused(tmp_path):
 def test_file_that_is_not_a_training_checkpoint_is_refused(tmp_path):
     path = tmp_path / "weights.pt"
     torch.save({"state_dict": {}}, path)
-    with pytest.raises(CheckpointContentError, match="is not a tamiyo training checkpoint: hyper_parameters lack"):
+    with pytest.raises(CheckpointError, match="is not a tamiyo training checkpoint: hyper_parameters lack"):
         load_checkpoint_policy(path)
 
 

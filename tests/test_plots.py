@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import math
+import shutil
 import sys
 from pathlib import Path
 
@@ -83,11 +84,13 @@ def test_csv_history_matches_what_the_callback_recorded(runs):
 
 
 def test_resumed_run_plots_its_whole_history(runs, tmp_path):
-    ckpt = runs[0] / "checkpoints" / "last.ckpt"
     resumed = tmp_path / "resumed"
-    train(make_cfg(resumed, "updates=3", f"ckpt_path={ckpt}"))
-    rows = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)["callbacks"]["RunPlotter"]["rows"]
+    shutil.copytree(runs[0], resumed)  # the resume continues this run dir (the fixture's stays as it is)
+    ckpt = resumed / "checkpoints" / "last.ckpt"
+    train(make_cfg(tmp_path / "elsewhere", "updates=3", f"ckpt_path={ckpt}"), overrides=["updates=3", f"ckpt_path={ckpt}"])
+    rows = torch.load(ckpt, weights_only=True)["callbacks"]["RunPlotter"]["rows"]
     assert [row["update"] for row in rows] == [0.0, 1.0, 2.0]
+    assert read_metrics_csv(resumed / "csv" / "metrics.csv")["update"] == [0.0, 1.0, 2.0]  # one history
     assert (resumed / "plots" / "returns_accuracy.png").stat().st_size > 0
 
 

@@ -1,6 +1,8 @@
 """End-to-end runs of the training entry point on tiny configs (in process, CPU)."""
 
+import json
 import math
+import warnings
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from tamiyo.conf import CONF_DIR
 from tamiyo.core.actions import HEAD_NAMES
 from tamiyo.core.errors import ConfigError
 from tamiyo.launch.train import train
+from tamiyo.training.checkpoints import CheckpointError
 from tamiyo.training.datamodule import RolloutDataModule
 
 TINY = tiny_overrides(updates=2, env__num_envs=2, ppo__update_epochs=2, ppo__num_minibatches=2)
@@ -99,37 +102,84 @@ def test_datamodule_rejects_worker_processes():
         RolloutDataModule(env={}, reward={"name": "shaped"}, num_workers=2)
 
 
-def test_resume_continues_exactly(tmp_path):
+def resume(tmp_path: Path, *overrides: str) -> float:
+    """Resume as `python train.py <overrides>` would: only `overrides` change the saved run config."""
+    return train(make_cfg(tmp_path, *overrides), overrides=list(overrides))
+
+
+def test_resume_continues_exactly_in_the_same_run(tmp_path):
     full = tmp_path / "full"
     train(make_cfg(full, "updates=3"))
     part = tmp_path / "part"
     train(make_cfg(part, "updates=2"))
     ckpt = part / "run" / "checkpoints" / "last.ckpt"
-    resumed = tmp_path / "resumed"
-    train(make_cfg(resumed, "updates=3", f"ckpt_path={ckpt}"))
-    expected = read_metrics(full / "run")[2]
-    got = read_metrics(resumed / "run")
-    assert len(got) == 1  # only the third update ran after the resume
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resume(tmp_path / "resumed", "updates=3", f"ckpt_path={ckpt}")
+    assert not [w for w in caught if "dirpath has changed" in str(w.message)]
+    assert not (tmp_path / "resumed" / "run").exists()  # the run continued in its own dir
+    expected = read_metrics(full / "run")
+    got = read_metrics(part / "run")
+    assert [row["epoch"] for row in got] == ["0", "1", "2"]  # one history: two updates, then the third
     for key in ("episode/return", "loss/total", "entropy/op", "approx_kl", "episode/final_accuracy", "grad_norm"):
-        assert got[0][key] == expected[key], key
+        assert [row[key] for row in got] == [row[key] for row in expected], key
+    # The best checkpoint is the best update of the whole run, before and after the resume.
+    returns = [float(row["episode/return"]) for row in got]
+    best = max(range(3), key=lambda update: returns[update])
+    assert [p.name for p in (part / "run" / "checkpoints").glob("best-*.ckpt")] == [f"best-update{best:04d}.ckpt"]
+
+
+def test_resume_with_only_ckpt_path_keeps_the_runs_settings(tmp_path):
+    train(make_cfg(tmp_path / "a", "updates=1", "precision=bf16", "env.max_epochs=2", "ppo.lr=0.001"))
+    ckpt = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
+    resume(tmp_path / "b", "updates=2", f"ckpt_path={ckpt}")  # the command's defaults are not applied
+    config = torch.load(ckpt, weights_only=True)["tamiyo_run_config"]
+    assert (config["precision"], config["env"]["max_epochs"], config["ppo"]["lr"]) == ("bf16", 2, 0.001)
+    assert [row["epoch"] for row in read_metrics(tmp_path / "a" / "run")] == ["0", "1"]
+    trace = json.loads((tmp_path / "a" / "run" / "plots" / "lifecycle.json").read_text())
+    assert trace["episodes"][0]["label"].startswith("last rollout (update 1)")
+    assert len(trace["episodes"][0]["stages"]) == 2  # the resumed update ran 2-epoch episodes
+
+
+def test_resume_refuses_a_results_changing_override_and_warns_on_ppo(tmp_path, caplog):
+    train(make_cfg(tmp_path / "a", "updates=1"))
+    ckpt = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
+    with pytest.raises(ConfigError, match=r"^resume: env.max_epochs cannot change when a run continues \(3 → 4\)"):
+        resume(tmp_path / "b", "updates=2", "env.max_epochs=4", f"ckpt_path={ckpt}")
+    resume(tmp_path / "b", "updates=2", "ppo.lr=0.001", f"ckpt_path={ckpt}")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "resume" in r.getMessage()]
+    assert warnings == ["resume changes the run's results from here on: ppo.lr 0.0003 → 0.001"]
+
+
+def test_resume_with_no_updates_left_is_a_one_line_error(tmp_path):
+    train(make_cfg(tmp_path / "a", "updates=2"))
+    ckpt = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
+    for updates in (1, 2):
+        with pytest.raises(ConfigError, match=rf"^updates={updates}, but checkpoint {ckpt} has done 2 updates already"):
+            resume(tmp_path / "b", f"updates={updates}", f"ckpt_path={ckpt}")
 
 
 def test_checkpoint_of_another_policy_shape_is_refused(tmp_path):
     train(make_cfg(tmp_path / "a", "updates=1"))
     ckpt = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
-    with pytest.raises(ValueError, match=r"policy.hidden_dim is 128, the config's is 64"):
-        train(make_cfg(tmp_path / "b", "policy.hidden_dim=64", f"ckpt_path={ckpt}"))
+    with pytest.raises(ValueError, match=r"policy.hidden_dim cannot change when a run continues \(128 → 64\)"):
+        resume(tmp_path / "b", "policy.hidden_dim=64", f"ckpt_path={ckpt}")
 
 
-def test_resume_latest_finds_the_newest_run(tmp_path):
-    train(make_cfg(tmp_path, "updates=1", f"paths.output_dir={tmp_path / 'outputs' / 'train' / 'runs' / 'x'}"))
-    value = train(make_cfg(tmp_path, "updates=2", "ckpt_path=latest"))
+def test_resume_latest_finds_the_newest_single_run(tmp_path):
+    runs = tmp_path / "outputs" / "train" / "runs"
+    train(make_cfg(tmp_path, "updates=1", f"paths.output_dir={runs / 'x'}"))
+    sweep_job = tmp_path / "outputs" / "train" / "multiruns" / "s" / "0"
+    train(make_cfg(tmp_path, "updates=1", f"paths.output_dir={sweep_job}"))  # newer, but a sweep job
+    resume(tmp_path, "updates=2", "ckpt_path=latest_any")  # sweep jobs count when asked for
+    assert len(read_metrics(runs / "x")) == 1 and len(read_metrics(sweep_job)) == 2
+    value = resume(tmp_path, "updates=2", "ckpt_path=latest")  # the sweep job is newer, but not a single run
     assert math.isfinite(value)
-    assert len(read_metrics(tmp_path / "run")) == 1
+    assert len(read_metrics(runs / "x")) == 2
 
 
 def test_missing_checkpoint_file_is_a_clear_error(tmp_path):
-    with pytest.raises(ConfigError, match="no such checkpoint file"):
+    with pytest.raises(CheckpointError, match=r"nope.ckpt: no such file$"):
         train(make_cfg(tmp_path, f"ckpt_path={tmp_path / 'nope.ckpt'}"))
 
 
@@ -150,8 +200,8 @@ def test_enabled_slots_shape_the_slot_head(tmp_path):
 def test_checkpoint_of_another_slot_configuration_is_refused(tmp_path):
     train(make_cfg(tmp_path / "a", "updates=1", "env.slots=[r0c0,r0c2]"))
     ckpt = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
-    with pytest.raises(ValueError, match=r"its slot_ids is \['r0c0', 'r0c2'\], the config's is \['r0c0', 'r0c1', 'r0c2'\]"):
-        train(make_cfg(tmp_path / "b", "updates=2", f"ckpt_path={ckpt}"))
+    with pytest.raises(ValueError, match=r"env.slots cannot change .*\(\['r0c0', 'r0c2'\] → \['r0c0', 'r0c1', 'r0c2'\]\)"):
+        resume(tmp_path / "b", "updates=2", "env.slots=[r0c0,r0c1,r0c2]", f"ckpt_path={ckpt}")
 
 
 def test_unknown_slot_id_is_a_clear_error(tmp_path):

@@ -3,3 +3,8 @@
 
 class ConfigError(ValueError):
     """An invalid configuration value; the message names the key."""
+
+
+class FileWriteError(OSError):
+    """A file of the run could not be written (full disk, quota, unwritable directory); the message names
+    the path and the cause, and the previous version of the file is unchanged."""

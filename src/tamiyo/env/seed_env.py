@@ -1,7 +1,7 @@
 """One seed-lifecycle environment: a fresh host trained from scratch, one epoch per step.
 
 `step(action)`: apply the action → train host and seeds for one epoch over the whole training split
-(in this env's own shuffled order) → validate with counterfactuals → governor health check (rollback
+(in this env's own shuffled order, measuring the seed/host gradient-norm ratio) → validate with counterfactuals → governor health check (rollback
 on NaN/inf or a loss explosion) → advance the timed lifecycle (`slot.step_epoch`) → reward of this
 transition → next observation. An episode ends by truncation after `max_epochs` steps.
 
@@ -40,6 +40,7 @@ from tamiyo.core.seeding import derive_seed
 from tamiyo.core.stages import ADVANCE_TARGET, LIVE_STAGES, MIN_PRUNE_AGE, PRUNABLE_STAGES, SeedStage
 from tamiyo.env.blueprints import build_seed
 from tamiyo.env.governor import Governor, GovernorConfig
+from tamiyo.env.gradients import GradientRatioMeter
 from tamiyo.env.hosts import build_host
 from tamiyo.env.model import MorphogeneticModel, Validation, autocast, validate
 from tamiyo.env.rewards import RewardInputs, make_reward
@@ -490,6 +491,7 @@ class SeedEnv:
         order = torch.randperm(len(x_all)).to(self.device)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        gradients = GradientRatioMeter(model.host_parameters(), model.slots, self.device)
         for start in range(0, len(order), batch_size):
             index = order[start : start + batch_size]
             x, y = x_all[index], y_all[index]
@@ -498,10 +500,13 @@ class SeedEnv:
                 logits = model(x)
                 loss = cross_entropy(logits.float(), y)
             loss.backward()
+            gradients.accumulate()
             self.optimizers.step()
             loss_sum += loss.detach() * y.numel()
             correct += (logits.detach().argmax(dim=-1) == y).sum()
-        loss_total, hits = torch.stack([loss_sum, correct.double()]).tolist()
+        # One read of the device per epoch: loss, hits and the gradient-norm sums together.
+        loss_total, hits, *gradient_sums = torch.cat([torch.stack([loss_sum, correct.double()]), gradients.sums]).tolist()
+        gradients.record(gradient_sums)
         targets = y_all.numel()
         return loss_total / targets, 100.0 * hits / targets
 

@@ -3,8 +3,8 @@
 `conf/evaluate.yaml` extends `conf/train.yaml`, so env, reward and policy options are written exactly
 as for training. Keys of its own: `seeds` (a count n, meaning seeds 0..n-1, or a list of seeds),
 `episodes` (per seed), `deterministic` (arg-max actions of a learned policy instead of sampling),
-`progress`. `ckpt_path` names a training checkpoint (or `latest`: the newest `last.ckpt` of a training
-run under `paths.output_root/train`). Every table reports the objective of `objective.param_weight`.
+`progress`. `ckpt_path` names a training checkpoint (or `latest`: the newest `last.ckpt` of a single
+training run under `paths.output_root/train/runs`; `latest_any` also counts multirun jobs). Every table reports the objective of `objective.param_weight`.
 `conf/compare.yaml` adds `baselines` (fixed policies run next to the learned one), `schedule_grid`
 and `train_seeds` (fixed schedules searched on training seeds, the best reported on `seeds`),
 `static_final` (controllers whose final architectures are retrained from scratch as fixed networks)
@@ -24,6 +24,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from rich.progress import Progress
 
 from tamiyo.conf import CONF_DIR
+from tamiyo.core.atomic_io import atomic_write_text
 from tamiyo.core.errors import ConfigError
 from tamiyo.env.config import build_env_config
 from tamiyo.env.objective import Objective
@@ -50,7 +51,7 @@ from tamiyo.evaluation.runner import (
 )
 from tamiyo.policy.bundles.schedule import SchedulePolicyBundle
 from tamiyo.policy.features import obs_dim
-from tamiyo.training.checkpoints import latest_checkpoint
+from tamiyo.training.checkpoints import resolve_ckpt_path
 
 log = logging.getLogger("tamiyo")
 
@@ -104,14 +105,10 @@ def build_eval_env(cfg: DictConfig) -> VectorEnv:
 
 
 def resolve_checkpoint(cfg: DictConfig) -> Path | None:
+    """The checkpoint `ckpt_path` names; `latest`/`latest_any` look among the training runs (task `train`)."""
     if cfg.ckpt_path is None:
         return None
-    if cfg.ckpt_path == "latest":
-        return latest_checkpoint(Path(cfg.paths.output_root), "train")
-    path = Path(cfg.ckpt_path)
-    if not path.is_file():
-        raise ConfigError(f"ckpt_path: no such checkpoint file {path}")
-    return path
+    return resolve_ckpt_path(str(cfg.ckpt_path), Path(cfg.paths.output_root), "train")
 
 
 def _baseline(cfg: DictConfig, name: str, options: dict, env: VectorEnv) -> EvalPolicy:
@@ -172,7 +169,7 @@ def _write_outputs(
 ) -> Path:
     write_csv(results, out_dir / f"{stem}.csv")
     table = markdown_table(results, caption)
-    (out_dir / f"{stem}.md").write_text(table)
+    atomic_write_text(out_dir / f"{stem}.md", table)
     for suffix, trace in traces.items():
         trace.save(out_dir / f"lifecycle{suffix}.json")
         plot_lifecycle(trace, out_dir / f"lifecycle{suffix}.png")

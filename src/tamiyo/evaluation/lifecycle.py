@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tamiyo.core.atomic_io import atomic_write_text
+
 # File name of a saved trace inside a run's `plots/` directory.
 LIFECYCLE_JSON = "lifecycle.json"
 
@@ -38,9 +40,8 @@ class LifecycleTrace:
         return cls(slot_ids=list(data["slot_ids"]), episodes=[EpisodeLifecycle(**e) for e in data["episodes"]])
 
     def save(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_json()) + "\n")
-        return path
+        """Write the trace as JSON, replacing `path` atomically."""
+        return atomic_write_text(path, json.dumps(self.to_json()) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> LifecycleTrace:

@@ -10,6 +10,7 @@ Matplotlib runs headless (Agg backend).
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from tamiyo.core.actions import HEAD_NAMES  # noqa: E402
+from tamiyo.core.atomic_io import atomic_write_bytes  # noqa: E402
 from tamiyo.evaluation.lifecycle import LifecycleTrace  # noqa: E402
 
 History = Mapping[str, Sequence[float]]
@@ -55,10 +57,10 @@ def _updates(history: History) -> list[float]:
 def _save(fig: plt.Figure, path: Path) -> Path:
     for ax in fig.axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # updates and epochs are whole numbers
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=100, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
-    return path
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def plot_curves(history: History, path: Path) -> Path:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
 
+from tamiyo.core.atomic_io import atomic_write_text
 from tamiyo.evaluation.runner import EpisodeResult
 
 # (result field, column title, number format) of the summary table.
@@ -26,13 +28,13 @@ CSV_FIELDS = tuple(f.name for f in fields(EpisodeResult))
 
 
 def write_csv(results: Sequence[EpisodeResult], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        for result in results:
-            writer.writerow(asdict(result))
-    return path
+    """One row per env-episode, replacing `path` atomically."""
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    for result in results:
+        writer.writerow(asdict(result))
+    return atomic_write_text(path, buffer.getvalue())
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

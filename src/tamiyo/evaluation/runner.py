@@ -28,10 +28,10 @@ from tamiyo.evaluation.lifecycle import EpisodeLifecycle, LifecycleTrace, episod
 from tamiyo.policy import create_policy
 from tamiyo.policy.protocol import PolicyBundle
 from tamiyo.ppo.normalizers import ObservationNormalizer
+from tamiyo.training.checkpoints import load_checkpoint
 
 # Far beyond any training run's number of updates, so evaluation episodes are always unseen ones.
 EVAL_EPISODE_BASE = 1_000_000
-_CHECKPOINT_HPARAMS = ("policy", "ppo", "slot_ids", "topology", "obs_dim")
 
 
 class CheckpointContentError(ValueError):
@@ -79,13 +79,8 @@ class Evaluation:
 
 def load_checkpoint_policy(path: Path, deterministic: bool = True) -> EvalPolicy:
     """The controller a training checkpoint holds, on CPU, with its normaliser statistics frozen."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    hparams: dict[str, Any] = checkpoint.get("hyper_parameters") or {}
-    missing = [key for key in _CHECKPOINT_HPARAMS if key not in hparams]
-    if missing:
-        raise CheckpointContentError(f"{path} is not a tamiyo training checkpoint: hyper_parameters lack {missing}")
-    if "obs_normalizer" not in checkpoint.get("RolloutDataModule", {}):
-        raise CheckpointContentError(f"{path} holds no observation normaliser state (RolloutDataModule.obs_normalizer)")
+    checkpoint = load_checkpoint(path)  # refuses missing, corrupt and foreign files in one line
+    hparams: dict[str, Any] = checkpoint["hyper_parameters"]
     policy_cfg = dict(hparams["policy"])
     name = policy_cfg.pop("name")
     slot_config = SlotConfig(tuple(hparams["slot_ids"]))

@@ -8,12 +8,16 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tamiyo.core.errors import ConfigError
+from tamiyo.core.errors import ConfigError, FileWriteError
 from tamiyo.evaluation.runner import CheckpointContentError
+from tamiyo.training.checkpoints import CheckpointError
 from tamiyo.training.module import CheckpointMismatchError, PolicyLossNaNError
 
-# Errors caused by what the user asked for: reported as one line, without a traceback.
-USER_ERRORS = (ConfigError, CheckpointMismatchError, CheckpointContentError, PolicyLossNaNError, FileNotFoundError)
+# Errors caused by what the user asked for or by where the run writes: one line, without a traceback.
+USER_ERRORS = (
+    ConfigError, CheckpointError, CheckpointMismatchError, CheckpointContentError, PolicyLossNaNError,
+    FileNotFoundError, FileWriteError,
+)
 
 # Lightning's start-up lines (accelerator/GPU/TPU availability, tips) say nothing about a tamiyo run.
 _QUIET_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",

@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import hydra
 import lightning as L
@@ -18,13 +21,15 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from omegaconf import DictConfig, OmegaConf
 
 from tamiyo.conf import CONF_DIR
-from tamiyo.core.errors import ConfigError
+from tamiyo.core.atomic_io import is_storage_error
+from tamiyo.core.errors import ConfigError, FileWriteError
 from tamiyo.env.objective import Objective
 from tamiyo.launch.console import configure_console, report_user_errors
+from tamiyo.launch.resume import resumed_config
 from tamiyo.launch.sweep import run_sweep_job
 from tamiyo.launch.validation import normalize_choices, validate_config
 from tamiyo.policy.features import obs_dim
-from tamiyo.training.checkpoints import LastCheckpoint, latest_checkpoint
+from tamiyo.training.checkpoints import LastCheckpoint, RunConfigRecorder, load_checkpoint, resolve_ckpt_path
 from tamiyo.training.datamodule import RolloutDataModule
 from tamiyo.training.module import PPOModule
 
@@ -42,15 +47,23 @@ def resolve_precision(choice: str, accelerator: str) -> tuple[str, torch.dtype |
     return _PRECISION[choice]
 
 
-def resolve_ckpt_path(cfg: DictConfig) -> str | None:
+def load_resume(cfg: DictConfig, overrides: Sequence[str]) -> tuple[DictConfig, Path | None, dict[str, Any] | None]:
+    """The config to run, and the checkpoint file and contents a resume continues from (None: a new run)."""
     if cfg.ckpt_path is None:
-        return None
-    if cfg.ckpt_path == "latest":
-        return str(latest_checkpoint(Path(cfg.paths.output_root), cfg.task_name))
-    path = Path(cfg.ckpt_path)
-    if not path.is_file():
-        raise ConfigError(f"ckpt_path: no such checkpoint file {path}")
-    return str(path)
+        return cfg, None, None
+    path = resolve_ckpt_path(str(cfg.ckpt_path), Path(cfg.paths.output_root), cfg.task_name)
+    checkpoint = load_checkpoint(path)
+    return resumed_config(cfg, overrides, checkpoint, path), path, checkpoint
+
+
+def check_updates_left(updates: int, checkpoint: dict[str, Any], path: Path) -> None:
+    """A resume needs updates beyond those the checkpoint has done."""
+    done = int(checkpoint["epoch"]) + 1
+    if updates <= done:
+        raise ConfigError(
+            f"updates={updates}, but checkpoint {path} has done {done} updates already: pass updates > {done} "
+            "to continue the run"
+        )
 
 
 def build_callbacks(cfg: DictConfig) -> list[Callback]:
@@ -82,13 +95,20 @@ def build_datamodule(cfg: DictConfig, autocast_dtype: torch.dtype | None) -> Rol
     )
 
 
-def train(cfg: DictConfig) -> float:
-    """Run one training job; returns the monitored metric (NaN if it was never logged)."""
+def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> float:
+    """Run one training job; returns the monitored metric (NaN if it was never logged).
+
+    `overrides` are the command line's overrides: a resume (`ckpt_path=...`) restores the run's saved
+    config and applies only these (see `tamiyo.launch.resume`)."""
+    cfg, ckpt_path, checkpoint = load_resume(cfg, overrides)
     normalize_choices(cfg)
     validate_config(cfg)
+    if checkpoint is not None:
+        check_updates_left(cfg.updates, checkpoint, ckpt_path)
+        # A resume continues its own run dir, so its checkpoint dir is expected to hold checkpoints.
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     torch.set_num_threads(cfg.torch_threads)
     trainer_precision, autocast_dtype = resolve_precision(cfg.precision, cfg.trainer.accelerator)
-    ckpt_path = resolve_ckpt_path(cfg)
 
     try:
         datamodule = build_datamodule(cfg, autocast_dtype)
@@ -108,6 +128,7 @@ def train(cfg: DictConfig) -> float:
     )
     loggers = build_loggers(cfg)
     callbacks = build_callbacks(cfg)
+    callbacks.append(RunConfigRecorder(OmegaConf.to_container(cfg, resolve=False)))
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         max_epochs=cfg.updates,
@@ -117,19 +138,47 @@ def train(cfg: DictConfig) -> float:
         enable_progress_bar=False,  # tamiyo.training.progress.UpdateProgress shows updates, not epochs
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
     )
-    module.check_launch(trainer.world_size, ckpt_path)
+    module.check_launch(trainer.world_size, checkpoint)
     status = "failed"
     try:
         # Our checkpoints hold only tensors and plain containers, so the safe loader always works.
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=None if ckpt_path is None else str(ckpt_path),
+                    weights_only=True)
         status = "success"
+    except OSError as error:
+        failure = _write_failure(error, cfg)
+        if failure is None:
+            raise
+        raise failure from error
     finally:
-        for logger in loggers:
-            logger.finalize(status)
+        _finalize(loggers, status)
     metric = trainer.callback_metrics.get(cfg.monitor)
     value = float(metric) if metric is not None else math.nan
     _print_summary(cfg, trainer, value)
     return value
+
+
+def _write_failure(error: OSError, cfg: DictConfig) -> FileWriteError | None:
+    """A full disk, quota or unwritable run dir as one line naming the path and what is left (None for
+    any other OSError)."""
+    if not isinstance(error, FileWriteError) and not is_storage_error(error):
+        return None
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    kept = f"; last good checkpoint: {last}" if last.is_file() else "; no checkpoint was written"
+    if isinstance(error, FileWriteError):
+        return FileWriteError(f"{error}{kept}")
+    return FileWriteError(f"cannot write {error.filename or cfg.paths.output_dir}: {error.strerror}{kept}")
+
+
+def _finalize(loggers: list[Logger], status: str) -> None:
+    for logger in loggers:
+        try:
+            logger.finalize(status)
+        except OSError as error:
+            if status == "success" or not (is_storage_error(error) or isinstance(error, FileWriteError)):
+                raise
+            # The run already failed (e.g. on a full disk); that failure is the one to report.
+            log.warning("could not finalize %s: %s", type(logger).__name__, error)
 
 
 def _print_summary(cfg: DictConfig, trainer: L.Trainer, value: float) -> None:
@@ -162,8 +211,13 @@ def _logger_destination(logger: Logger) -> str:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float:
     configure_console()
+    overrides = list(HydraConfig.get().overrides.task)
     if HydraConfig.get().mode == RunMode.MULTIRUN:
+        if cfg.ckpt_path is not None:
+            # Every job would continue the same run dir.
+            with report_user_errors():
+                raise ConfigError("ckpt_path resumes one run; it cannot be used in a multirun (-m)")
         # One failing job must not stop the sweep: it is recorded and reported when the sweep ends.
         return run_sweep_job(train, cfg, metric=cfg.monitor)
     with report_user_errors():
-        return train(cfg)
+        return train(cfg, overrides)

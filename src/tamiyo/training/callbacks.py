@@ -14,8 +14,12 @@ _PER_HEAD_PREFIXES = ("entropy/", "clip_fraction/")
 
 
 def _log(pl_module: L.LightningModule, metrics: dict[str, float], prog_bar: tuple[str, ...] = ()) -> None:
+    # One update is one step of a one-batch epoch, so step and epoch values are the same numbers. Logged
+    # per step, an update's row reaches the loggers at the end of its batch, before `last.ckpt` is
+    # written at the end of the epoch: a kill in between leaves a metrics row the resume rewrites,
+    # never a checkpointed update without its row.
     for key, value in metrics.items():
-        pl_module.log(key, float(value), on_step=False, on_epoch=True, prog_bar=key in prog_bar, batch_size=1)
+        pl_module.log(key, float(value), on_step=True, on_epoch=False, prog_bar=key in prog_bar, batch_size=1)
 
 
 class HeadEntropyLogger(L.Callback):

@@ -1,19 +1,136 @@
-"""Checkpoint files of a training run: the `last.ckpt` writer and finding the newest run's checkpoint."""
+"""Checkpoint files of a training run: atomic writes, the `last.ckpt` writer, one safe loader that
+explains in one line what is wrong with a file, and finding the newest run's checkpoint."""
 
 from __future__ import annotations
 
+import io
+import pickle
+import warnings
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import lightning as L
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from tamiyo.core.atomic_io import atomic_write_bytes
 from tamiyo.core.errors import ConfigError
 
+# What every tamiyo training checkpoint holds (evaluation rebuilds the controller from these).
+_HPARAMS = ("policy", "ppo", "slot_ids", "topology", "obs_dim")
+# Top-level key of the run's own (unresolved) config, which a resume restores.
+RUN_CONFIG_KEY = "tamiyo_run_config"
+_ZIP_MAGIC = b"PK\x03\x04"
 
-def latest_checkpoint(output_root: Path, task_name: str) -> Path:
-    """The newest `last.ckpt` of any run under `<output_root>/<task_name>/`."""
-    candidates = sorted((output_root / task_name).glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used: missing, empty, corrupt, truncated or not a tamiyo checkpoint."""
+
+
+def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """A tamiyo training checkpoint (see `read_checkpoint`); raises `CheckpointError` naming the file
+    when it is not one."""
+    path = Path(path)
+    checkpoint = read_checkpoint(path, map_location)
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"checkpoint {path} is not a tamiyo training checkpoint: it holds a {type(checkpoint).__name__}")
+    hparams = checkpoint.get("hyper_parameters")
+    missing = [key for key in _HPARAMS if not isinstance(hparams, dict) or key not in hparams]
+    if missing or "state_dict" not in checkpoint:
+        lacks = f"hyper_parameters lack {missing}" if missing else "it has no state_dict"
+        raise CheckpointError(f"checkpoint {path} is not a tamiyo training checkpoint: {lacks}")
+    if "obs_normalizer" not in (checkpoint.get("RolloutDataModule") or {}):
+        raise CheckpointError(
+            f"checkpoint {path} is not a tamiyo training checkpoint: it holds no observation normaliser state"
+        )
+    return checkpoint
+
+
+def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> Any:
+    """Whatever a checkpoint file holds, loaded with `torch.load(weights_only=True)`.
+
+    Raises `CheckpointError` naming the file and what is wrong with it. Files holding anything but
+    tensors and plain containers are refused outright: unpickling them could run arbitrary code."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path}: no such file")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory, not a checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
+    with path.open("rb") as handle:
+        is_torch_zip = handle.read(4) == _ZIP_MAGIC  # torch.save writes a zip archive
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. torch's note on a plain pickle's protocol
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        if not is_torch_zip:
+            raise CheckpointError(f"checkpoint {path} is not a PyTorch checkpoint (corrupt, or a file of another kind)") from None
+        if "weights_only" in str(error) or "Weights only load failed" in str(error):
+            raise CheckpointError(
+                f"checkpoint {path} holds objects other than tensors and plain containers (not loaded: "
+                "unpickling them could run code); it was not written by tamiyo"
+            ) from None
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({_first_sentence(error)})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({_first_sentence(error)})") from None
+
+
+def _first_sentence(error: BaseException) -> str:
+    text = str(error).strip().split(". ")[0].splitlines()
+    return text[0].rstrip(".") if text else type(error).__name__
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Every checkpoint the trainer writes (last and best) is serialised in memory and then replaced
+    atomically in its own directory; loading goes through `read_checkpoint` (a resume's checkpoint has
+    been checked with `load_checkpoint` before the trainer starts)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        path = Path(path)
+        # Leftovers of writes killed midway, also of best checkpoints whose names have moved on since.
+        for stale in path.parent.glob(".*.ckpt.*.tmp"):
+            stale.unlink(missing_ok=True)
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write_bytes(path, buffer.getvalue())
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        # Always the safe loader; tensors land on the CPU unless asked otherwise (Lightning moves them).
+        return read_checkpoint(path, map_location="cpu" if map_location is None else map_location)
+
+
+def run_dir_of(checkpoint_path: Path) -> Path | None:
+    """The run dir a checkpoint belongs to (`<run dir>/checkpoints/<file>`), or None for a loose file."""
+    parent = checkpoint_path.resolve().parent
+    return parent.parent if parent.name == "checkpoints" else None
+
+
+# `ckpt_path` values that name a run instead of a file.
+LATEST = "latest"  # the newest single run of the task (runs/ only)
+LATEST_ANY = "latest_any"  # the newest run of the task, multirun jobs and Optuna trials included
+
+
+def resolve_ckpt_path(ckpt_path: str, output_root: Path, task_name: str) -> Path:
+    """The checkpoint file `ckpt_path` names: a path, `latest` or `latest_any` (of `task_name`)."""
+    if ckpt_path in (LATEST, LATEST_ANY):
+        return latest_checkpoint(output_root, task_name, include_sweeps=ckpt_path == LATEST_ANY)
+    return Path(ckpt_path)
+
+
+def latest_checkpoint(output_root: Path, task_name: str, include_sweeps: bool = False) -> Path:
+    """The `last.ckpt` of the newest single run under `<output_root>/<task_name>/runs/` (with
+    `include_sweeps`, multirun jobs and Optuna trials under `multiruns/` count as well)."""
+    base = output_root / task_name
+    patterns = ["runs/*/checkpoints/last.ckpt"] + (["multiruns/*/*/checkpoints/last.ckpt"] if include_sweeps else [])
+    candidates = sorted((p for pattern in patterns for p in base.glob(pattern)), key=lambda p: p.stat().st_mtime)
     if not candidates:
-        raise ConfigError(f"ckpt_path=latest: no last.ckpt under {output_root / task_name}")
+        where = f"{base}/runs" + (f" or {base}/multiruns" if include_sweeps else "")
+        raise ConfigError(f"ckpt_path=latest: no last.ckpt under {where}")
     return candidates[-1]
 
 
@@ -22,8 +139,8 @@ class LastCheckpoint(L.Callback):
 
     Lightning's own `save_last` only writes when a top-k checkpoint was written in the same step and
     skips runs whose global step does not move (non-trainable bundles), so a resumable `last.ckpt`
-    is written here instead. `Trainer.save_checkpoint` writes atomically (temporary file, then
-    rename), so a run killed mid-write keeps the previous `last.ckpt`.
+    is written here instead. The trainer writes through `AtomicCheckpointIO`, so a kill or a full disk
+    during the write leaves the previous `last.ckpt`.
     """
 
     def __init__(self, dirpath: str | Path) -> None:
@@ -35,3 +152,14 @@ class LastCheckpoint(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         trainer.save_checkpoint(self.path, weights_only=False)  # a full checkpoint: resumable
+
+
+class RunConfigRecorder(L.Callback):
+    """Stores the run's own config (unresolved, plain containers) in every checkpoint, so a resume
+    continues the run as it was configured."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint[RUN_CONFIG_KEY] = self.config

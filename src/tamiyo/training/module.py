@@ -239,17 +239,17 @@ class PPOModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.check_checkpoint(checkpoint, self.trainer.world_size)
 
-    def check_launch(self, world_size: int, ckpt_path: str | None) -> None:
+    def check_launch(self, world_size: int, checkpoint: dict[str, Any] | None) -> None:
         """Refuse, in the launching process, a run that cannot work: a policy without parameters on
-        several processes, or a checkpoint that does not fit. (With `ddp_spawn` the checks in
+        several processes, or a checkpoint (as loaded) that does not fit. (With `ddp_spawn` the checks in
         `on_load_checkpoint` run inside the worker processes, where an error becomes a traceback.)"""
         if world_size > 1 and not self.bundle.is_trainable:
             raise ConfigError(
                 f"policy {self.hparams.policy['name']!r} has nothing to train, so it cannot run on "
                 f"{world_size} processes; use trainer=default"
             )
-        if ckpt_path is not None:
-            self.check_checkpoint(torch.load(ckpt_path, map_location="cpu", weights_only=True), world_size)
+        if checkpoint is not None:
+            self.check_checkpoint(checkpoint, world_size)
 
     def check_checkpoint(self, checkpoint: dict[str, Any], world_size: int) -> None:
         """Raise `CheckpointMismatchError` if `checkpoint` cannot resume this run on `world_size` ranks."""
