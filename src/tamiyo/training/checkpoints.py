@@ -12,6 +12,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from tamiyo.core.atomic_io import atomic_write_bytes
@@ -134,8 +135,12 @@ def latest_checkpoint(output_root: Path, task_name: str, include_sweeps: bool = 
     return candidates[-1]
 
 
-class LastCheckpoint(L.Callback):
+class LastCheckpoint(Checkpoint):
     """Writes `<dirpath>/last.ckpt` after every update.
+
+    As a `Checkpoint` callback, Lightning runs it after the other callbacks (and, listed after the
+    best-checkpoint callback, after that one), so `last.ckpt` holds the best-checkpoint state of this
+    very update and a resume keeps tracking the best file correctly.
 
     Lightning's own `save_last` only writes when a top-k checkpoint was written in the same step and
     skips runs whose global step does not move (non-trainable bundles), so a resumable `last.ckpt`
