@@ -81,6 +81,20 @@ class PolicyLossNaNError(RuntimeError):
     """The PPO loss became NaN/inf; the run stops before writing a corrupt checkpoint."""
 
 
+def check_op_conditioning(state_dict: dict[str, Any], bundle: PolicyBundle, prefix: str) -> None:
+    """Raise `CheckpointMismatchError` if the weights in `state_dict` (keys under `prefix`) are of the other
+    form than `bundle`'s network: heads conditioned on the op or not (the op embedding is there or not)."""
+    wanted = getattr(bundle, "op_conditioning", None)
+    if wanted is None:
+        return
+    held = f"{prefix}op_embedding.weight" in state_dict
+    if held != wanted:
+        raise CheckpointMismatchError(
+            f"checkpoint holds a policy with policy.op_conditioning={str(held).lower()}, the config's is "
+            f"policy.op_conditioning={str(wanted).lower()}"
+        )
+
+
 class PPOModule(L.LightningModule):
     def __init__(
         self,
@@ -280,6 +294,8 @@ class PPOModule(L.LightningModule):
                     f"checkpoint does not fit this config: its policy.{key} is {policy_saved.get(key)!r}, "
                     f"the config's is {mine['policy'].get(key)!r}"
                 )
+        if self.bundle.is_trainable:
+            check_op_conditioning(checkpoint["state_dict"], self.bundle, prefix="policy_net.")
         if checkpoint["world_size"] != world_size:
             raise CheckpointMismatchError(
                 f"checkpoint was written by a run on {checkpoint['world_size']} processes (world size "
