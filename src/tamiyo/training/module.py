@@ -213,7 +213,10 @@ class PPOModule(L.LightningModule):
                         f"PPO loss is {float(loss)} at update {update}; stopped before checkpointing this update"
                     )
                 optimizer.zero_grad(set_to_none=True)
-                self.manual_backward(loss)
+                # Backward outside the step's autocast: on CPU it runs on this thread and would re-autocast
+                # its matmuls to fp16, where loss-scaled gradients overflow.
+                with torch.autocast(self.device.type, enabled=False):
+                    self.manual_backward(loss)
                 optimizer.step()  # clips in on_before_optimizer_step, on unscaled gradients
                 metrics["grad_norm"] = self._grad_norm
                 totals.add(metrics)
