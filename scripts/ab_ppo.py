@@ -77,9 +77,11 @@ def compare(args: argparse.Namespace) -> None:
     print(f"means over seeds of the first / last {pct} % of updates (± std over seeds of the last window)")
     print("| variant | seeds | updates | " + " | ".join(f"{k} first → last" for k in SUMMARY_KEYS) + " |")
     print("|---|---|---|" + "---|" * len(SUMMARY_KEYS))
-    for path in args.reports:
+    by_label: dict[str, list[dict[str, list[float]]]] = {}
+    for path in args.reports:  # files with the same label (seeds run separately) are pooled
         report = json.loads(Path(path).read_text())
-        curves = [entry["curve"] for entry in report["runs"].values()]
+        by_label.setdefault(report["label"], []).extend(entry["curve"] for entry in report["runs"].values())
+    for label, curves in by_label.items():
         cells = []
         for key in SUMMARY_KEYS:
             first = [window_mean(c[key], args.fraction, last=False) for c in curves]
@@ -87,7 +89,7 @@ def compare(args: argparse.Namespace) -> None:
             spread = statistics.pstdev(last) if len(last) > 1 else 0.0
             cells.append(f"{statistics.fmean(first):.3f} → {statistics.fmean(last):.3f} ± {spread:.3f}")
         updates = min(len(c["update"]) for c in curves)
-        print(f"| {report['label']} | {len(curves)} | {updates} | " + " | ".join(cells) + " |")
+        print(f"| {label} | {len(curves)} | {updates} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
