@@ -81,8 +81,10 @@ def only_op(n: int, op: LifecycleOp) -> ActionMasks:
 # ---- architecture and initialisation ----
 
 
-def test_parameter_count_matches_the_reference_network():
-    assert sum(p.numel() for p in make_net().parameters()) == 227_690
+def test_parameter_count_at_the_defaults():
+    assert sum(p.numel() for p in make_net().parameters()) == 228_458  # with the 6 × 128 op embedding
+    unconditioned = FactoredRecurrentActorCritic(OBS_DIM, SLOTS, op_conditioning=False)
+    assert sum(p.numel() for p in unconditioned.parameters()) == 227_690  # the reference network's count
 
 
 def test_state_dict_names_every_head():
@@ -129,12 +131,49 @@ def test_initialisation(num_layers):
 def test_fused_heads_compute_the_same_as_each_head_module():
     net = spread_logits(make_net(), seed=3)
     obs = torch.randn(2, 4, OBS_DIM)
-    out = net(obs)
+    op = torch.randint(6, (2, 4), generator=torch.Generator().manual_seed(3))
+    out = net(obs, op=op)
     trunk, _ = net.lstm(net.feature(obs))
     trunk = net.lstm_norm(trunk)
-    for name in HEAD_NAMES:
-        torch.testing.assert_close(out.logits[name], net.heads[name](trunk))
+    for name in HEAD_NAMES:  # the heads after op take the state plus the op's embedding
+        head_input = trunk if name == "op" else trunk + net.op_embedding(op)
+        torch.testing.assert_close(out.logits[name], net.heads[name](head_input))
     torch.testing.assert_close(out.value, net.value_head(trunk).squeeze(-1))
+
+
+def _ops(*shape: int, op: LifecycleOp = LifecycleOp.WAIT) -> torch.Tensor:
+    return torch.full(shape, int(op))
+
+
+def test_heads_after_op_give_per_op_distributions_for_the_same_state():
+    net = spread_logits(make_net(), seed=12)
+    obs = torch.randn(3, 4, OBS_DIM)
+    germinate = net(obs, op=_ops(3, 4, op=LifecycleOp.GERMINATE))
+    set_alpha = net(obs, op=_ops(3, 4, op=LifecycleOp.SET_ALPHA_TARGET))
+    prune = net(obs, op=_ops(3, 4, op=LifecycleOp.PRUNE))
+    # style and alpha_target serve GERMINATE and SET_ALPHA_TARGET; alpha_speed/curve SET_ALPHA_TARGET and PRUNE.
+    for name, (a, b) in {"style": (germinate, set_alpha), "alpha_target": (germinate, set_alpha),
+                         "alpha_speed": (set_alpha, prune), "alpha_curve": (set_alpha, prune)}.items():
+        gap = (a.logits[name].log_softmax(-1) - b.logits[name].log_softmax(-1)).abs().amax(-1)
+        assert (gap > 1e-2).all(), name  # a different distribution in every env and step
+    assert torch.equal(germinate.logits["op"], set_alpha.logits["op"])  # op itself sees the state only
+    assert torch.equal(germinate.value, set_alpha.value)
+
+    # The same state through get_action: the op drawn first selects the other heads' distribution.
+    state = torch.randn(1, OBS_DIM).expand(4, OBS_DIM)
+    draws = {op: net.get_action(state, None, only_op(4, op), deterministic=True) for op in LifecycleOp}
+    assert draws[LifecycleOp.GERMINATE].log_probs["style"][0] != draws[LifecycleOp.SET_ALPHA_TARGET].log_probs["style"][0]
+
+    control = FactoredRecurrentActorCritic(OBS_DIM, SLOTS, op_conditioning=False)
+    spread_logits(control, seed=12)
+    assert torch.equal(control(obs, op=_ops(3, 4, op=1)).logits["style"], control(obs, op=_ops(3, 4, op=2)).logits["style"])
+
+
+def test_conditioned_forward_needs_the_op():
+    with pytest.raises(ValueError, match="heads after op are conditioned on the op: pass op"):
+        make_net()(torch.randn(2, 3, OBS_DIM))
+    with pytest.raises(ValueError, match=r"op has shape \(2,\), expected \(2, 3\)"):
+        make_net()(torch.randn(2, 3, OBS_DIM), op=torch.zeros(2, dtype=torch.long))
 
 
 # ---- shapes and hidden state ----
@@ -143,7 +182,7 @@ def test_fused_heads_compute_the_same_as_each_head_module():
 @pytest.mark.parametrize("num_layers", [1, 2])
 def test_forward_shapes_for_a_sequence(num_layers):
     net = make_net(num_layers)
-    out = net(torch.randn(3, 5, OBS_DIM))
+    out = net(torch.randn(3, 5, OBS_DIM), op=_ops(3, 5))
     assert {name: tuple(t.shape) for name, t in out.logits.items()} == {n: (3, 5, s) for n, s in SIZES.items()}
     assert out.value.shape == (3, 5)
     assert [tuple(t.shape) for t in out.hidden] == [(num_layers, 3, 128)] * 2
@@ -152,7 +191,7 @@ def test_forward_shapes_for_a_sequence(num_layers):
 
 def test_slot_head_follows_the_slot_config():
     net = FactoredRecurrentActorCritic(23 + 39 * 4, SlotConfig.for_grid(2, 2), feature_dim=8, hidden_dim=8)
-    assert net(torch.randn(1, 2, 23 + 39 * 4)).logits["slot"].shape == (1, 2, 4)
+    assert net(torch.randn(1, 2, 23 + 39 * 4), op=_ops(1, 2)).logits["slot"].shape == (1, 2, 4)
 
 
 def test_forward_masks_set_disallowed_logits_to_the_masked_value():
@@ -160,7 +199,7 @@ def test_forward_masks_set_disallowed_logits_to_the_masked_value():
     obs = torch.randn(2, 3, OBS_DIM)
     gen = torch.Generator().manual_seed(0)
     masks = {name: torch.rand(2, 3, n, generator=gen) < 0.5 for name, n in SIZES.items()}
-    plain, masked = net(obs), net(obs, masks=masks)
+    plain, masked = net(obs, op=_ops(2, 3)), net(obs, masks=masks, op=_ops(2, 3))
     for name in HEAD_NAMES:
         assert (masked.logits[name][~masks[name]] == MASKED_LOGIT).all()
         assert torch.equal(masked.logits[name][masks[name]], plain.logits[name][masks[name]])
@@ -189,15 +228,21 @@ def test_stepping_get_action_matches_forward_over_the_sequence(num_layers):
     net = spread_logits(make_net(num_layers), seed=1)
     obs = torch.randn(3, 6, OBS_DIM)
     masks = make_masks(3)
-    sequence = net(obs)
-    hidden = None
+    hidden, steps = None, []
     for t in range(6):
         step = net.get_action(obs[:, t], hidden, masks, deterministic=True)
         if hidden is not None:
             assert not torch.equal(step.hidden[0], hidden[0])
         hidden = step.hidden
+        steps.append(step)
+    sequence = net(obs, op=torch.stack([step.actions["op"] for step in steps], dim=1))
+    for t, step in enumerate(steps):
         torch.testing.assert_close(step.value, sequence.value[:, t], atol=1e-5, rtol=1e-5)
         assert step.actions["op"].tolist() == sequence.logits["op"][:, t].argmax(-1).tolist()
+        for h, name in enumerate(HEAD_NAMES):  # the heads after op, conditioned on the op drawn at the step
+            relevant = HeadRelevance(step.actions["op"]).relevant[:, h]
+            expected = sequence.logits[name][:, t].argmax(-1)
+            assert torch.equal(step.actions[name][relevant], expected[relevant]), name
     torch.testing.assert_close(hidden[0], sequence.hidden[0], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(hidden[1], sequence.hidden[1], atol=1e-5, rtol=1e-5)
 
@@ -274,7 +319,7 @@ def test_observation_width_mismatch_names_both_widths():
     actions = {name: torch.zeros(1, 2, dtype=torch.long) for name in HEAD_NAMES}
     message = "observation width 139 does not match the network's obs_dim 140"
     with pytest.raises(ValueError, match=message):
-        net(torch.randn(1, 2, 139))
+        net(torch.randn(1, 2, 139), op=_ops(1, 2))
     with pytest.raises(ValueError, match=message):
         net.get_action(torch.randn(1, 139), None, make_masks(1))
     with pytest.raises(ValueError, match=message):
@@ -318,7 +363,7 @@ def test_deterministic_actions_are_the_argmax_of_the_masked_logits():
     obs, masks = torch.randn(32, OBS_DIM), random_masks(32, gen)
     result = net.get_action(obs, None, masks, deterministic=True)
     with torch.no_grad():
-        logits = net(obs.unsqueeze(1)).logits
+        logits = net(obs.unsqueeze(1), op=result.actions["op"].unsqueeze(1)).logits
     op = masked_logits(logits["op"][:, 0], masks.op).argmax(-1)
     assert torch.equal(result.actions["op"], op)
     for name, used in masks.for_op(op).items():
@@ -377,7 +422,7 @@ def test_evaluated_log_probs_equal_torch_categorical_for_relevant_heads():
     masks = {name: m.view(4, 5, -1) for name, m in per_head.items()}
     actions = {name: a.view(4, 5) for name, a in actions.items()}
     evaluated = net.evaluate_actions(obs, actions, masks)
-    logits = net(obs, masks=masks).logits
+    logits = net(obs, masks=masks, op=actions["op"]).logits
     relevant = HeadRelevance(actions["op"]).relevant
     for h, name in enumerate(HEAD_NAMES):
         expected = Categorical(logits=logits[name]).log_prob(actions[name])
@@ -385,18 +430,26 @@ def test_evaluated_log_probs_equal_torch_categorical_for_relevant_heads():
         assert (evaluated.log_probs[name][~relevant[..., h]] == 0).all()
 
 
-def test_evaluate_actions_reproduces_the_rollout_log_probs():
-    """On-policy invariant: re-evaluating stored actions and masks gives get_action's log-probs and values."""
+@pytest.mark.parametrize("autocast", [None, torch.bfloat16], ids=["fp32", "bf16-autocast"])
+def test_evaluate_actions_reproduces_the_rollout_log_probs(autocast):
+    """On-policy invariant: re-evaluating stored actions and masks gives get_action's log-probs and values,
+    also under bfloat16 autocast (where the single-step and sequence paths once differed by 0.03)."""
     net = spread_logits(make_net(num_layers=2), seed=10)
+    with torch.no_grad():  # sharp heads (logits of tens) make any rounding difference visible
+        for head in net.heads.values():
+            head[2].weight.mul_(3.0)
     gen = torch.Generator().manual_seed(11)
-    obs = torch.randn(8, 6, OBS_DIM)
+    obs = torch.randn(8, 12, OBS_DIM)
+    context = torch.autocast("cpu", dtype=autocast, enabled=autocast is not None)
     hidden, steps = None, []
-    for t in range(6):
-        result = net.get_action(obs[:, t], hidden, random_masks(8, gen))
-        hidden = result.hidden
-        steps.append(result)
+    with context:
+        for t in range(12):
+            result = net.get_action(obs[:, t], hidden, random_masks(8, gen))
+            hidden = result.hidden
+            steps.append(result)
     stack = lambda field: {name: torch.stack([getattr(s, field)[name] for s in steps], dim=1) for name in HEAD_NAMES}
-    evaluated = net.evaluate_actions(obs, stack("actions"), stack("masks"))
+    with context:
+        evaluated = net.evaluate_actions(obs, stack("actions"), stack("masks"))
     rollout_log_probs = stack("log_probs")
     for name in HEAD_NAMES:
         torch.testing.assert_close(evaluated.log_probs[name], rollout_log_probs[name], atol=2e-5, rtol=1e-5)

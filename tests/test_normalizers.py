@@ -83,7 +83,7 @@ def test_observation_normalizer_state_roundtrips_weights_only():
 
 
 def test_reward_normalizer_tracks_discounted_return_and_resets_at_done():
-    norm = RewardNormalizer(num_envs=2, gamma=0.5, epsilon=1e-8)
+    norm = RewardNormalizer(num_envs=2, gamma=0.5, epsilon=1e-8, prior_count=0)
     norm.update(torch.tensor([1.0, 2.0]), torch.tensor([True, False]))
     torch.testing.assert_close(norm.discounted_returns, torch.tensor([0.0, 2.0], dtype=torch.float64))
     norm.update(torch.tensor([1.0, 2.0]), torch.tensor([False, False]))
@@ -97,7 +97,7 @@ def test_reward_normalizer_tracks_discounted_return_and_resets_at_done():
 
 
 def test_reward_normalizer_divides_without_centering_and_clips():
-    norm = RewardNormalizer(num_envs=1, gamma=0.0, clip=2.0)
+    norm = RewardNormalizer(num_envs=1, gamma=0.0, clip=2.0, prior_count=0)
     for r in (1.0, 3.0):  # gamma 0: the returns are the rewards, mean 2, std 1
         norm.update(torch.tensor([r]), torch.tensor([False]))
     torch.testing.assert_close(norm.normalize(torch.tensor([0.5, 2.5, -7.0])),
@@ -118,10 +118,32 @@ def test_reward_normalizer_frozen_and_state_roundtrip():
     restored.frozen = True
     restored.update(torch.full((3,), 50.0), torch.zeros(3, dtype=torch.bool))
     torch.testing.assert_close(restored.normalize(r), norm.normalize(r), rtol=0, atol=0)
-    assert restored.return_stats.count == 12
+    assert restored.return_stats.count == 100 + 12  # the prior's pseudo-samples and the 12 returns seen
 
     with pytest.raises(ValueError, match=r"discounted returns have shape \(3,\), expected \(2,\)"):
         RewardNormalizer(num_envs=2).load_state_dict(norm.state_dict())
+
+
+def test_reward_normalizer_cold_start_keeps_tiny_rewards_tiny():
+    """First step of 4 envs with nearly equal rewards: the prior, not a std of 4 samples, sets the scale."""
+    rewards = torch.tensor([-0.0200, -0.02003, -0.02007, -0.0201])
+    cold = RewardNormalizer(num_envs=4, prior_count=0)
+    cold.update(rewards, torch.zeros(4, dtype=torch.bool))
+    assert (cold.normalize(rewards) == -10.0).all()  # what a cold start does: every reward hits the clip
+
+    warm = RewardNormalizer(num_envs=4)
+    warm.update(rewards, torch.zeros(4, dtype=torch.bool))
+    out = warm.normalize(rewards)
+    torch.testing.assert_close(out, rewards, rtol=0.03, atol=0)  # the prior std 1 leaves them (nearly) as they are
+    assert out.abs().max() < 0.021
+
+
+def test_reward_normalizer_prior_gives_way_to_the_data():
+    norm = RewardNormalizer(num_envs=4, gamma=0.0, prior_count=100)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(2500):  # 10 000 returns of std 0.1 against 100 pseudo-samples of std 1
+        norm.update(0.1 * torch.randn(4, generator=gen), torch.zeros(4, dtype=torch.bool))
+    assert norm.return_stats.std.item() == pytest.approx(((0.01 * 10_000 + 100) / 10_100) ** 0.5, rel=0.05)
 
 
 def test_reward_normalizer_rejects_bad_arguments():
@@ -129,5 +151,9 @@ def test_reward_normalizer_rejects_bad_arguments():
         RewardNormalizer(2, gamma=1.5)
     with pytest.raises(ValueError, match="clip must be > 0, got 0"):
         RewardNormalizer(2, clip=0)
+    with pytest.raises(ValueError, match="prior_count must be ≥ 0, got -1"):
+        RewardNormalizer(2, prior_count=-1)
+    with pytest.raises(ValueError, match="prior_std must be > 0, got 0"):
+        RewardNormalizer(2, prior_std=0.0)
     with pytest.raises(ValueError, match=r"must both have shape \(2,\)"):
         RewardNormalizer(2).update(torch.zeros(3), torch.zeros(3, dtype=torch.bool))

@@ -66,9 +66,9 @@ def test_ratio_one_and_kl_zero_when_log_probs_unchanged():
         normalised = (adv - adv.mean()) / adv.std(correction=0)
         if mode == "joint":
             assert abs(m["loss/policy"].item()) < 1e-6
-        else:  # op over all steps (mean 0) + five heads relevant on the three GERMINATE steps
+        else:  # op over all steps (mean 0) + five heads relevant on the three GERMINATE steps of six
             germinate = normalised[batch.actions["op"] == G]
-            assert m["loss/policy"].item() == pytest.approx(-5 * germinate.mean().item(), rel=1e-5)
+            assert m["loss/policy"].item() == pytest.approx(-5 * germinate.sum().item() / 6, rel=1e-5)
 
 
 def test_policy_loss_without_advantage_normalisation_is_minus_mean_advantage():
@@ -104,20 +104,20 @@ def test_joint_and_per_head_differ_when_heads_move_apart():
     assert per_head["clip_fraction/op"].item() == 0.0 and per_head["clip_fraction/joint"].item() == 0.0
 
 
-def test_per_head_surrogate_averages_over_relevant_steps_only():
+def test_per_head_surrogate_weighs_each_relevant_step_like_the_policy_gradient():
     adv = torch.tensor([[4.0, 1.0, 1.0, 1.0]])
     batch = _batch([[G, W, W, W]], advantages=adv)
     new = _same_as_old(batch)
     with torch.no_grad():
         new.log_probs["blueprint"][0, 0] += 0.1  # only the GERMINATE step has a blueprint choice
     _, m = ppo_loss(new, batch, PPOLossConfig(ratio="per_head", normalize_advantages=False), COEF)
-    # op: −mean(A) = −1.75; blueprint: −(e^0.1·4)/1 over its one relevant step; slot, tempo, style and
-    # alpha_target: −4 each over their one relevant step; alpha_speed/alpha_curve: no relevant step → 0.
-    expected = -1.75 - math.exp(0.1) * 4 - 4 * 4
+    # Every relevant step weighs 1/(b·T) = 1/4. op: −mean(A) = −1.75; blueprint: −e^0.1·4/4 (its one
+    # relevant step); slot, tempo, style and alpha_target: −4/4 each; alpha_speed/alpha_curve: no step → 0.
+    expected = -1.75 - math.exp(0.1) * 4 / 4 - 4 * 4 / 4
     assert m["loss/policy"].item() == pytest.approx(expected, rel=1e-6)
 
 
-def test_entropy_metrics_and_bonus_use_relevant_steps_only():
+def test_entropy_metrics_average_relevant_steps_and_bonus_weighs_them_per_step():
     batch = _batch([[G, W, W], [W, W, W]])
     relevant_germinate = batch.actions["op"] == G
     new = _same_as_old(batch)
@@ -131,9 +131,27 @@ def test_entropy_metrics_and_bonus_use_relevant_steps_only():
     assert m["entropy/op"].item() == pytest.approx(0.8)
     assert math.isnan(m["entropy/alpha_speed"].item())  # no SET_ALPHA_TARGET or PRUNE step: no data
     assert m["relevant_steps/blueprint"].item() == 1 and m["relevant_steps/op"].item() == 6
-    # slot, style, tempo, alpha_target: relevant on the GERMINATE step only, entropy 0.8 there.
-    expected = -(0.1 * 0.8 + 0.5 * 0.6 + 4 * 0.05 * 0.8)
+    # The bonus sums each head over its relevant steps and divides by all 6 steps. op: 6 steps at 0.8;
+    # blueprint, slot, style, tempo, alpha_target: the one GERMINATE step (0.6 for blueprint, 0.8 else).
+    expected = -(0.1 * 0.8 + 0.5 * 0.6 / 6 + 4 * 0.05 * 0.8 / 6)
     assert m["loss/entropy"].item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_entropy_bonus_pulls_every_relevant_step_of_every_head_equally():
+    """Per relevant step, each head's entropy gets the same gradient weight coef/(b·T) as op's, however
+    sparse the head (averaging over n_h relevant steps would give the sparse head b·T/n_h times more)."""
+    ops = [[G, W, W, W, W], [W, W, W, W, W]]  # blueprint relevant on 1 of 10 steps, op on all 10
+    batch = _batch(ops)
+    new = _same_as_old(batch)
+    relevant_germinate = batch.actions["op"] == G
+    new.entropy = {h: torch.full_like(batch.values, 0.5).requires_grad_() for h in HEAD_NAMES}
+    new.entropy["blueprint"] = torch.where(relevant_germinate, 0.5, 0.0).requires_grad_()
+    loss, _ = ppo_loss(new, batch, PPOLossConfig(), COEF)
+    loss.backward()
+    per_step = -0.05 / 10
+    assert new.entropy["op"].grad == pytest.approx(torch.full((2, 5), per_step))
+    assert new.entropy["blueprint"].grad[relevant_germinate].item() == pytest.approx(per_step)
+    assert (new.entropy["blueprint"].grad[~relevant_germinate] == 0).all()
 
 
 def test_clip_fraction_counts_relevant_steps_only():

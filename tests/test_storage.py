@@ -30,12 +30,17 @@ def _step_data(step: int, n: int = N) -> dict:
     )
 
 
-def _filled_storage(initial_hidden=None) -> RolloutStorage:
+def _filled_storage(initial_hidden=None, cut_envs: tuple[int, ...] = (), bootstrap: bool = True) -> RolloutStorage:
+    """A full rollout with returns computed; `cut_envs` have not ended their episode at the last step."""
     storage = RolloutStorage(N, T, D, HEADS, HIDDEN_SHAPE)
     storage.set_initial_hidden(initial_hidden or _zeros_hidden())
     for t in range(T):
-        storage.insert(t, **_step_data(t))
-    storage.set_bootstrap(torch.arange(N, dtype=torch.float32))
+        data = _step_data(t)
+        if t == T - 1:
+            data["done"][list(cut_envs)] = False
+        storage.insert(t, **data)
+    if bootstrap:
+        storage.set_bootstrap(torch.arange(N, dtype=torch.float32))
     storage.compute_returns(gamma=0.99, gae_lambda=0.95)
     return storage
 
@@ -76,14 +81,27 @@ def test_minibatch_order_follows_the_generator():
     assert any(order(3) != order(s) for s in range(4, 10))
 
 
-def test_advantages_are_gae_of_stored_rollout_with_truncation_bootstrap():
-    storage = _filled_storage()
+def test_episode_end_is_terminal_and_only_cut_rows_bootstrap():
+    storage = _filled_storage(cut_envs=(1, 3))
     expected_adv, expected_ret = compute_gae(
         storage.rewards, storage.values, storage.dones, torch.arange(N, dtype=torch.float32), 0.99, 0.95
     )
     torch.testing.assert_close(storage.advantages, expected_adv)
     torch.testing.assert_close(storage.returns, expected_ret)
-    assert storage.returns[1, -1].item() == pytest.approx(1.0 + 0.99 * 1.0)  # reward + γ·bootstrap of env 1
+    # Last step's value target: the reward alone where the episode ended, reward + γ·bootstrap where cut.
+    torch.testing.assert_close(storage.returns[:, -1], torch.tensor([1.0, 1.0 + 0.99 * 1, 1.0, 1.0 + 0.99 * 3, 1.0]))
+    discounted = sum(0.99**t for t in range(T))
+    torch.testing.assert_close(
+        storage.first_step_return(0.99),
+        torch.tensor([discounted, discounted + 0.99**T * 1, discounted, discounted + 0.99**T * 3, discounted]),
+    )
+
+
+def test_whole_episodes_need_no_bootstrap_but_cut_rows_do():
+    storage = _filled_storage(bootstrap=False)
+    torch.testing.assert_close(storage.returns[:, -1], torch.ones(N))
+    with pytest.raises(RuntimeError, match="env 2's rollout stops before its episode ends: call set_bootstrap"):
+        _filled_storage(cut_envs=(2,), bootstrap=False)
 
 
 def test_rollout_filled_under_inference_mode_trains_with_autograd():
@@ -135,7 +153,7 @@ def test_lifecycle_order_is_enforced():
     storage.insert(0, **_step_data(0))
     with pytest.raises(RuntimeError, match="before the rollout is full: 1/4 steps"):
         storage.set_bootstrap(torch.zeros(N))
-    with pytest.raises(RuntimeError, match="needs a full rollout and set_bootstrap"):
+    with pytest.raises(RuntimeError, match="compute_returns needs a full rollout, got 1/4 steps"):
         storage.compute_returns(0.99, 0.95)
     with pytest.raises(RuntimeError, match="needs compute_returns"):
         next(storage.minibatches(1, torch.Generator()))

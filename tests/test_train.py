@@ -14,9 +14,12 @@ from omegaconf import DictConfig
 from tamiyo.conf import CONF_DIR
 from tamiyo.core.actions import HEAD_NAMES
 from tamiyo.core.errors import ConfigError
+from tamiyo.core.slots import SlotConfig
 from tamiyo.launch.train import train
+from tamiyo.policy import create_policy
 from tamiyo.training.checkpoints import CheckpointError
 from tamiyo.training.datamodule import RolloutDataModule
+from tamiyo.training.module import CheckpointMismatchError, check_op_conditioning
 
 TINY = tiny_overrides(updates=2, env__num_envs=2, ppo__update_epochs=2, ppo__num_minibatches=2)
 
@@ -58,6 +61,8 @@ def test_ppo_logs_every_head_and_stays_on_policy(tmp_path):
         assert math.isfinite(float(row["loss/total"]))
         assert 0.0 <= float(row["entropy/op"]) <= 1.0 + 1e-6
         assert float(row["grad_norm"]) > 0.0
+        # The critic against the truth at the first step, both on the normalised reward scale.
+        assert math.isfinite(float(row["value/first_step"])) and math.isfinite(float(row["return/first_step"]))
 
 
 def test_bf16_runs_end_to_end(tmp_path):
@@ -65,6 +70,8 @@ def test_bf16_runs_end_to_end(tmp_path):
     assert math.isfinite(value)
     rows = read_metrics(tmp_path / "run")
     assert all(math.isfinite(float(r["loss/total"])) for r in rows)
+    # On-policy invariant under bf16 too: the policy network computes in its own precision.
+    assert all(float(r["onpolicy/max_logprob_gap"]) < 1e-5 for r in rows)
 
 
 def test_fp16_on_cpu_is_refused_with_a_one_line_hint(tmp_path):
@@ -164,6 +171,19 @@ def test_checkpoint_of_another_policy_shape_is_refused(tmp_path):
     ckpt = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
     with pytest.raises(ValueError, match=r"policy.hidden_dim cannot change when a run continues \(128 → 64\)"):
         resume(tmp_path / "b", "policy.hidden_dim=64", f"ckpt_path={ckpt}")
+
+
+def test_checkpoint_of_the_other_op_conditioning_form_is_refused(tmp_path):
+    train(make_cfg(tmp_path / "a", "updates=1"))
+    ckpt = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
+    # A resume may not change the policy's shape ...
+    with pytest.raises(ConfigError, match=r"policy.op_conditioning cannot change when a run continues"):
+        resume(tmp_path / "b", "updates=2", "policy.op_conditioning=false", f"ckpt_path={ckpt}")
+    # ... and weights of one form never load into a network of the other.
+    bundle = create_policy("lstm", SlotConfig.default(), "cnn", op_conditioning=False)
+    message = r"^checkpoint holds a policy with policy.op_conditioning=true, the config's is policy.op_conditioning=false$"
+    with pytest.raises(CheckpointMismatchError, match=message):
+        check_op_conditioning(torch.load(ckpt, weights_only=True)["state_dict"], bundle, "policy_net.")
 
 
 def test_resume_latest_finds_the_newest_single_run(tmp_path):

@@ -3,9 +3,10 @@
 One call of `RolloutCollector.collect` runs one episode in every env of a `VectorEnv` with the
 policy's current weights, fills a `RolloutStorage` with exactly what the policy acted on
 (normalised observations, the masks used for sampling, actions, log-probs, values) plus the
-(normalised) rewards, bootstraps the value of the final observation and hidden state, and returns
-per-episode statistics for logging. The per-env infos of every step of the latest episode stay in
-`episode_infos` (a few small dicts per step) for per-env evaluation and lifecycle pictures.
+(normalised) rewards, and returns per-episode statistics for logging. The episode's end is terminal;
+a value bootstrap is stored only for envs whose episode has not ended at the last step collected.
+The per-env infos of every step of the latest episode stay in `episode_infos` (a few small dicts per
+step) for per-env evaluation and lifecycle pictures.
 """
 
 from __future__ import annotations
@@ -126,7 +127,8 @@ class RolloutCollector:
                     done=dones,
                 )
             obs, hidden, last_infos = next_obs, result.hidden, infos
-        if storage is not None:
+        if storage is not None and storage.cut_rows.any():
+            # Only a rollout cut before its episode ends continues from V; an episode end is terminal.
             with torch.inference_mode(), self._autocast(device):
                 features = extract_features(obs).to(device)
                 storage.set_bootstrap(policy.get_value(self.obs_normalizer.normalize(features), hidden))

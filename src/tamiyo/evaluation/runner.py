@@ -29,6 +29,7 @@ from tamiyo.policy import create_policy
 from tamiyo.policy.protocol import PolicyBundle
 from tamiyo.ppo.normalizers import ObservationNormalizer
 from tamiyo.training.checkpoints import load_checkpoint
+from tamiyo.training.module import check_op_conditioning
 
 # Far beyond any training run's number of updates, so evaluation episodes are always unseen ones.
 EVAL_EPISODE_BASE = 1_000_000
@@ -88,6 +89,7 @@ def load_checkpoint_policy(path: Path, deterministic: bool = True) -> EvalPolicy
         name, slot_config=slot_config, topology=hparams["topology"], obs_dim=hparams["obs_dim"], **policy_cfg
     )
     prefix = "policy_net."
+    check_op_conditioning(checkpoint["state_dict"], bundle, prefix)
     bundle.load_state_dict({k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)})
     normalizer = ObservationNormalizer(hparams["obs_dim"], clip=hparams["ppo"]["obs_clip"], frozen=True)
     normalizer.load_state_dict(checkpoint["RolloutDataModule"]["obs_normalizer"])

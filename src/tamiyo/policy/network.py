@@ -3,11 +3,21 @@
 observation → Linear → LayerNorm → ReLU → LSTM → LayerNorm → eight policy heads and a value head,
 each Linear(hidden, hidden/2) → ReLU → Linear(hidden/2, n).
 
+Autoregressive heads (`op_conditioning=True`, the default): op is sampled first, and the seven heads
+after it (slot, blueprint, style, tempo, alpha_target, alpha_speed, alpha_curve) see it: a learned
+embedding of the op (`op_embedding`, one `hidden_dim` vector per op) is added to their input. Several
+of these heads serve two ops (style and alpha_target: GERMINATE and SET_ALPHA_TARGET; alpha_speed and
+alpha_curve: SET_ALPHA_TARGET and PRUNE), so without it one state could not choose different settings
+for different ops. The op head and the value head see the state only. `evaluate_actions` conditions on
+the stored op exactly as `get_action` did on the sampled one. At the defaults (obs 140, 3 slots,
+feature 128, hidden 128, 1 layer) the network has 228 458 parameters (227 690 without conditioning).
+
 Every head keeps its own modules (the checkpoint names `heads.<head>.0.weight`, ...), but the nine
 heads run as one fused pass of two matmuls (see `_heads`). The policy logits then go into one padded
 tensor `[..., heads, max_n]` (padding columns masked out) so that masking, log-softmax, sampling and
-entropy happen once for all heads. `get_action` runs the LSTM cell equations for its single step
-instead of nn.LSTM's sequence kernel. The math is the same as running the modules one by one.
+entropy happen once for all heads. In full precision `get_action` runs the LSTM cell equations for
+its single step instead of nn.LSTM's sequence kernel. The math is the same as running the modules one
+by one.
 """
 
 from __future__ import annotations
@@ -59,6 +69,18 @@ class EvalResult:
     hidden: Hidden
 
 
+def _own_precision(obs: Tensor) -> torch.autocast:
+    """Autocast switched off: the policy computes in its weights' precision under any autocast.
+
+    Under bfloat16 autocast the single-step rollout path and the sequence re-evaluation round
+    differently (the carried LSTM state, and matmuls of different shapes), and the re-evaluated log-probs
+    drifted from the sampled ones by up to 0.03 with sharp heads: the PPO ratio would start away from 1.
+    The network is small (0.23 M parameters), so reduced precision buys it nothing worth that; autocast
+    still applies to everything else (the host networks, the loss outside the policy).
+    """
+    return torch.autocast(obs.device.type, enabled=False)
+
+
 def _mlp(width: int, hidden: int, out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, out))
 
@@ -71,6 +93,7 @@ class FactoredRecurrentActorCritic(nn.Module):
         feature_dim: int = 128,
         hidden_dim: int = 128,
         num_layers: int = 1,
+        op_conditioning: bool = True,
     ) -> None:
         super().__init__()
         for name, value in (("obs_dim", obs_dim), ("feature_dim", feature_dim), ("num_layers", num_layers)):
@@ -88,6 +111,9 @@ class FactoredRecurrentActorCritic(nn.Module):
         self.lstm_norm = nn.LayerNorm(hidden_dim)
         self.heads = nn.ModuleDict({name: _mlp(hidden_dim, hidden_dim // 2, n) for name, n in self.head_sizes.items()})
         self.value_head = _mlp(hidden_dim, hidden_dim // 2, 1)
+        self.op_conditioning = op_conditioning
+        if op_conditioning:
+            self.op_embedding = nn.Embedding(_NUM_OPS, hidden_dim)
         self._init_weights()
 
         # Fused head layout. `_heads` returns, for each of the nine heads' hidden layers (policy heads in
@@ -110,6 +136,12 @@ class FactoredRecurrentActorCritic(nn.Module):
         pad_valid = torch.tensor([[j < n for j in range(width)] for n in sizes])
         self.register_buffer("_pad_valid", pad_valid, persistent=False)
         self._value_index = len(sizes) * outputs + outputs - 1
+        # Columns of the fused first layer that take the op embedding: every policy head but op.
+        head_width = hidden_dim // 2
+        conditioned = [name not in ("op", "value") for name in (*HEAD_NAMES, "value")]
+        self.register_buffer(
+            "_conditioned_columns", torch.tensor(conditioned).repeat_interleave(head_width).float(), persistent=False
+        )
 
     def _init_weights(self) -> None:
         for module in self.modules():
@@ -119,6 +151,9 @@ class FactoredRecurrentActorCritic(nn.Module):
         for head in self.heads.values():
             nn.init.orthogonal_(head[-1].weight, gain=0.01)
         nn.init.orthogonal_(self.value_head[-1].weight, gain=1.0)
+        if self.op_conditioning:
+            # Unit scale like the LayerNorm'd LSTM output it is added to: the op matters from the start.
+            nn.init.normal_(self.op_embedding.weight, std=1.0)
         hidden = self.hidden_dim
         for name, param in self.lstm.named_parameters():
             if name.startswith("weight_"):
@@ -147,7 +182,7 @@ class FactoredRecurrentActorCritic(nn.Module):
             raise ValueError(f"expected obs [B, T, D], got shape {tuple(obs.shape)}")
         self._check_width(obs)
 
-    def _heads(self, x: Tensor) -> Tensor:
+    def _heads(self, x: Tensor, op: Tensor | None = None) -> Tensor:
         """LSTM output [..., H] → [..., 9 * outputs]: every head's hidden layer through all nine output layers.
 
         First layers: one matmul with the nine weight matrices side by side. Second layers: one matmul
@@ -155,30 +190,50 @@ class FactoredRecurrentActorCritic(nn.Module):
         (head h's hidden through head h's outputs) are read afterwards (`_logit_index`,
         `_flat_logit_index`, `_value_index`), so the math is that of nine separate heads and the unused
         off-diagonal products get zero gradient.
+
+        `op [...]` (op-conditioned networks): the heads after op get `W_h (z + e_op)`, computed as
+        `W_h z + W_h e_op` with the second term looked up from a `[ops, columns]` table that is zero in the
+        op and value columns, so those two heads compute exactly what they compute without `op`.
         """
         first = [head[0] for head in self._fused]
         second = [head[2] for head in self._fused]
-        hidden = F.linear(
-            self.lstm_norm(x), torch.cat([layer.weight for layer in first]), torch.cat([layer.bias for layer in first])
-        )
+        first_weight = torch.cat([layer.weight for layer in first])
+        hidden = F.linear(self.lstm_norm(x), first_weight, torch.cat([layer.bias for layer in first]))
+        if op is not None:
+            table = F.linear(self.op_embedding.weight, first_weight) * self._conditioned_columns
+            hidden = hidden + table.to(hidden.dtype)[op]
         hidden = F.relu(hidden).unflatten(-1, (len(first), -1))
         weight, bias = torch.cat([layer.weight for layer in second]), torch.cat([layer.bias for layer in second])
         return F.linear(hidden, weight, bias).flatten(-2)
 
-    def _trunk(self, obs: Tensor, hidden: Hidden | None) -> tuple[Tensor, Hidden]:
-        """obs [B, T, D] → `_heads` output [B, T, 9 * outputs] and the new hidden state."""
+    def _trunk(self, obs: Tensor, hidden: Hidden | None, op: Tensor | None) -> tuple[Tensor, Hidden]:
+        """obs [B, T, D] (and the op [B, T] the heads after op see) → `_heads` output [B, T, 9 * outputs]
+        and the new hidden state."""
         x, hidden = self.lstm(self.feature(obs), hidden)
-        return self._heads(x), hidden
+        return self._heads(x, op), hidden
+
+
+    def _op_for_heads(self, op: Tensor | None, shape: tuple[int, ...]) -> Tensor | None:
+        """The op the heads after op are conditioned on: `op` for a conditioned network (required, of
+        `shape`), None for an unconditioned one (which ignores it)."""
+        if not self.op_conditioning:
+            return None
+        if op is None:
+            raise ValueError("this network's heads after op are conditioned on the op: pass op (the op head's actions)")
+        if tuple(op.shape) != shape:
+            raise ValueError(f"op has shape {tuple(op.shape)}, expected {shape}")
+        return op
 
     def _single_step(self, obs: Tensor, hidden: Hidden | None) -> tuple[Tensor, Hidden]:
-        """obs [B, D] → `_heads` output [B, 9 * outputs] and the new hidden state.
+        """obs [B, D] → LSTM output [B, H] and the new hidden state.
 
         Runs the LSTM cell equations directly (the same math as `self.lstm` for one step): for a single
         step this is several times faster on CPU than nn.LSTM's sequence kernel.
         """
         x = self.feature(obs)
-        h0, c0 = self.initial_hidden(obs.shape[0]) if hidden is None else hidden
-        expected = (self.num_layers, obs.shape[0], self.hidden_dim)
+        batch = obs.shape[0]
+        h0, c0 = self.initial_hidden(batch) if hidden is None else hidden
+        expected = (self.num_layers, batch, self.hidden_dim)
         if h0.shape != expected or c0.shape != expected:
             # Checked here because the cell equations below would silently broadcast a batch of 1.
             raise ValueError(
@@ -194,7 +249,7 @@ class FactoredRecurrentActorCritic(nn.Module):
             x = output_gate * c.tanh()
             hs.append(x)
             cs.append(c)
-        return self._heads(x), (torch.stack(hs), torch.stack(cs))
+        return x, (torch.stack(hs), torch.stack(cs))
 
     def _flat_masks(self, masks: Mapping[str, Tensor]) -> Tensor:
         """Per-head masks → one [..., sum(head sizes)] bool tensor in HEAD_NAMES order."""
@@ -212,16 +267,31 @@ class FactoredRecurrentActorCritic(nn.Module):
     # ---- public API ----
 
     def forward(
-        self, obs: Tensor, hidden: Hidden | None = None, masks: Mapping[str, Tensor] | None = None
+        self,
+        obs: Tensor,
+        hidden: Hidden | None = None,
+        masks: Mapping[str, Tensor] | None = None,
+        op: Tensor | None = None,
     ) -> ForwardOutput:
-        """obs [B, T, D] → per-head logits [B, T, n] (masked when `masks` [B, T, n] are given), value, hidden."""
+        """obs [B, T, D] → per-head logits [B, T, n] (masked when `masks` [B, T, n] are given), value, hidden.
+
+        An op-conditioned network needs `op [B, T]`, the op the heads after op are conditioned on.
+        """
         self._check_sequence(obs)
-        fused, hidden = self._trunk(obs, hidden)
+        with _own_precision(obs):
+            fused, hidden = self._trunk(obs, hidden, self._op_for_heads(op, tuple(obs.shape[:2])))
         logits = fused[..., self._flat_logit_index]
         if masks is not None:
             logits = masked_logits(logits, self._flat_masks(masks))
         per_head = logits.split(list(self.head_sizes.values()), dim=-1)
         return ForwardOutput(dict(zip(HEAD_NAMES, per_head)), fused[..., self._value_index], hidden)
+
+    def value(self, obs: Tensor, hidden: Hidden | None = None) -> Tensor:
+        """obs [B, T, D] → value [B, T] (the value head does not depend on the op)."""
+        self._check_sequence(obs)
+        with _own_precision(obs):
+            x, _ = self.lstm(self.feature(obs), hidden)
+            return self._heads(x)[..., self._value_index]
 
     def get_action(
         self, obs: Tensor, hidden: Hidden | None, masks: ActionMasks, deterministic: bool = False
@@ -231,17 +301,21 @@ class FactoredRecurrentActorCritic(nn.Module):
         obs is [B, D] or [B, 1, D]. Runs under inference mode: the outputs are rollout data, not
         differentiable. Deterministic mode takes the arg-max of the masked logits.
         """
-        with torch.inference_mode():
+        with torch.inference_mode(), _own_precision(obs):
             if obs.dim() == 3 and obs.shape[1] == 1:
                 obs = obs[:, 0]
             if obs.dim() != 2:
                 raise ValueError(f"get_action takes one step, obs [B, D] or [B, 1, D]; got shape {tuple(obs.shape)}")
             self._check_width(obs)
-            fused, hidden = self._single_step(obs, hidden)
-            logits = fused[:, self._logit_index]
+            x, hidden = self._single_step(obs, hidden)
+            fused = self._heads(x)
             # The op row is validated below together with every other head (one sync for all).
-            op_logits = masked_logits(logits[:, _OP, :_NUM_OPS], masks.op)
+            op_logits = masked_logits(fused[:, self._logit_index[_OP, :_NUM_OPS]], masks.op)
             op = op_logits.argmax(-1) if deterministic else sample_categorical(op_logits)
+            if self.op_conditioning:
+                # The heads after op see the op just drawn; op's own row and the value are unchanged.
+                fused = self._heads(x, op)
+            logits = fused[:, self._logit_index]
             head_masks = masks.for_op(op)
             dist = MaskedCategorical(logits, self._padded_masks(head_masks), HEAD_NAMES)
             chosen = dist.mode() if deterministic else dist.sample()
@@ -280,9 +354,10 @@ class FactoredRecurrentActorCritic(nn.Module):
         missing = [name for name in HEAD_NAMES if name not in actions]
         if missing:
             raise ValueError(f"actions are missing head(s) {missing}")
-        fused, hidden = self._trunk(obs, hidden)
-        dist = MaskedCategorical(fused[..., self._logit_index], self._padded_masks(masks), HEAD_NAMES)
         stored = torch.stack([actions[name] for name in HEAD_NAMES], dim=-1)
+        with _own_precision(obs):
+            fused, hidden = self._trunk(obs, hidden, stored[..., _OP] if self.op_conditioning else None)
+        dist = MaskedCategorical(fused[..., self._logit_index], self._padded_masks(masks), HEAD_NAMES)
         relevance = HeadRelevance(stored[..., _OP])
         log_probs = relevance.zero_irrelevant(dist.log_prob(relevance.fill_actions(stored)))
         entropy = relevance.zero_irrelevant(dist.entropy())

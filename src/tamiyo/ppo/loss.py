@@ -1,10 +1,16 @@
 """The PPO loss for the factored action space.
 
-Head relevance comes from the stored op action, through the policy's own relevance
-helper. Irrelevant heads carry log-prob 0 and entropy 0 in both the rollout and the re-evaluation,
-so they drop out of the joint log-ratio by themselves. Per-head quantities (the per-head surrogates,
-entropies, clip fractions) are averaged over the steps where the head is relevant only, so sparse
-heads are not diluted by the steps where they were never sampled.
+Head relevance comes from the stored op action, through the policy's own relevance helper.
+Irrelevant heads carry log-prob 0 and entropy 0 in both the rollout and the re-evaluation, so they
+drop out of the joint log-ratio by themselves.
+
+Weights: the policy gradient weights every step by Â/(b·T). A head's entropy bonus (and, with
+`ratio=per_head`, its surrogate) is summed over its relevant steps with the same 1/(b·T) per step, so
+each relevant step of every head is pulled by `coef` on the policy gradient's scale. Averaging over
+the head's n_h relevant steps instead would multiply that pull by b·T/n_h: a head relevant on 6 of
+50 steps would be pushed towards uniform 8× harder than op, and harder still as the policy learns to
+wait. The logged per-head entropies and clip fractions are still means over the relevant steps, which
+is what they describe.
 """
 
 from __future__ import annotations
@@ -99,8 +105,13 @@ def head_relevance(op: torch.Tensor) -> dict[str, torch.Tensor]:
     return {head: relevant[..., HEAD_INDEX[head]] for head in HEAD_NAMES}
 
 
+def _per_step_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Sum over the masked steps divided by the number of ALL steps: every relevant step weighs 1/(b·T)."""
+    return torch.where(mask, x, 0.0).mean()
+
+
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over the masked steps; 0 when there are none (a head never chosen adds nothing to the loss)."""
+    """Mean over the masked steps; 0 when there are none."""
     return torch.where(mask, x, 0.0).sum() / mask.sum().clamp(min=1)
 
 
@@ -124,7 +135,8 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Ten
 def ppo_loss(
     evaluated: EvaluatedActions, batch: Minibatch, cfg: PPOLossConfig, entropy_coef: float | Mapping[str, float]
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Total loss `policy + value_coef · value − Σ_h coef_h · entropy_h` and detached 0-d tensor metrics.
+    """Total loss `policy + value_coef · value − Σ_h coef_h · entropy_h` and detached 0-d tensor metrics,
+    where `entropy_h` is head h's entropy summed over its relevant steps and divided by all b·T steps.
 
     Metrics: `loss/{total,policy,value,entropy}` (`loss/entropy` is the signed term added to the
     loss), `approx_kl` (k3, joint), `ratio/{mean,min,max}` and `clip_fraction/joint` of the joint
@@ -151,7 +163,7 @@ def ppo_loss(
         policy_loss = _clipped_surrogate_loss(joint_log_ratio, advantages, cfg.clip_ratio).mean()
     else:
         policy_loss = torch.stack([
-            _masked_mean(_clipped_surrogate_loss(head_log_ratio[h], advantages, cfg.clip_ratio), relevant[h])
+            _per_step_mean(_clipped_surrogate_loss(head_log_ratio[h], advantages, cfg.clip_ratio), relevant[h])
             for h in HEAD_NAMES
         ]).sum()
 
@@ -162,7 +174,7 @@ def ppo_loss(
         squared_error = torch.max(squared_error, (clipped_values - batch.returns).square())
     value_loss = 0.5 * squared_error.mean()  # the ½ makes the gradient the plain error; value_coef weighs it
 
-    head_entropy = {h: _masked_mean(evaluated.entropy[h].float(), relevant[h]) for h in HEAD_NAMES}
+    head_entropy = {h: _per_step_mean(evaluated.entropy[h].float(), relevant[h]) for h in HEAD_NAMES}
     entropy_loss = -sum(entropy_coef[h] * head_entropy[h] for h in HEAD_NAMES)
 
     loss = policy_loss + cfg.value_coef * value_loss + entropy_loss

@@ -114,19 +114,39 @@ class RewardNormalizer:
     restarts at 0 after a step marked done. Dividing by this std keeps the value targets (which are
     discounted returns) near unit scale whatever the raw reward scale is. Per step: `update` with the raw
     rewards and dones, then `normalize` the same rewards.
+
+    Warm start: the statistics begin with a prior, as if `prior_count` returns with mean 0 and standard
+    deviation `prior_std` had already been seen. Without it the first step would divide by the std of
+    `num_envs` nearly equal returns (rewards of −0.0200 … −0.0201 from 4 envs all became the clip, −10).
+    With the prior the scale moves smoothly from `prior_std` (1: rewards pass through unscaled) to the
+    data's std as real returns outweigh the pseudo-samples; at the default 100, the first 25-step rollout
+    of 4 envs carries half the weight. `prior_count=0` gives the plain running std.
     """
 
     def __init__(
-        self, num_envs: int, gamma: float = 0.995, clip: float = 10.0, epsilon: float = 1e-8, frozen: bool = False
+        self,
+        num_envs: int,
+        gamma: float = 0.995,
+        clip: float = 10.0,
+        epsilon: float = 1e-8,
+        frozen: bool = False,
+        prior_count: float = 100.0,
+        prior_std: float = 1.0,
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be ≥ 1, got {num_envs}")
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+        if prior_count < 0:
+            raise ValueError(f"prior_count must be ≥ 0, got {prior_count}")
+        if not prior_std > 0:
+            raise ValueError(f"prior_std must be > 0, got {prior_std}")
         self.num_envs = num_envs
         self.gamma = float(gamma)
         self.clip = _check_clip(clip)
         self.return_stats = RunningMeanStd((), epsilon)
+        zero = torch.zeros((), dtype=torch.float64)
+        self.return_stats.merge(float(prior_count), zero, zero + float(prior_std) ** 2)
         self.discounted_returns = torch.zeros(num_envs, dtype=torch.float64)
         self.frozen = frozen
 

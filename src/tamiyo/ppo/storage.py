@@ -12,8 +12,9 @@ must see during the update exactly what it saw while acting:
   also works if it is started with the hidden state carried over from the previous chunk.
 
 Lifecycle per rollout: `set_initial_hidden(hidden)` (starts the rollout) → `insert(step, …)` for
-steps 0..T−1 in order → `set_bootstrap(value)` → `compute_returns(gamma, gae_lambda)` →
-`minibatches(...)` once per PPO epoch. Every step may run under `torch.inference_mode()`: data is
+steps 0..T−1 in order → `set_bootstrap(value)` (only if some env's rollout is cut before its episode
+ends: an episode end is terminal) → `compute_returns(gamma, gae_lambda)` → `minibatches(...)` once per
+PPO epoch. Every step may run under `torch.inference_mode()`: data is
 copied into the preallocated buffers, which stay normal tensors usable by autograd.
 """
 
@@ -155,17 +156,24 @@ class RolloutStorage:
         self._next_step += 1
 
     def set_bootstrap(self, value: torch.Tensor) -> None:
-        """V of the observation after the last step, from the hidden state after the last step `[N]`."""
+        """V of the observation after the last step, from the hidden state after the last step `[N]`; read
+        only for envs whose last step is not an episode end (a rollout cut before the horizon)."""
         if self._next_step != self.num_steps:
             raise RuntimeError(f"set_bootstrap before the rollout is full: {self._next_step}/{self.num_steps} steps")
         _check_shape("bootstrap value", value, (self.num_envs,))
         self.bootstrap_value.copy_(value.detach())
         self._has_bootstrap = True
 
+    @property
+    def cut_rows(self) -> torch.Tensor:
+        """`[N]` bool: envs whose rollout stops before their episode ends (these need a bootstrap value)."""
+        return ~self.dones[:, -1]
+
     def compute_returns(self, gamma: float, gae_lambda: float) -> None:
-        """Fill `advantages` and `returns` by GAE; episode ends are truncations (bootstrapped)."""
-        if not self._has_bootstrap:
-            raise RuntimeError("compute_returns needs a full rollout and set_bootstrap() first")
+        """Fill `advantages` and `returns` by GAE. An episode end is terminal (no bootstrap); a row cut
+        before its episode ends continues from the bootstrap value."""
+        if self._next_step != self.num_steps:
+            raise RuntimeError(f"compute_returns needs a full rollout, got {self._next_step or 0}/{self.num_steps} steps")
         early_ends = self.dones[:, :-1].nonzero()
         if len(early_ends):
             env, step = (int(i) for i in early_ends[0])
@@ -174,11 +182,29 @@ class RolloutStorage:
                 "replayed without hidden-state resets, so an episode may only end at a rollout's last step"
             )
         advantages, returns = compute_gae(
-            self.rewards, self.values, self.dones, self.bootstrap_value, gamma=gamma, lam=gae_lambda, truncated=True
+            self.rewards, self.values, self.dones, self._bootstrap(), gamma=gamma, lam=gae_lambda
         )
         self.advantages.copy_(advantages)
         self.returns.copy_(returns)
         self._has_advantages = True
+
+    def first_step_return(self, gamma: float) -> torch.Tensor:
+        """`[N]` discounted return from each env's first step, on the stored (normalised) reward scale: the
+        quantity V(s_0) estimates. A cut row adds its discounted bootstrap value."""
+        _, returns = compute_gae(
+            self.rewards, torch.zeros_like(self.rewards), self.dones, self._bootstrap(), gamma=gamma, lam=1.0
+        )
+        return returns[:, 0]
+
+    def _bootstrap(self) -> torch.Tensor | None:
+        if self._has_bootstrap:
+            return self.bootstrap_value
+        if self.cut_rows.any():
+            env = int(self.cut_rows.nonzero()[0])
+            raise RuntimeError(
+                f"env {env}'s rollout stops before its episode ends: call set_bootstrap() before computing returns"
+            )
+        return None
 
     def minibatches(self, num_minibatches: int, generator: torch.Generator) -> Iterator[Minibatch]:
         """One epoch: a random partition of the envs into `num_minibatches` groups (sizes differ by at

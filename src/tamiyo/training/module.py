@@ -81,6 +81,20 @@ class PolicyLossNaNError(RuntimeError):
     """The PPO loss became NaN/inf; the run stops before writing a corrupt checkpoint."""
 
 
+def check_op_conditioning(state_dict: dict[str, Any], bundle: PolicyBundle, prefix: str) -> None:
+    """Raise `CheckpointMismatchError` if the weights in `state_dict` (keys under `prefix`) are of the other
+    form than `bundle`'s network: heads conditioned on the op or not (the op embedding is there or not)."""
+    wanted = getattr(bundle, "op_conditioning", None)
+    if wanted is None:
+        return
+    held = f"{prefix}op_embedding.weight" in state_dict
+    if held != wanted:
+        raise CheckpointMismatchError(
+            f"checkpoint holds a policy with policy.op_conditioning={str(held).lower()}, the config's is "
+            f"policy.op_conditioning={str(wanted).lower()}"
+        )
+
+
 class PPOModule(L.LightningModule):
     def __init__(
         self,
@@ -114,6 +128,7 @@ class PPOModule(L.LightningModule):
         self.last_rollout_stats: dict[str, float] = {}
         self.last_update_metrics: dict[str, float] = {}
         self._storage: RolloutStorage | None = None
+        self._grad_norm = torch.zeros(())  # of the latest optimiser step, before clipping
 
     # ---- setup -------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -198,11 +213,12 @@ class PPOModule(L.LightningModule):
                         f"PPO loss is {float(loss)} at update {update}; stopped before checkpointing this update"
                     )
                 optimizer.zero_grad(set_to_none=True)
-                self.manual_backward(loss)
-                metrics["grad_norm"] = torch.nn.utils.clip_grad_norm_(
-                    self.policy_net.parameters(), ppo["max_grad_norm"]
-                ).detach()
-                optimizer.step()
+                # Backward outside the step's autocast: on CPU it runs on this thread and would re-autocast
+                # its matmuls to fp16, where loss-scaled gradients overflow.
+                with torch.autocast(self.device.type, enabled=False):
+                    self.manual_backward(loss)
+                optimizer.step()  # clips in on_before_optimizer_step, on unscaled gradients
+                metrics["grad_norm"] = self._grad_norm
                 totals.add(metrics)
                 if ppo["target_kl"] is not None and self._mean_over_ranks(metrics["approx_kl"]) > ppo["target_kl"]:
                     early_stop = True
@@ -214,6 +230,8 @@ class PPOModule(L.LightningModule):
             "onpolicy_gap": float(onpolicy_gap),
             "values": storage.values.detach().flatten().cpu(),
             "returns": storage.returns.detach().flatten().cpu(),
+            "first_values": storage.values[:, 0].detach().cpu(),
+            "first_returns": storage.first_step_return(ppo["gamma"]).detach().cpu(),
         })
         if any(rank["keys"] != keys for rank in ranks):
             raise RuntimeError(f"ranks logged different PPO metrics: {[rank['keys'] for rank in ranks]}")
@@ -224,8 +242,20 @@ class PPOModule(L.LightningModule):
         out["explained_variance"] = float(explained_variance(
             torch.cat([rank["values"] for rank in ranks]), torch.cat([rank["returns"] for rank in ranks])
         ))
+        # The critic against the truth, on the normalised reward scale: V(s_0) at sampling and the
+        # discounted return actually collected from s_0.
+        out["value/first_step"] = float(torch.cat([rank["first_values"] for rank in ranks]).mean())
+        out["return/first_step"] = float(torch.cat([rank["first_returns"] for rank in ranks]).mean())
         out["lr"] = optimizer.param_groups[0]["lr"]
         return out
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Lightning calls this inside `optimizer.step()` after the precision plugin has unscaled the
+        # gradients (fp16 loss scaling), so the threshold and the logged norm are in true gradient units
+        # under every precision. Clipping right after `manual_backward` would see loss-scaled gradients.
+        self._grad_norm = torch.nn.utils.clip_grad_norm_(
+            self.policy_net.parameters(), self.hparams.ppo["max_grad_norm"]
+        ).detach()
 
     def _mean_over_ranks(self, value: torch.Tensor) -> float:
         """The mean of a scalar over all ranks (the value itself on one process)."""
@@ -267,6 +297,8 @@ class PPOModule(L.LightningModule):
                     f"checkpoint does not fit this config: its policy.{key} is {policy_saved.get(key)!r}, "
                     f"the config's is {mine['policy'].get(key)!r}"
                 )
+        if self.bundle.is_trainable:
+            check_op_conditioning(checkpoint["state_dict"], self.bundle, prefix="policy_net.")
         if checkpoint["world_size"] != world_size:
             raise CheckpointMismatchError(
                 f"checkpoint was written by a run on {checkpoint['world_size']} processes (world size "

@@ -47,6 +47,7 @@ class LSTMPolicyBundle:
         feature_dim: int = 128,
         hidden_dim: int = 128,
         num_layers: int = 1,
+        op_conditioning: bool = True,
     ) -> None:
         topology_blueprints(topology)  # validates the name
         self.topology = topology
@@ -57,6 +58,7 @@ class LSTMPolicyBundle:
             feature_dim=feature_dim,
             hidden_dim=hidden_dim,
             num_layers=num_layers,
+            op_conditioning=op_conditioning,
         )
         self._compile_mode = "off"
         self._evaluate_actions: Callable[..., EvalResult] = self._network.evaluate_actions
@@ -90,8 +92,8 @@ class LSTMPolicyBundle:
         """
         with torch.inference_mode():
             if obs.dim() == 2:
-                return self._network(obs.unsqueeze(1), hidden).value[:, 0]
-            return self._network(obs, hidden).value
+                return self._network.value(obs.unsqueeze(1), hidden)[:, 0]
+            return self._network.value(obs, hidden)
 
     def initial_hidden(self, batch_size: int) -> Hidden:
         """Zero `(h, c)`, each `[num_layers, batch_size, hidden_dim]`, usable in rollouts and training."""
@@ -200,6 +202,10 @@ class LSTMPolicyBundle:
     @property
     def num_layers(self) -> int:
         return self._network.num_layers
+
+    @property
+    def op_conditioning(self) -> bool:
+        return self._network.op_conditioning
 
     @property
     def network(self) -> FactoredRecurrentActorCritic:

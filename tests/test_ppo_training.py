@@ -1,0 +1,139 @@
+"""PPO update behaviour that needs the training machinery: value fitting over a terminal horizon and
+gradient clipping under fp16 loss scaling."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from lightning.pytorch.plugins.precision import MixedPrecision
+from omegaconf import OmegaConf
+
+from tamiyo.conf import CONF_DIR
+from tamiyo.core.actions import HEAD_NAMES, head_sizes
+from tamiyo.core.slots import SlotConfig
+from tamiyo.launch.train import build_datamodule
+from tamiyo.policy.features import obs_dim
+from tamiyo.policy.network import FactoredRecurrentActorCritic
+from tamiyo.ppo.loss import PPOLossConfig, ppo_loss
+from tamiyo.ppo.storage import RolloutStorage
+from tamiyo.training.module import PPOModule
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class _ValueOnly:
+    """Evaluated actions whose log-probs are the stored ones (no policy gradient): only the value learns."""
+
+    log_probs: dict
+    entropy: dict
+    value: torch.Tensor
+
+
+def _fit_value(horizon_is_terminal: bool, iterations: int = 15) -> tuple[float, float]:
+    """Fit the value head on one fixed rollout as PPO does: every iteration recomputes the rollout's values
+    and GAE targets with the current network, then takes 4 epochs × 2 minibatches of clipped value loss.
+    Returns the final mean V(s_0) and the mean discounted return from s_0 of the episode itself."""
+    torch.manual_seed(0)
+    n, t_max, d, h = 4, 10, 4, 8
+    slots = SlotConfig.default()
+    heads = head_sizes(slots)
+    net = FactoredRecurrentActorCritic(d, slots, feature_dim=h, hidden_dim=h)
+    gen = torch.Generator().manual_seed(0)
+    # The epoch is part of the observation (as in the env); the state after the last step is never trained on.
+    epoch = (torch.arange(t_max + 1, dtype=torch.float32) / t_max).expand(n, t_max + 1)[..., None]
+    obs = torch.cat([epoch, 0.1 * torch.randn(n, t_max + 1, d - 1, generator=gen)], dim=-1)
+    rewards = torch.full((n, t_max), -0.02)
+    rewards[:, -1] = torch.linspace(0.3, 4.0, n)  # the terminal reward, paid at the last epoch
+    storage = RolloutStorage(n, t_max, d, heads, (1, n, h))
+    actions = {head: torch.zeros(n, dtype=torch.long) for head in HEAD_NAMES}
+    masks = {head: torch.ones(n, size, dtype=torch.bool) for head, size in heads.items()}
+    log_probs = {head: torch.zeros(n) for head in HEAD_NAMES}
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3, eps=1e-5)
+    cfg = PPOLossConfig(entropy_coef=0.0)
+    shuffle = torch.Generator().manual_seed(1)
+    for _ in range(iterations):
+        with torch.no_grad():
+            values = net.value(obs)
+        storage.set_initial_hidden(net.initial_hidden(n))
+        for t in range(t_max):
+            done = torch.full((n,), t == t_max - 1 and horizon_is_terminal)
+            storage.insert(t, obs[:, t], masks, actions, log_probs, values[:, t], rewards[:, t], done)
+        if not horizon_is_terminal:  # the old treatment: the last epoch bootstraps from V(s_T)
+            storage.set_bootstrap(values[:, t_max])
+        storage.compute_returns(gamma=0.995, gae_lambda=0.98)
+        for _epoch in range(4):
+            for batch in storage.minibatches(2, shuffle):
+                value = net.value(batch.obs, batch.initial_hidden)
+                zeros = {head: torch.zeros_like(value) for head in HEAD_NAMES}
+                loss, _ = ppo_loss(_ValueOnly(batch.log_probs, zeros, value), batch, cfg, cfg.entropy_coef)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    true_return = float((rewards * 0.995 ** torch.arange(t_max)).sum(1).mean())
+    return float(values[:, 0].mean()), true_return
+
+
+def test_value_fit_on_a_fixed_rollout_converges_to_the_returns_with_a_terminal_horizon():
+    torch.set_num_threads(1)
+    value, true_return = _fit_value(horizon_is_terminal=True)
+    assert true_return == pytest.approx(1.88, abs=0.01)
+    assert value == pytest.approx(true_return, rel=0.1)
+    # Bootstrapping the last epoch from V(s_T) lets the targets feed on the critic's own estimate.
+    drifting, _ = _fit_value(horizon_is_terminal=False)
+    assert drifting > 3 * true_return
+
+
+def _module_and_data(tmp_path: Path) -> tuple[PPOModule, L.LightningDataModule]:
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[
+            "env.num_envs=2", "env.max_epochs=3", "+env.task_options.train_subset=192",
+            "+env.task_options.val_subset=96", "ppo.update_epochs=2", "ppo.num_minibatches=2",
+            "ppo.max_grad_norm=0.05", f"paths.root_dir={ROOT}", f"paths.output_dir={tmp_path}",
+        ])
+    datamodule = build_datamodule(cfg, None)
+    slot_config = datamodule.vec_env.slot_config
+    torch.manual_seed(0)
+    module = PPOModule(
+        policy=OmegaConf.to_container(cfg.policy, resolve=True),
+        ppo=OmegaConf.to_container(cfg.ppo, resolve=True),
+        slot_ids=list(slot_config.slot_ids),
+        topology=datamodule.vec_env.topology,
+        obs_dim=obs_dim(slot_config.num_slots),
+    )
+    return module, datamodule
+
+
+class _ClipSpy(PPOModule):
+    """Records, at every optimiser step, the norm of the gradients the optimiser is about to apply."""
+
+    applied_norms: list[float]
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        super().on_before_optimizer_step(optimizer)
+        grads = [p.grad for p in self.policy_net.parameters() if p.grad is not None]
+        self.applied_norms.append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))))
+
+
+def test_fp16_loss_scaling_clips_and_logs_unscaled_gradients(tmp_path):
+    """Under a GradScaler (scale 2^16) the logged norm is the true one and the optimiser applies gradients
+    clipped to max_grad_norm in true units (clipping the scaled ones would leave them 2^16 times too small)."""
+    torch.set_num_threads(1)
+    module, datamodule = _module_and_data(tmp_path)
+    module.__class__ = _ClipSpy
+    module.applied_norms = []
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, max_epochs=1, plugins=[MixedPrecision("16-mixed", "cpu", scaler)],
+        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+    )
+    trainer.fit(module, datamodule=datamodule)
+    assert scaler.get_scale() == 2.0**16  # the scaler ran and skipped no step
+    assert len(module.applied_norms) == 4  # 2 epochs × 2 minibatches
+    grad_norm = module.last_update_metrics["grad_norm"]  # mean over the 4 steps, before clipping
+    assert 0.05 < grad_norm < 100  # loss-scaled gradients would measure ~65 536 times more
+    for applied in module.applied_norms:
+        assert applied == pytest.approx(0.05, rel=1e-3)  # clipped to max_grad_norm=0.05, unscaled
