@@ -16,7 +16,8 @@ from tamiyo.core.actions import (
 )
 from tamiyo.core.observation import SlotReport
 from tamiyo.core.stages import IllegalTransitionError, SeedStage
-from tamiyo.env.slot import GateConfig, IllegalSlotOperationError, SeedSlot
+from tamiyo.env.gates import GateConfig
+from tamiyo.env.slot import IllegalSlotOperationError, SeedSlot
 
 C = 4
 

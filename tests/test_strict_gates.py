@@ -15,8 +15,9 @@ from torch import nn
 from tamiyo.conf import CONF_DIR
 from tamiyo.core.actions import BlueprintAction, GerminationStyle
 from tamiyo.core.stages import SeedStage
+from tamiyo.env.gates import GateConfig
 from tamiyo.env.gradients import MEASURE_EVERY, GradientRatioMeter
-from tamiyo.env.slot import GateConfig, SeedSlot
+from tamiyo.env.slot import SeedSlot
 from tamiyo.launch.train import train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 
+from tamiyo.env.gates import GateConfig
 from tamiyo.env.rewards import make_reward
 from tamiyo.env.seed_env import EnvConfig
-from tamiyo.env.slot import GateConfig
 
 
 def build_env_config(

@@ -21,8 +21,9 @@ from torch import Tensor, nn
 
 from tamiyo.core.slots import SlotConfig, SlotIdError
 from tamiyo.core.stages import SeedStage
+from tamiyo.env.gates import GateConfig
 from tamiyo.env.hosts import Host
-from tamiyo.env.slot import GateConfig, SeedSlot
+from tamiyo.env.slot import SeedSlot
 from tamiyo.env.tasks import cross_entropy
 
 # Stages whose seed is blended in (alpha may be > 0) and still undecided: the ones whose counterfactual

@@ -39,12 +39,12 @@ from tamiyo.core.observation import SlotReport, TrainingSignals
 from tamiyo.core.seeding import derive_seed
 from tamiyo.core.stages import ADVANCE_TARGET, LIVE_STAGES, MIN_PRUNE_AGE, PRUNABLE_STAGES, SeedStage
 from tamiyo.env.blueprints import build_seed
+from tamiyo.env.gates import GateConfig, GateResult
 from tamiyo.env.governor import Governor, GovernorConfig
 from tamiyo.env.gradients import GradientRatioMeter
 from tamiyo.env.hosts import build_host
 from tamiyo.env.model import MorphogeneticModel, Validation, autocast, validate
 from tamiyo.env.rewards import RewardInputs, make_reward
-from tamiyo.env.slot import GateConfig, GateResult
 from tamiyo.env.tasks import Task, cross_entropy
 from tamiyo.env.tracker import SignalTracker
 

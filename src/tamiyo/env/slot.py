@@ -48,12 +48,12 @@ from tamiyo.core.stages import (
 )
 from tamiyo.env.alpha import DEFAULT_STEEPNESS, AlphaController, check_ramp_steps, curve_action
 from tamiyo.env.blending import GateNetwork, blend, check_layout, per_sample_alpha
+from tamiyo.env.gates import FULL_ALPHA, GateConfig, GateResult, check_gate
 
 EMBARGO_EPOCHS = 5  # cool-down after a prune before the slot starts resetting
 RESETTING_EPOCHS = 1
 CONTRIBUTION_VELOCITY_DECAY = 0.7
 GRADIENT_RATIO_EMA_DECAY = 0.9
-_FULL_ALPHA = 1.0 - 1e-6
 
 # The germination ramp's curve comes from the style's blend shape. GATED ramps linearly so the gate
 # sees a usable alpha early instead of the near-zero start of a sigmoid.
@@ -66,39 +66,6 @@ _BLEND_RAMP: dict[BlendShape, tuple[AlphaCurve, float]] = {
 
 class IllegalSlotOperationError(ValueError):
     """A lifecycle operation that is not legal in the slot's current stage or alpha state."""
-
-
-@dataclass(frozen=True)
-class GateResult:
-    """Outcome of a quality gate; truthy when it passed."""
-
-    gate: str
-    passed: bool
-    reason: str
-
-    def __bool__(self) -> bool:
-        return self.passed
-
-
-@dataclass(frozen=True)
-class GateConfig:
-    """Quality-gate thresholds. Permissive (the default) checks only the structural conditions:
-    G2 ≥ 1 epoch in TRAINING, G3 alpha settled at 1.0, G5 a counterfactual was measured. Strict adds
-    the thresholds below (accuracies in percentage points)."""
-
-    strict: bool = False
-    min_training_improvement: float = 0.5
-    min_training_epochs: int = 3
-    min_gradient_ratio: float = 0.10
-    min_blending_epochs: int = 3
-    min_fossilize_contribution: float = 1.0
-
-    def __post_init__(self) -> None:
-        for name in ("min_training_epochs", "min_blending_epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"gate threshold {name} must be ≥ 1, got {getattr(self, name)}")
-        if self.min_gradient_ratio < 0:
-            raise ValueError(f"gate threshold min_gradient_ratio must be ≥ 0, got {self.min_gradient_ratio}")
 
 
 @dataclass
@@ -339,7 +306,7 @@ class SeedSlot(nn.Module):
         action = curve_action(curve, steepness)
         self.controller.retarget(target, check_ramp_steps(steps), curve, steepness)
         self.curve_action = action
-        if self.stage is SeedStage.HOLDING and target < _FULL_ALPHA:
+        if self.stage is SeedStage.HOLDING and target < FULL_ALPHA:
             self._transition(SeedStage.BLENDING)
         if algorithm is not self.alpha_algorithm:
             self.alpha_algorithm = algorithm
@@ -438,39 +405,7 @@ class SeedSlot(nn.Module):
 
     # ---- gates ----
     def _check_gate(self, target: SeedStage) -> GateResult:
-        metrics = self._require_metrics()
-        strict = self.gates.strict
-        cfg = self.gates
-        if target is SeedStage.TRAINING:
-            return GateResult("G1", True, "seed germinated")
-        if target is SeedStage.BLENDING:
-            failed = [] if self.epochs_in_stage >= 1 else ["no epoch trained in TRAINING yet"]
-            if strict:
-                if self.epochs_in_stage < cfg.min_training_epochs:
-                    failed.append(f"{self.epochs_in_stage} < {cfg.min_training_epochs} epochs in TRAINING")
-                if metrics.improvement_since_stage_start < cfg.min_training_improvement:
-                    failed.append(
-                        f"improvement {metrics.improvement_since_stage_start:.2f} < {cfg.min_training_improvement}"
-                    )
-                ratio = metrics.gradient_ratio
-                if ratio is None or ratio < cfg.min_gradient_ratio:
-                    failed.append(f"gradient ratio {ratio} < {cfg.min_gradient_ratio}")
-            return _gate_result("G2", failed, "seed trained")
-        if target is SeedStage.HOLDING:
-            ctl = self.controller
-            failed = []
-            if ctl.target < _FULL_ALPHA:
-                failed.append(f"alpha target {ctl.target} is not 1.0")
-            elif not ctl.is_holding or ctl.alpha != ctl.target:
-                failed.append(f"alpha {ctl.alpha:.3f} has not reached 1.0")
-            if strict and self.epochs_in_stage < cfg.min_blending_epochs:
-                failed.append(f"{self.epochs_in_stage} < {cfg.min_blending_epochs} epochs in BLENDING")
-            return _gate_result("G3", failed, "alpha settled at 1.0")
-        contribution = metrics.counterfactual
-        failed = [] if contribution is not None else ["no counterfactual contribution measured"]
-        if strict and contribution is not None and contribution < cfg.min_fossilize_contribution:
-            failed.append(f"contribution {contribution:.2f} < {cfg.min_fossilize_contribution}")
-        return _gate_result("G5", failed, "contribution measured")
+        return check_gate(target, self.gates, self._require_metrics(), self.epochs_in_stage, self.controller)
 
     # ---- forward ----
     @contextmanager
@@ -587,6 +522,3 @@ class SeedSlot(nn.Module):
     def extra_repr(self) -> str:
         return f"slot_id={self.slot_id}, channels={self.channels}, layout={self.layout}, stage={self.stage.name}"
 
-
-def _gate_result(gate: str, failed: list[str], ok_reason: str) -> GateResult:
-    return GateResult(gate, not failed, "; ".join(failed) if failed else ok_reason)
