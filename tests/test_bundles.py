@@ -9,7 +9,7 @@ import torch
 from tamiyo.core.actions import HEAD_NAMES, HEAD_RELEVANCE, IRRELEVANT_HEAD_VALUE, AlphaMode, BlueprintAction, LifecycleOp
 from tamiyo.core.observation import HISTORY_LENGTH, ObservationBatch, SlotReport, TrainingSignals
 from tamiyo.policy import (
-    IllegalActionError,
+    MaskViolationError,
     InvalidStateMachineError,
     NotTrainableError,
     compute_masks,
@@ -213,7 +213,7 @@ def test_heuristic_action_refused_by_masks_raises():
     no_advance = masks.op.clone()
     no_advance[:, LifecycleOp.ADVANCE] = False
     forged = ActionMasks(**{**vars(masks), "op": no_advance})
-    with pytest.raises(IllegalActionError, match=r"heuristic policy chose illegal op=5 for env 0"):
+    with pytest.raises(MaskViolationError, match=r"heuristic policy chose illegal op=5 for env 0"):
         create_policy("heuristic", SLOTS, "cnn").get_action(extract_features(obs), None, forged, context=obs)
 
 

@@ -8,7 +8,8 @@ import torch
 
 from tamiyo.core.actions import AlphaSpeedAction, BlueprintAction, FactoredAction, GerminationStyle, LifecycleOp, TempoAction
 from tamiyo.env.model import validation_batches
-from tamiyo.env.seed_env import EnvConfig, IllegalActionError, SeedEnv, check_action
+from tamiyo.core.legality import IllegalActionError
+from tamiyo.env.seed_env import EnvConfig, SeedEnv, check_action
 from tamiyo.core.seeding import derive_seed
 from tamiyo.env.tasks import Task, make_task
 from tamiyo.env.vector import VectorEnv

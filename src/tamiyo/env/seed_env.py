@@ -26,7 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from tamiyo.core.actions import FactoredAction, LifecycleOp, topology_blueprints
+from tamiyo.core.actions import FactoredAction, LifecycleOp
+from tamiyo.core.legality import IllegalActionError, budget_left, illegal_reason, legal_blueprints
 from tamiyo.env.blueprints import build_seed
 from tamiyo.env.governor import Governor, GovernorConfig
 from tamiyo.env.hosts import build_host
@@ -36,17 +37,12 @@ from tamiyo.env.slot import GateConfig, GateResult
 from tamiyo.env.tasks import Task, cross_entropy
 from tamiyo.core.observation import SlotReport, TrainingSignals
 from tamiyo.core.seeding import derive_seed
-from tamiyo.core.stages import ADVANCE_TARGET, MIN_PRUNE_AGE, PRUNABLE_STAGES, SeedStage
+from tamiyo.core.stages import SeedStage
 from tamiyo.env.tracker import SignalTracker
 
-_RETARGETABLE = frozenset({SeedStage.BLENDING, SeedStage.HOLDING})
 _AUTOCAST_DTYPES = (torch.bfloat16,)
 
 Observation = tuple[TrainingSignals, list[SlotReport]]
-
-
-class IllegalActionError(ValueError):
-    """An action that the current slot state does not allow (the action masks would have hidden it)."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +114,7 @@ def check_action(
 ) -> None:
     """Raise `IllegalActionError` unless `action` is legal for the slot states the policy observed.
 
-    The rules are those of the action masks (SPEC §3.3); gate conditions are not checked here (a gate
+    The rules are those of `tamiyo.core.legality`; gate conditions are not checked here (a gate
     failure is a legal no-op)."""
     op = LifecycleOp(action.op)
     if op == LifecycleOp.WAIT:
@@ -126,35 +122,15 @@ def check_action(
     if not 0 <= action.slot < len(slot_ids):
         raise IllegalActionError(f"slot index {action.slot} out of range for slots {list(slot_ids)}")
     report, slot_id = reports[action.slot], slot_ids[action.slot]
-    stage = report.stage
-    problem: str | None = None
-    if op == LifecycleOp.GERMINATE:
-        if stage != SeedStage.DORMANT:
-            problem = "the slot is not empty"
-        elif max_seeds and seeds_used >= max_seeds:
-            problem = f"the seed budget is spent ({seeds_used}/{max_seeds})"
-        elif action.blueprint not in topology_blueprints(topology):
-            problem = f"blueprint {action.blueprint_id!r} is not available for topology {topology!r}"
-    elif op == LifecycleOp.ADVANCE:
-        if stage not in ADVANCE_TARGET:
-            problem = "only GERMINATED, TRAINING and BLENDING seeds advance (HOLDING seeds FOSSILIZE)"
-    elif op == LifecycleOp.FOSSILIZE:
-        if stage != SeedStage.HOLDING:
-            problem = "only a HOLDING seed can fossilize"
-    elif op == LifecycleOp.SET_ALPHA_TARGET:
-        if stage not in _RETARGETABLE:
-            problem = "only BLENDING or HOLDING seeds can be retargeted"
-        elif not report.alpha_holding:
-            problem = "alpha is still moving"
-    elif op == LifecycleOp.PRUNE:
-        if stage not in PRUNABLE_STAGES:
-            problem = "only a live seed can be pruned"
-        elif report.age < MIN_PRUNE_AGE:
-            problem = f"the seed is younger than {MIN_PRUNE_AGE} epoch"
-        elif not report.alpha_holding:
-            problem = "alpha is still moving"
+    problem = illegal_reason(op, report.stage, report.alpha_holding, report.age, budget_left(seeds_used, max_seeds))
+    if problem is not None and op == LifecycleOp.GERMINATE and report.stage == SeedStage.DORMANT:
+        problem = f"{problem} ({seeds_used}/{max_seeds})"
+    if problem is None and op == LifecycleOp.GERMINATE and action.blueprint not in legal_blueprints(topology):
+        problem = f"blueprint {action.blueprint_id!r} is not available for topology {topology!r}"
     if problem is not None:
-        raise IllegalActionError(f"illegal action {op.name} on slot {slot_id} in stage {stage.name}: {problem}")
+        raise IllegalActionError(
+            f"illegal action {op.name} on slot {slot_id} in stage {report.stage.name}: {problem}"
+        )
 
 
 class _Optimizers:

@@ -7,7 +7,7 @@ with `create_policy(name, slot_config, topology, device=..., compile_mode=...)`.
 from tamiyo.policy.bundles import (
     CompiledPlacementError,
     HeuristicPolicyBundle,
-    IllegalActionError,
+    MaskViolationError,
     LSTMPolicyBundle,
     NotTrainableError,
     RandomPolicyBundle,
@@ -29,7 +29,7 @@ __all__ = [
     "EvalResult",
     "FactoredRecurrentActorCritic",
     "HeuristicPolicyBundle",
-    "IllegalActionError",
+    "MaskViolationError",
     "InvalidStateMachineError",
     "LSTMPolicyBundle",
     "MaskedCategorical",

@@ -1,6 +1,6 @@
 """The four registered policy bundles; importing this package registers them."""
 
-from tamiyo.policy.bundles.base import FixedPolicyBundle, IllegalActionError, NotTrainableError
+from tamiyo.policy.bundles.base import FixedPolicyBundle, MaskViolationError, NotTrainableError
 from tamiyo.policy.bundles.heuristic import HeuristicPolicyBundle
 from tamiyo.policy.bundles.lstm import CompiledPlacementError, LSTMPolicyBundle
 from tamiyo.policy.bundles.static import StaticPolicyBundle
@@ -10,7 +10,7 @@ __all__ = [
     "CompiledPlacementError",
     "FixedPolicyBundle",
     "HeuristicPolicyBundle",
-    "IllegalActionError",
+    "MaskViolationError",
     "LSTMPolicyBundle",
     "NotTrainableError",
     "RandomPolicyBundle",
