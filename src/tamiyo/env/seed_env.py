@@ -302,12 +302,17 @@ class SeedEnv:
         return signals, [slot.report() for slot in model.slots]
 
     # ---- step ----
+    def check(self, action: FactoredAction) -> None:
+        """Raise `IllegalActionError` unless `action` is legal in the current observation."""
+        model = self._require_model()
+        check_action(action, self._reports, self.slot_ids, model.topology, self.seeds_used, self.config.max_seeds)
+
     def step(self, action: FactoredAction) -> StepResult:
         """Apply `action`, train and validate one epoch, and return the next observation and reward."""
-        model = self._require_model()
+        self._require_model()
         if self.done:
             raise RuntimeError(f"the episode ended after {self.epoch} epochs; call reset() for a new one")
-        check_action(action, self._reports, self.slot_ids, model.topology, self.seeds_used, self.config.max_seeds)
+        self.check(action)
         started = time.perf_counter()
         with self._private_rng():
             gate = self._apply(action)
@@ -360,6 +365,8 @@ class SeedEnv:
     def _run_epoch(self) -> _EpochOutcome:
         """Train, validate, let the governor judge, then advance the timed lifecycle of a healthy epoch."""
         model = self._require_model()
+        if self.task.fault is not None:
+            self.task.fault.trigger(self.env_index, self.epoch + 1)
         train_started = time.perf_counter()
         train_loss, train_accuracy = self._train_epoch()
         val_started = time.perf_counter()

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from tamiyo.conf import CONF_DIR
 from tamiyo.core.errors import ConfigError
 from tamiyo.launch.console import configure_console, report_user_errors
+from tamiyo.launch.resources import env_workers
 from tamiyo.launch.sweep import run_sweep_job
 from tamiyo.launch.validation import normalize_choices, validate_config
 from tamiyo.policy.features import obs_dim
@@ -80,7 +81,20 @@ def build_datamodule(cfg: DictConfig, autocast_dtype: torch.dtype | None) -> Rol
         gamma=cfg.ppo.gamma,
         autocast_dtype=autocast_dtype,
         num_workers=cfg.env.get("num_workers", 0),
+        workers=env_workers(cfg.env.workers, cfg.env.num_envs, cfg.torch_threads, _processes_per_machine(cfg)),
     )
+
+
+def _processes_per_machine(cfg: DictConfig) -> int:
+    """Training processes that share this machine's cores: parallel joblib sweep jobs × local CPU DDP ranks."""
+    jobs = 1
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        launcher = HydraConfig.get().launcher
+        if "joblib" in str(launcher.get("_target_", "")):
+            jobs = int(launcher.n_jobs)
+    devices = cfg.trainer.devices
+    ranks = devices if cfg.trainer.accelerator == "cpu" and isinstance(devices, int) else 1
+    return jobs * ranks
 
 
 def train(cfg: DictConfig) -> float:

@@ -88,6 +88,13 @@ def validate_config(cfg: DictConfig) -> None:
             f"ppo.num_minibatches ({cfg.ppo.num_minibatches}) cannot exceed env.num_envs ({cfg.env.num_envs}): "
             "minibatches are made of whole env sequences"
         )
+    workers = _lookup(cfg, "env.workers")
+    if workers != "auto":
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1 or cfg.env.num_envs % workers:
+            raise ConfigError(
+                f"env.workers must be auto or an integer ≥ 1 that divides env.num_envs ({cfg.env.num_envs}), "
+                f"got {workers!r}"
+            )
     num_workers = OmegaConf.select(cfg, "env.num_workers", default=0)
     if num_workers:
         raise ConfigError(

@@ -8,10 +8,12 @@ means the policy can never sample an illegal (op, slot) pair.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from itertools import product
 
+import numpy as np
 import torch
 
 from tamiyo.core.actions import (
@@ -172,3 +174,14 @@ def masks_from_legality(legal: torch.Tensor, blueprint: torch.Tensor) -> ActionM
         alpha_speed=torch.ones(n, len(AlphaSpeedAction), dtype=torch.bool, device=device),
         alpha_curve=torch.ones(n, len(AlphaCurveAction), dtype=torch.bool, device=device),
     )
+
+
+def gym_observation_masks(obs: Mapping[str, np.ndarray]) -> ActionMasks:
+    """Masks of a batch of Gymnasium observations (`SeedLifecycleEnv`'s `Dict` arrays, stacked `[N, ...]`),
+    from their legality arrays alone."""
+    legal = torch.as_tensor(np.asarray(obs["legal_ops"])).bool()
+    blueprints = torch.as_tensor(np.asarray(obs["legal_blueprints"])).bool()
+    if legal.dim() != 3 or blueprints.dim() != 2:
+        raise ValueError(f"expected stacked observations: legal_ops [N, S, {NUM_OPS}] and legal_blueprints "
+                         f"[N, {len(BlueprintAction)}], got {list(legal.shape)} and {list(blueprints.shape)}")
+    return masks_from_legality(legal, blueprints)
