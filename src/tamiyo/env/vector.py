@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import multiprocessing.connection
 import os
 import signal
 from collections.abc import Mapping, Sequence
@@ -45,6 +46,7 @@ from tamiyo.env.tasks import Task, make_task
 # Worker processes are started fresh: a forked copy of a process that already runs torch threads
 # (or CUDA, or Lightning's process group) is not safe.
 _START_METHOD = "spawn"
+_DEATH_WAIT_S = 5.0
 
 
 class EnvWorkerError(RuntimeError):
@@ -263,10 +265,13 @@ class VectorEnv:
         try:
             return call(self._pool)
         except (EOFError, BrokenPipeError, ConnectionResetError) as error:
-            dead = [
-                (index, process.exitcode) for index, process in enumerate(self._pool.processes)
-                if not process.is_alive()
-            ]
+            # The pipe reports the loss while the process may still be exiting: wait for it to end.
+            processes = self._pool.processes
+            ended = multiprocessing.connection.wait([p.sentinel for p in processes], timeout=_DEATH_WAIT_S)
+            for process in processes:
+                if process.sentinel in ended:
+                    process.join()
+            dead = [(index, p.exitcode) for index, p in enumerate(processes) if p.exitcode is not None]
             groups = self._groups()
             what = "; ".join(
                 f"{_envs_label(groups[index])} lost: the worker process died (exit code {code})" for index, code in dead
