@@ -99,8 +99,8 @@ def scaling_model(results: list[dict[str, object]], cores: tuple[int, ...] = (8,
     points = sorted((w, float(r["median_overhead_s"])) for w, r in by_workers.items())
     (w0, o0), (w1, o1) = points[0], points[-1]
     slope = max(0.0, (o1 - o0) / (w1 - w0)) if w1 != w0 else 0.0
-    lines = [f"scaling model: c = {c * 1e3:.0f} ms per env-epoch, overhead o(W) = {o0 * 1e3:.1f} ms + "
-             f"{slope * 1e3:.2f} ms x (W - {w0}) per step"]
+    lines = [(f"scaling model: c = {c * 1e3:.0f} ms per env-epoch, overhead o(W) = {o0 * 1e3:.1f} ms + "
+              f"{slope * 1e3:.2f} ms x (W - {w0}) per step")]
     for n in cores:
         for envs_per_worker in (1, 4):
             overhead = o0 + slope * (n - w0)

@@ -46,12 +46,12 @@ def vector_loop(options: dict[str, object]) -> None:
     # Worker processes are started with "spawn", hence the `if __name__ == "__main__"` guard below.
     envs = gymnasium.make_vec("tamiyo/SeedLifecycle-v0", num_envs=2, vectorization_mode="async",
                               vector_kwargs={"context": "spawn"}, **options)
-    obs, infos = envs.reset(seed=0)
+    envs.reset(seed=0)
     wait = np.zeros((2, len(HEAD_NAMES)), dtype=np.int64)
     wait[:, HEAD_NAMES.index("op")] = LifecycleOp.WAIT
     returns = np.zeros(2)
     for _ in range(int(options["max_epochs"])):
-        obs, rewards, terminated, truncated, infos = envs.step(wait)
+        _, rewards, _, _, infos = envs.step(wait)
         returns += rewards
     print(f"gymnasium.vector (2 async envs, WAIT only): returns {np.round(returns, 2).tolist()}, "
           f"final validation accuracy {np.round(infos['val_accuracy'], 1).tolist()}")
@@ -61,7 +61,7 @@ def vector_loop(options: dict[str, object]) -> None:
 def maskable_ppo(options: dict[str, object], steps: int) -> None:
     """MaskablePPO reads `action_masks()` (independent per-head masks), so it can still pair an op with
     a slot where that op is illegal: `illegal_action="wait"` turns such a choice into WAIT."""
-    from sb3_contrib import MaskablePPO  # noqa: PLC0415  (optional dependency)
+    from sb3_contrib import MaskablePPO  # optional dependency: imported only when asked for
 
     env = gymnasium.make("tamiyo/SeedLifecycle-v0", illegal_action="wait", **options)
     # The first epoch's loss delta is +inf (no previous epoch); a network input must be finite.

@@ -38,12 +38,12 @@ def test_spaces_reset_and_step_follow_the_config():
     assert obs["legal_ops"].tolist() == [[1, 1, 0, 0, 0, 0]] * 2  # empty slots: WAIT or GERMINATE
     assert info["action_mask"].dtype == np.int8 and info["action_mask"].shape == (sum(env.action_space.nvec),)
     germinate = [1, 1, 0, 0, 2, 0, 0, int(LifecycleOp.GERMINATE)]  # conv_light into r0c2
-    obs, reward, terminated, truncated, info = env.step(np.array(germinate))
+    obs, _, terminated, truncated, info = env.step(np.array(germinate))
     assert info["op"] == "GERMINATE" and info["took_effect"] and info["illegal_action"] is None
     assert obs["slots"][1, SlotField.STAGE] == SeedStage.GERMINATED
     assert not any(key.startswith("time_") for key in info)  # no wall-clock values: runs are comparable
     for _ in range(2):
-        obs, reward, terminated, truncated, info = env.step(env.action_space.sample() * 0)  # WAIT
+        obs, _, terminated, truncated, info = env.step(env.action_space.sample() * 0)  # WAIT
     assert terminated and not truncated and info["epoch"] == 3
 
 
@@ -117,6 +117,6 @@ def test_gymnasium_vector_runs_the_env():
     obs, _ = envs.reset(seed=1)
     assert obs["legal_ops"].shape == (2, 3, 6)
     wait = np.tile(FactoredAction.wait().to_indices(), (2, 1))
-    obs, rewards, terminated, truncated, infos = envs.step(wait)
+    obs, rewards, terminated, _, infos = envs.step(wait)
     assert rewards.shape == (2,) and not terminated.any() and infos["op"].tolist() == ["WAIT", "WAIT"]
     envs.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tamiyo.launch.resources import env_workers
+from tamiyo.env.vector import resolve_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -59,13 +59,13 @@ def _metrics(run_dir: Path) -> list[dict[str, str]]:
 
 
 def test_auto_workers_divide_the_envs_and_share_the_cores(monkeypatch):
-    monkeypatch.setattr("tamiyo.launch.resources.usable_cores", lambda: 6)
-    assert env_workers("auto", num_envs=4, torch_threads=1) == 4
-    assert env_workers("auto", num_envs=8, torch_threads=1) == 4  # 6 does not divide 8
-    assert env_workers("auto", num_envs=4, torch_threads=2) == 2  # 3 cores per thread pair; 3 does not divide 4
-    assert env_workers("auto", num_envs=4, torch_threads=1, concurrent_processes=3) == 2
-    assert env_workers("auto", num_envs=4, torch_threads=1, concurrent_processes=12) == 1
-    assert env_workers(2, num_envs=4, torch_threads=1) == 2
+    monkeypatch.setattr("tamiyo.env.vector.usable_cores", lambda: 6)
+    assert resolve_workers("auto", num_envs=4, torch_threads=1) == 4
+    assert resolve_workers("auto", num_envs=8, torch_threads=1) == 4  # 6 does not divide 8
+    assert resolve_workers("auto", num_envs=4, torch_threads=2) == 2  # 3 cores per thread pair; 3 does not divide 4
+    assert resolve_workers("auto", num_envs=4, torch_threads=1, concurrent_processes=3) == 2
+    assert resolve_workers("auto", num_envs=4, torch_threads=1, concurrent_processes=12) == 1
+    assert resolve_workers(2, num_envs=4, torch_threads=1) == 2
 
 
 def test_two_workers_log_exactly_what_one_logs(tmp_path):

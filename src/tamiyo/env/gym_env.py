@@ -31,7 +31,7 @@ episode; `options={"episode": e}` picks the episode. Each episode's randomness d
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium
 import numpy as np
@@ -154,7 +154,7 @@ class SeedLifecycleEnv(gymnasium.Env):
     or, as the trainer does, from a ready `config: EnvConfig` and a `Task`.
     """
 
-    metadata = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
     def __init__(
         self,

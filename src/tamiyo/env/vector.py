@@ -28,7 +28,7 @@ import multiprocessing.connection
 import os
 import signal
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium
 import numpy as np
@@ -60,7 +60,7 @@ class EnvGroup(gymnasium.Env):
     In a worker (`catch_failures=True`) an env's exception does not escape: it is reported as
     `info["failure"]` (one line naming the env), so the training process can stop cleanly."""
 
-    metadata = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
     def __init__(
         self, task: Task, config: EnvConfig, env_indices: Sequence[int], device: str | torch.device = "cpu",
@@ -124,6 +124,23 @@ def _worker_group(
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         torch.set_num_threads(torch_threads)
     return EnvGroup(task, config, env_indices, "cpu", catch_failures=True)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS reports one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def resolve_workers(requested: int | str, num_envs: int, torch_threads: int, concurrent_processes: int = 1) -> int:
+    """The env worker processes of one training process.
+
+    `auto`: the cores left to this process (usable cores ÷ processes that run at once on this machine,
+    i.e. parallel sweep jobs × local DDP ranks) ÷ `torch_threads`, at least 1 and at most `num_envs`,
+    lowered to a divisor of `num_envs` (the envs are split into equal groups). A number is taken as is."""
+    if requested != "auto":
+        return int(requested)
+    budget = max(1, usable_cores() // (max(1, concurrent_processes) * int(torch_threads)))
+    return max(w for w in range(1, min(budget, num_envs) + 1) if num_envs % w == 0)
 
 
 class VectorEnv:

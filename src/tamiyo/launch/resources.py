@@ -7,12 +7,11 @@ when the trainer runs on GPUs.
 
 from __future__ import annotations
 
-import os
-
 import joblib
 from omegaconf import OmegaConf
 
 from tamiyo.core.errors import ConfigError
+from tamiyo.env.vector import resolve_workers
 
 GPU_ACCELERATORS = ("gpu", "cuda")
 
@@ -24,26 +23,9 @@ def parallel_jobs(torch_threads: int, workers: int | str = 1) -> int:
     return max(1, joblib.cpu_count() // per_job)
 
 
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the OS reports one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else joblib.cpu_count()
-
-
-def env_workers(requested: int | str, num_envs: int, torch_threads: int, concurrent_processes: int = 1) -> int:
-    """The env worker processes of one training process.
-
-    `auto`: the cores left to this process (usable cores ÷ processes that run at once on this machine,
-    i.e. parallel sweep jobs × local DDP ranks) ÷ `torch_threads`, at least 1 and at most `num_envs`,
-    lowered to a divisor of `num_envs` (the envs are split into equal groups). A number is taken as is."""
-    if requested != "auto":
-        return int(requested)
-    budget = max(1, usable_cores() // (max(1, concurrent_processes) * int(torch_threads)))
-    return max(w for w in range(1, min(budget, num_envs) + 1) if num_envs % w == 0)
-
-
 def job_cpus(torch_threads: int, workers: int | str, num_envs: int) -> int:
     """CPUs one sweep job uses: `torch_threads` per env worker process (what a Ray job asks for)."""
-    return int(torch_threads) * env_workers(workers, int(num_envs), int(torch_threads))
+    return int(torch_threads) * resolve_workers(workers, int(num_envs), int(torch_threads))
 
 
 def tasks_per_node(devices: object) -> int:

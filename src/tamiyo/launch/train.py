@@ -19,8 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from tamiyo.conf import CONF_DIR
 from tamiyo.core.errors import ConfigError
+from tamiyo.env.vector import resolve_workers
 from tamiyo.launch.console import configure_console, report_user_errors
-from tamiyo.launch.resources import env_workers
 from tamiyo.launch.sweep import run_sweep_job
 from tamiyo.launch.validation import normalize_choices, validate_config
 from tamiyo.policy.features import obs_dim
@@ -81,7 +81,7 @@ def build_datamodule(cfg: DictConfig, autocast_dtype: torch.dtype | None) -> Rol
         gamma=cfg.ppo.gamma,
         autocast_dtype=autocast_dtype,
         num_workers=cfg.env.get("num_workers", 0),
-        workers=env_workers(cfg.env.workers, cfg.env.num_envs, cfg.torch_threads, _processes_per_machine(cfg)),
+        workers=resolve_workers(cfg.env.workers, cfg.env.num_envs, cfg.torch_threads, _processes_per_machine(cfg)),
     )
 
 
