@@ -14,8 +14,8 @@ With two or more worker counts it ends with `speedup workers=W vs workers=1: X.X
 model: with c = seconds per env-epoch inside the env and o(W) = per-step overhead (fitted linearly
 in W from the measured counts), N envs on W workers take (N/W)·c + o(W) per step.
 
-    python scripts/bench_env.py [--task mnist1d] [--envs 1 4] [--workers 1,2] [--epochs 6] [--threads N]
-                                [--output bench/env.json]
+    python scripts/bench_env.py [--task mnist1d] [--envs 1 4] [--workers 1,2] [--epochs 6] [--repeats 1]
+                                [--threads N] [--output bench/env.json]
 """
 
 from __future__ import annotations
@@ -94,9 +94,11 @@ def run(
 
 def scaling_model(results: list[dict[str, object]], cores: tuple[int, ...] = (8, 16, 64)) -> list[str]:
     """Predicted env-epochs/s on more cores from the measured per-env-epoch time and per-step overhead."""
-    by_workers = {int(r["workers"]): r for r in results}
     c = statistics.median(float(r["env_epoch_s"]) for r in results)
-    points = sorted((w, float(r["median_overhead_s"])) for w, r in by_workers.items())
+    points = sorted(
+        (w, statistics.median(float(r["median_overhead_s"]) for r in results if r["workers"] == w))
+        for w in {int(r["workers"]) for r in results}
+    )
     (w0, o0), (w1, o1) = points[0], points[-1]
     slope = max(0.0, (o1 - o0) / (w1 - w0)) if w1 != w0 else 0.0
     lines = [(f"scaling model: c = {c * 1e3:.0f} ms per env-epoch, overhead o(W) = {o0 * 1e3:.1f} ms + "
@@ -120,6 +122,8 @@ def main() -> None:
     parser.add_argument("--scenarios", nargs="+", default=["wait", "blend"], choices=["wait", "blend"])
     parser.add_argument("--workers", default="1", help="comma-separated env worker counts, e.g. 1,2")
     parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="measure every setting this many times, interleaved (evens out a shared machine's load)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
@@ -136,7 +140,7 @@ def main() -> None:
     run(args.task, 1, "blend", 3, args.device, args.seed)
     results = [
         run(args.task, n, s, args.epochs, args.device, args.seed, w)
-        for n in args.envs for s in args.scenarios for w in workers if n % w == 0
+        for _ in range(args.repeats) for n in args.envs for s in args.scenarios for w in workers if n % w == 0
     ]
     report = {
         "load_average_before": load_before,

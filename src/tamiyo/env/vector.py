@@ -73,7 +73,6 @@ class EnvGroup(gymnasium.Env):
         self.catch_failures = catch_failures
         self.observation_space = batch_space(self.envs[0].observation_space, len(self.envs))
         self.action_space = batch_space(self.envs[0].action_space, len(self.envs))
-        self._last_obs: dict[str, np.ndarray] | None = None
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -86,7 +85,7 @@ class EnvGroup(gymnasium.Env):
         )
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        obs, info = self._guarded(lambda env, a: _step_info(env, a), list(np.asarray(action)))
+        obs, info = self._guarded(_step_info, list(np.asarray(action)))
         done = info["failure"] is None and all(i["done"] for i in info["envs"])
         return obs, 0.0, done, False, info
 
@@ -103,8 +102,8 @@ class EnvGroup(gymnasium.Env):
                 return blank, {"envs": [], "failure": failure}
             observations.append(obs)
             infos.append(info)
-        self._last_obs = {key: np.stack([o[key] for o in observations]) for key in observations[0]}
-        return self._last_obs, {"envs": infos, "failure": None}
+        stacked = {key: np.stack([o[key] for o in observations]) for key in observations[0]}
+        return stacked, {"envs": infos, "failure": None}
 
 
 def _step_info(env: SeedLifecycleEnv, action: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
