@@ -71,6 +71,8 @@ def build_loggers(cfg: DictConfig) -> list[Logger]:
 
 
 def build_datamodule(cfg: DictConfig, autocast_dtype: torch.dtype | None) -> RolloutDataModule:
+    workers = resolve_workers(cfg.env.workers, cfg.env.num_envs, cfg.torch_threads, _processes_per_machine(cfg))
+    log.info("env workers: %d (env.workers=%s, %d envs each)", workers, cfg.env.workers, cfg.env.num_envs // workers)
     return RolloutDataModule(
         env=OmegaConf.to_container(cfg.env, resolve=True),
         reward=OmegaConf.to_container(cfg.reward, resolve=True),
@@ -81,7 +83,7 @@ def build_datamodule(cfg: DictConfig, autocast_dtype: torch.dtype | None) -> Rol
         gamma=cfg.ppo.gamma,
         autocast_dtype=autocast_dtype,
         num_workers=cfg.env.get("num_workers", 0),
-        workers=resolve_workers(cfg.env.workers, cfg.env.num_envs, cfg.torch_threads, _processes_per_machine(cfg)),
+        workers=workers,
     )
 
 
