@@ -107,8 +107,8 @@ class EnvGroup(gymnasium.Env):
 
 
 def _step_info(env: SeedLifecycleEnv, action: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    obs, reward, terminated, truncated, info = env.step(action)
-    return obs, {**info, "reward": reward, "done": terminated or truncated}
+    obs, _, terminated, truncated, info = env.step(action)  # the reward is also info["reward"]
+    return obs, {**info, "done": terminated or truncated}
 
 
 def _worker_group(
@@ -269,7 +269,7 @@ class VectorEnv:
             self._raise_failures(group_infos)
             obs = _merge_groups(obs)
             infos = [info for group in group_infos["envs"] for info in group]
-        rewards = torch.tensor([i.pop("reward") for i in infos], dtype=torch.float32, device=self.device)
+        rewards = torch.tensor([i["reward"] for i in infos], dtype=torch.float32, device=self.device)
         dones = torch.tensor([i.pop("done") for i in infos], dtype=torch.bool, device=self.device)
         self._done = bool(dones.all())
         for info in infos:
