@@ -37,19 +37,25 @@ def _run(*args: str, timeout: float = 400) -> subprocess.CompletedProcess:
     marker = uuid.uuid4().hex
     proc = _start(*args, marker=marker)
     stdout, stderr = proc.communicate(timeout=timeout)
-    assert _processes_with(marker) == [], "worker processes outlived the run"
+    deadline = time.time() + 10  # a worker whose owner was killed leaves when it sees its pipe close
+    while _processes_with(marker, env_workers_only=True) and time.time() < deadline:
+        time.sleep(0.5)
+    assert _processes_with(marker, env_workers_only=True) == [], "env worker processes outlived the run"
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
-def _processes_with(marker: str) -> list[int]:
+def _processes_with(marker: str, env_workers_only: bool = False) -> list[int]:
+    """Processes started by the marked run (its env workers only: Ray's own daemons end on their own time)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if f"TAMIYO_TEST_MARKER={marker}".encode() in (entry / "environ").read_bytes():
-                    found.append(int(entry.name))
+                marked = f"TAMIYO_TEST_MARKER={marker}".encode() in (entry / "environ").read_bytes()
+                worker = b"spawn_main" in (entry / "cmdline").read_bytes()
             except OSError:  # gone meanwhile, or not ours
-                pass
+                continue
+            if marked and (worker or not env_workers_only):
+                found.append(int(entry.name))
     return found
 
 
