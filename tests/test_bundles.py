@@ -18,8 +18,8 @@ from tamiyo.core.observation import HISTORY_LENGTH, ObservationBatch, SlotReport
 from tamiyo.core.slots import SlotConfig
 from tamiyo.core.stages import SeedStage
 from tamiyo.policy import (
-    IllegalActionError,
     InvalidStateMachineError,
+    MaskViolationError,
     NotTrainableError,
     compute_masks,
     create_policy,
@@ -238,7 +238,7 @@ def test_heuristic_action_refused_by_masks_raises():
     no_advance = masks.op.clone()
     no_advance[:, LifecycleOp.ADVANCE] = False
     forged = ActionMasks(**{**vars(masks), "op": no_advance})
-    with pytest.raises(IllegalActionError, match=r"heuristic policy chose illegal op=5 for env 0"):
+    with pytest.raises(MaskViolationError, match=r"heuristic policy chose illegal op=5 for env 0"):
         create_policy("heuristic", SLOTS, "cnn").get_action(extract_features(obs), None, forged, context=obs)
 
 

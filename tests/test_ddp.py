@@ -43,7 +43,7 @@ class RankProbe(L.Callback):
         datamodule = trainer.datamodule
         record = {
             "params": torch.cat([p.detach().flatten() for p in pl_module.policy_net.parameters()]).clone(),
-            "env_indices": [env.env_index for env in datamodule.vec_env.envs],
+            "env_indices": datamodule.vec_env.env_indices,
             "world_size": trainer.world_size,
         }
         if pl_module._storage is not None and name != "start":

@@ -14,11 +14,12 @@ from tamiyo.core.actions import (
     LifecycleOp,
     TempoAction,
 )
+from tamiyo.core.legality import IllegalActionError
 from tamiyo.core.observation import NUM_SIGNAL_FIELDS, NUM_SLOT_FIELDS, ObservationBatch, SlotReport, TrainingSignals
 from tamiyo.core.seeding import derive_seed
 from tamiyo.core.stages import SeedStage
 from tamiyo.env.model import validation_batches
-from tamiyo.env.seed_env import EnvConfig, IllegalActionError, SeedEnv, check_action
+from tamiyo.env.seed_env import EnvConfig, SeedEnv, check_action
 from tamiyo.env.vector import VectorEnv
 from tamiyo.policy.masks import compute_masks
 

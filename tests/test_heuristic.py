@@ -331,14 +331,14 @@ def test_prune_of_a_seed_younger_than_one_epoch_becomes_a_wait():
     ctrl = controller(prune_after_epochs_without_improvement=0)
     decision = ctrl.decide(signals(), [seed(Stage.TRAINING, age=0, epochs=0, improvement=-5.0)])
     assert (decision.op, decision.slot_index) == (Op.WAIT, 0)
-    assert decision.reason.endswith("cannot prune yet (age 0 < 1)")
+    assert decision.reason.endswith("cannot prune yet (the seed is younger than 1 epoch)")
     assert ctrl.penalties == {} and ctrl.state_dict()["last_prune_epoch"] is None
 
 
 def test_prune_while_alpha_moves_becomes_a_wait():
     moving = seed(Stage.HOLDING, cf=-1.0, alpha=0.8, target=0.5, mode=AlphaMode.DOWN)
     decision = controller().decide(signals(), [moving])
-    assert decision.op == Op.WAIT and decision.reason.endswith("cannot prune yet (alpha is moving)")
+    assert decision.op == Op.WAIT and decision.reason.endswith("cannot prune yet (alpha is still moving)")
 
 
 # ---- state ----

@@ -162,10 +162,12 @@ def test_slurm_resources_follow_the_trainer():
 
 
 def test_ray_and_joblib_resources_follow_the_run_config():
-    ray = compose_with_hydra("hydra/launcher=ray", "trainer=gpu", "torch_threads=3").hydra.launcher.ray.remote
-    assert (ray.num_cpus, ray.num_gpus) == (3, 1)
+    ray = compose_with_hydra("hydra/launcher=ray", "trainer=gpu", "torch_threads=3", "env.workers=2").hydra.launcher
+    assert (ray.ray.remote.num_cpus, ray.ray.remote.num_gpus) == (6, 1)  # torch_threads × env.workers CPUs
     joblib_cfg = compose_with_hydra("hydra/launcher=joblib", "torch_threads=1").hydra.launcher
-    assert joblib_cfg.n_jobs == parallel_jobs(1) >= 1
+    assert joblib_cfg.n_jobs == parallel_jobs(1) >= 1  # env.workers=auto: one core per job
+    with_workers = compose_with_hydra("hydra/launcher=joblib", "torch_threads=1", "env.workers=2").hydra.launcher
+    assert with_workers.n_jobs == max(1, parallel_jobs(1) // 2)
     assert joblib_cfg.backend == "loky"
 
 

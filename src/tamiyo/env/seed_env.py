@@ -35,9 +35,10 @@ from tamiyo.core.actions import (
     blueprint_from_id,
     topology_blueprints,
 )
+from tamiyo.core.legality import IllegalActionError, budget_left, illegal_reason, legal_blueprints
 from tamiyo.core.observation import SlotReport, TrainingSignals
 from tamiyo.core.seeding import derive_seed
-from tamiyo.core.stages import ADVANCE_TARGET, LIVE_STAGES, MIN_PRUNE_AGE, PRUNABLE_STAGES, SeedStage
+from tamiyo.core.stages import LIVE_STAGES, SeedStage
 from tamiyo.env.blueprints import build_seed
 from tamiyo.env.gates import GateConfig, GateResult
 from tamiyo.env.governor import Governor, GovernorConfig
@@ -50,13 +51,11 @@ from tamiyo.env.tracker import SignalTracker
 
 _RETARGETABLE = frozenset({SeedStage.BLENDING, SeedStage.HOLDING})
 _SEEDED_STAGES = LIVE_STAGES | {SeedStage.FOSSILIZED}
+from tamiyo.core.stages import SeedStage
+
 _AUTOCAST_DTYPES = (torch.bfloat16,)
 
 Observation = tuple[TrainingSignals, list[SlotReport]]
-
-
-class IllegalActionError(ValueError):
-    """An action that the current slot state does not allow (the action masks would have hidden it)."""
 
 
 @dataclass(frozen=True)
@@ -142,7 +141,7 @@ def check_action(
 ) -> None:
     """Raise `IllegalActionError` unless `action` is legal for the slot states the policy observed.
 
-    The rules are those of the action masks; gate conditions are not checked here (a gate
+    The rules are those of `tamiyo.core.legality`; gate conditions are not checked here (a gate
     failure is a legal no-op)."""
     op = LifecycleOp(action.op)
     if op == LifecycleOp.WAIT:
@@ -150,35 +149,15 @@ def check_action(
     if not 0 <= action.slot < len(slot_ids):
         raise IllegalActionError(f"slot index {action.slot} out of range for slots {list(slot_ids)}")
     report, slot_id = reports[action.slot], slot_ids[action.slot]
-    stage = report.stage
-    problem: str | None = None
-    if op == LifecycleOp.GERMINATE:
-        if stage != SeedStage.DORMANT:
-            problem = "the slot is not empty"
-        elif max_seeds and seeds_used >= max_seeds:
-            problem = f"the seed budget is spent ({seeds_used}/{max_seeds})"
-        elif action.blueprint not in topology_blueprints(topology):
-            problem = f"blueprint {action.blueprint_id!r} is not available for topology {topology!r}"
-    elif op == LifecycleOp.ADVANCE:
-        if stage not in ADVANCE_TARGET:
-            problem = "only GERMINATED, TRAINING and BLENDING seeds advance (HOLDING seeds FOSSILIZE)"
-    elif op == LifecycleOp.FOSSILIZE:
-        if stage != SeedStage.HOLDING:
-            problem = "only a HOLDING seed can fossilize"
-    elif op == LifecycleOp.SET_ALPHA_TARGET:
-        if stage not in _RETARGETABLE:
-            problem = "only BLENDING or HOLDING seeds can be retargeted"
-        elif not report.alpha_holding:
-            problem = "alpha is still moving"
-    elif op == LifecycleOp.PRUNE:
-        if stage not in PRUNABLE_STAGES:
-            problem = "only a live seed can be pruned"
-        elif report.age < MIN_PRUNE_AGE:
-            problem = f"the seed is younger than {MIN_PRUNE_AGE} epoch"
-        elif not report.alpha_holding:
-            problem = "alpha is still moving"
+    problem = illegal_reason(op, report.stage, report.alpha_holding, report.age, budget_left(seeds_used, max_seeds))
+    if problem is not None and op == LifecycleOp.GERMINATE and report.stage == SeedStage.DORMANT:
+        problem = f"{problem} ({seeds_used}/{max_seeds})"
+    if problem is None and op == LifecycleOp.GERMINATE and action.blueprint not in legal_blueprints(topology):
+        problem = f"blueprint {action.blueprint_id!r} is not available for topology {topology!r}"
     if problem is not None:
-        raise IllegalActionError(f"illegal action {op.name} on slot {slot_id} in stage {stage.name}: {problem}")
+        raise IllegalActionError(
+            f"illegal action {op.name} on slot {slot_id} in stage {report.stage.name}: {problem}"
+        )
 
 
 class _Optimizers:
@@ -364,12 +343,17 @@ class SeedEnv:
         return signals, [slot.report() for slot in model.slots]
 
     # ---- step ----
+    def check(self, action: FactoredAction) -> None:
+        """Raise `IllegalActionError` unless `action` is legal in the current observation."""
+        model = self._require_model()
+        check_action(action, self._reports, self.slot_ids, model.topology, self.seeds_used, self.config.max_seeds)
+
     def step(self, action: FactoredAction) -> StepResult:
         """Apply `action`, train and validate one epoch, and return the next observation and reward."""
-        model = self._require_model()
+        self._require_model()
         if self.done:
             raise RuntimeError(f"the episode ended after {self.epoch} epochs; call reset() for a new one")
-        check_action(action, self._reports, self.slot_ids, model.topology, self.seeds_used, self.config.max_seeds)
+        self.check(action)
         started = time.perf_counter()
         with self._private_rng():
             gate = self._apply(action)
@@ -430,6 +414,8 @@ class SeedEnv:
     def _run_epoch(self) -> _EpochOutcome:
         """Train, validate, let the governor judge, then advance the timed lifecycle of a healthy epoch."""
         model = self._require_model()
+        if self.task.fault is not None:
+            self.task.fault.trigger(self.env_index, self.epoch + 1)
         train_started = time.perf_counter()
         train_loss, train_accuracy = self._train_epoch()
         val_started = time.perf_counter()

@@ -29,7 +29,7 @@ from tamiyo.core.errors import ConfigError
 from tamiyo.env.config import build_env_config
 from tamiyo.env.objective import Objective
 from tamiyo.env.tasks import make_task
-from tamiyo.env.vector import VectorEnv
+from tamiyo.env.vector import VectorEnv, resolve_workers
 from tamiyo.evaluation.comparison import (
     schedule_grid,
     select_schedule,
@@ -97,7 +97,8 @@ def build_eval_env(cfg: DictConfig) -> VectorEnv:
     try:
         task = make_task(env_cfg["task"], **dict(env_cfg.get("task_options") or {}))
         config = build_env_config(env_cfg, reward_cfg, cfg.ppo.gamma, autocast_dtype=None)
-        env = VectorEnv(task, num_envs=env_cfg["num_envs"], config=config)
+        workers = resolve_workers(env_cfg.get("workers", 1), env_cfg["num_envs"], cfg.torch_threads)
+        env = VectorEnv(task, num_envs=env_cfg["num_envs"], config=config, workers=workers)
         env.slot_config  # noqa: B018  (resolves the enabled slots now, so a bad slot id fails here)
     except (ValueError, TypeError) as error:
         raise ConfigError(f"env/reward config: {error}") from error

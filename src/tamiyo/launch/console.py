@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from tamiyo.core.errors import ConfigError, FileWriteError
+from tamiyo.env.vector import EnvWorkerError
 from tamiyo.evaluation.runner import CheckpointContentError
 from tamiyo.training.checkpoints import CheckpointError
 from tamiyo.training.module import CheckpointMismatchError, PolicyLossNaNError
@@ -39,9 +40,12 @@ def configure_console() -> None:
 
 @contextmanager
 def report_user_errors() -> Iterator[None]:
-    """Turn a user error into `error: <message>` on stderr and exit status 2."""
+    """Turn a user error into `error: <message>` on stderr and exit status 2 (an env worker failure: status 1)."""
     try:
         yield
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    except EnvWorkerError as error:  # the workers are already stopped; the traceback would add nothing
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -11,13 +11,21 @@ import joblib
 from omegaconf import OmegaConf
 
 from tamiyo.core.errors import ConfigError
+from tamiyo.env.vector import resolve_workers
 
 GPU_ACCELERATORS = ("gpu", "cuda")
 
 
-def parallel_jobs(torch_threads: int) -> int:
-    """How many jobs fit on this machine at once when each uses `torch_threads` cores."""
-    return max(1, joblib.cpu_count() // int(torch_threads))
+def parallel_jobs(torch_threads: int, workers: int | str = 1) -> int:
+    """How many jobs fit on this machine at once when each uses `torch_threads` cores per env worker
+    (`workers=auto` counts as 1: inside a job, auto then sizes itself to the cores left to it)."""
+    per_job = int(torch_threads) * (1 if workers == "auto" else int(workers))
+    return max(1, joblib.cpu_count() // per_job)
+
+
+def job_cpus(torch_threads: int, workers: int | str, num_envs: int) -> int:
+    """CPUs one sweep job uses: `torch_threads` per env worker process (what a Ray job asks for)."""
+    return int(torch_threads) * resolve_workers(workers, int(num_envs), int(torch_threads))
 
 
 def tasks_per_node(devices: object) -> int:
@@ -33,7 +41,8 @@ def gpus_per_node(accelerator: str, devices: object) -> int | None:
 
 
 def register_resolvers() -> None:
-    """Make `${tamiyo.parallel_jobs:...}`, `${tamiyo.tasks_per_node:...}`, `${tamiyo.gpus_per_node:...}` available."""
+    """Make the `${tamiyo.<name>:...}` resolvers of this module available."""
     OmegaConf.register_new_resolver("tamiyo.parallel_jobs", parallel_jobs, replace=True)
+    OmegaConf.register_new_resolver("tamiyo.job_cpus", job_cpus, replace=True)
     OmegaConf.register_new_resolver("tamiyo.tasks_per_node", tasks_per_node, replace=True)
     OmegaConf.register_new_resolver("tamiyo.gpus_per_node", gpus_per_node, replace=True)

@@ -24,6 +24,7 @@ from tamiyo.conf import CONF_DIR
 from tamiyo.core.atomic_io import is_storage_error
 from tamiyo.core.errors import ConfigError, FileWriteError
 from tamiyo.env.objective import Objective
+from tamiyo.env.vector import resolve_workers
 from tamiyo.launch.console import configure_console, report_user_errors
 from tamiyo.launch.resume import resumed_config
 from tamiyo.launch.sweep import run_sweep_job
@@ -81,6 +82,8 @@ def build_loggers(cfg: DictConfig) -> list[Logger]:
 
 
 def build_datamodule(cfg: DictConfig, autocast_dtype: torch.dtype | None) -> RolloutDataModule:
+    workers = resolve_workers(cfg.env.workers, cfg.env.num_envs, cfg.torch_threads, _processes_per_machine(cfg))
+    log.info("env workers: %d (env.workers=%s, %d envs each)", workers, cfg.env.workers, cfg.env.num_envs // workers)
     return RolloutDataModule(
         env=OmegaConf.to_container(cfg.env, resolve=True),
         reward=OmegaConf.to_container(cfg.reward, resolve=True),
@@ -92,7 +95,20 @@ def build_datamodule(cfg: DictConfig, autocast_dtype: torch.dtype | None) -> Rol
         autocast_dtype=autocast_dtype,
         num_workers=cfg.env.get("num_workers", 0),
         objective=Objective(cfg.objective.param_weight),
+        workers=workers,
     )
+
+
+def _processes_per_machine(cfg: DictConfig) -> int:
+    """Training processes that share this machine's cores: parallel joblib sweep jobs × local CPU DDP ranks."""
+    jobs = 1
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        launcher = HydraConfig.get().launcher
+        if "joblib" in str(launcher.get("_target_", "")):
+            jobs = int(launcher.n_jobs)
+    devices = cfg.trainer.devices
+    ranks = devices if cfg.trainer.accelerator == "cpu" and isinstance(devices, int) else 1
+    return jobs * ranks
 
 
 def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> float:

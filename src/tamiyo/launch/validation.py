@@ -88,6 +88,12 @@ def validate_config(cfg: DictConfig) -> None:
             f"ppo.num_minibatches ({cfg.ppo.num_minibatches}) cannot exceed env.num_envs ({cfg.env.num_envs}): "
             "minibatches are made of whole env sequences"
         )
+    workers = _lookup(cfg, "env.workers")
+    valid_number = isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1
+    if workers != "auto" and not (valid_number and cfg.env.num_envs % workers == 0):
+        raise ConfigError(
+            f"env.workers must be auto or an integer ≥ 1 that divides env.num_envs ({cfg.env.num_envs}), got {workers!r}"
+        )
     num_workers = OmegaConf.select(cfg, "env.num_workers", default=0)
     if num_workers:
         raise ConfigError(

@@ -7,8 +7,8 @@ with `create_policy(name, slot_config, topology, device=..., compile_mode=...)`.
 from tamiyo.policy.bundles import (
     CompiledPlacementError,
     HeuristicPolicyBundle,
-    IllegalActionError,
     LSTMPolicyBundle,
+    MaskViolationError,
     NotTrainableError,
     RandomPolicyBundle,
     StaticPolicyBundle,
@@ -29,7 +29,7 @@ __all__ = [
     "EvalResult",
     "FactoredRecurrentActorCritic",
     "HeuristicPolicyBundle",
-    "IllegalActionError",
+    "MaskViolationError",
     "InvalidStateMachineError",
     "LSTMPolicyBundle",
     "MaskedCategorical",

@@ -12,8 +12,8 @@ Rule order (`HeuristicController.decide`):
    too early, seed budget and a free slot, plateau long enough → GERMINATE the next blueprint of
    the rotation into the first empty slot.
 
-Every emitted action is legal under the action masks: a PRUNE that the masks would
-refuse (seed younger than one epoch, or alpha still moving) becomes a WAIT that says so.
+Every emitted action is legal (`tamiyo.core.legality`): a PRUNE that the rules refuse (seed younger
+than one epoch, or alpha still moving) becomes a WAIT that says so.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ from tamiyo.core.actions import (
     blueprint_from_id,
     topology_blueprints,
 )
+from tamiyo.core.legality import illegal_reason
 from tamiyo.core.observation import SlotReport, TrainingSignals
-from tamiyo.core.stages import LIVE_STAGES, MIN_PRUNE_AGE, SeedStage
+from tamiyo.core.stages import LIVE_STAGES, SeedStage
 from tamiyo.policy.decisions import Decision
 
 DEFAULT_ROTATIONS: dict[str, tuple[str, ...]] = {
@@ -283,8 +284,9 @@ class HeuristicController:
 
     def _prune(self, index: int, seed: SlotReport, epoch: int, reason: str) -> Decision:
         """PRUNE (instantly) and penalise the blueprint, or WAIT when the masks would refuse PRUNE."""
-        if seed.age < MIN_PRUNE_AGE or not seed.alpha_holding:
-            blocker = f"age {seed.age} < {MIN_PRUNE_AGE}" if seed.age < MIN_PRUNE_AGE else "alpha is moving"
+        # The budget only limits germination, so it does not matter for PRUNE.
+        blocker = illegal_reason(LifecycleOp.PRUNE, seed.stage, seed.alpha_holding, seed.age, budget_left=True)
+        if blocker is not None:
             return _wait(f"{reason}; cannot prune yet ({blocker})", index)
         blueprint_id = BLUEPRINT_IDS[seed.blueprint]
         self._last_prune_epoch = epoch

@@ -1,28 +1,19 @@
 """Action masks: which head choices are physically possible for each environment.
 
-Only impossible actions are masked, never timing judgements. The rules are per slot and depend on
-the slot's stage, its age (epochs since germination), whether its alpha controller is holding,
-and whether the env's seed budget still allows a germination:
-
-| slot state             | legal ops besides WAIT                                            |
-|------------------------|-------------------------------------------------------------------|
-| empty (DORMANT)        | GERMINATE, unless the budget is spent                             |
-| GERMINATED, TRAINING   | ADVANCE; PRUNE if age ≥ 1 and alpha holds                         |
-| BLENDING               | ADVANCE; SET_ALPHA_TARGET if alpha holds; PRUNE if also age ≥ 1   |
-| HOLDING                | FOSSILIZE; SET_ALPHA_TARGET if alpha holds; PRUNE if also age ≥ 1 |
-| any other stage        | none                                                              |
-
-The rules are tabulated once per device as `legal[stage, holding, age_ok, budget_left, op]`, so a
-whole batch is masked by one gather. The slot mask is conditioned on the op (`slot_by_op`), which
+The legality rules are those of `tamiyo.core.legality` (one statement, shared with the env's action
+check and the heuristic), tabulated once per device as `legal[stage, holding, age_ok, budget_left, op]`
+so that a whole batch is masked by one gather. The slot mask is conditioned on the op (`slot_by_op`), which
 means the policy can never sample an illegal (op, slot) pair.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from itertools import product
 
+import numpy as np
 import torch
 
 from tamiyo.core.actions import (
@@ -35,37 +26,20 @@ from tamiyo.core.actions import (
     GerminationStyle,
     LifecycleOp,
     TempoAction,
-    topology_blueprints,
 )
+from tamiyo.core.legality import legal_blueprints, legal_ops
 from tamiyo.core.observation import ObservationBatch
-from tamiyo.core.stages import ADVANCE_TARGET, FOSSILIZABLE_STAGES, MIN_PRUNE_AGE, PRUNABLE_STAGES, SeedStage
+from tamiyo.core.stages import MIN_PRUNE_AGE, SeedStage
 
-RETARGETABLE_STAGES = frozenset({SeedStage.BLENDING, SeedStage.HOLDING})
 NUM_OPS = len(LifecycleOp)
 _NUM_STAGE_VALUES = max(SeedStage) + 1  # table rows are indexed by the raw stage value (5 unused)
-
-
-def _legal_ops(stage: SeedStage, holding: bool, age_ok: bool, budget_left: bool) -> set[LifecycleOp]:
-    """Ops that one slot in this state allows (the single statement of the masking rules)."""
-    ops = {LifecycleOp.WAIT}
-    if stage == SeedStage.DORMANT and budget_left:
-        ops.add(LifecycleOp.GERMINATE)
-    if stage in ADVANCE_TARGET:
-        ops.add(LifecycleOp.ADVANCE)
-    if stage in FOSSILIZABLE_STAGES:
-        ops.add(LifecycleOp.FOSSILIZE)
-    if stage in RETARGETABLE_STAGES and holding:
-        ops.add(LifecycleOp.SET_ALPHA_TARGET)
-    if stage in PRUNABLE_STAGES and holding and age_ok:
-        ops.add(LifecycleOp.PRUNE)
-    return ops
 
 
 def _build_legal_table() -> torch.Tensor:
     """`[stage value · 8 + holding · 4 + age_ok · 2 + budget_left, op]` booleans."""
     table = torch.zeros(_NUM_STAGE_VALUES, 2, 2, 2, NUM_OPS, dtype=torch.bool)
     for stage, holding, age_ok, budget_left in product(SeedStage, (False, True), (False, True), (False, True)):
-        for op in _legal_ops(stage, holding, age_ok, budget_left):
+        for op in legal_ops(stage, holding, MIN_PRUNE_AGE if age_ok else 0, budget_left):
             table[stage, int(holding), int(age_ok), int(budget_left), op] = True
     return table.view(-1, NUM_OPS)
 
@@ -97,7 +71,7 @@ def _constants(device: torch.device) -> _Constants:
 @lru_cache(maxsize=None)
 def _blueprint_row(topology: str, device: torch.device) -> torch.Tensor:
     row = torch.zeros(len(BlueprintAction), dtype=torch.bool)
-    row[sorted(topology_blueprints(topology))] = True
+    row[sorted(legal_blueprints(topology))] = True
     return row.to(device)
 
 
@@ -171,26 +145,43 @@ def compute_masks(obs: ObservationBatch, topology: str = "cnn") -> ActionMasks:
     """Masks for every env of the batch, in one tensor pass (no loop over envs or slots)."""
     if obs.num_slots == 0:
         raise ValueError("cannot mask actions for an observation with 0 slots")
-    blueprint_row = _blueprint_row(topology, obs.slots.device)
     const = _constants(obs.slots.device)
-    n = obs.num_envs
-
     stages = checked_stages(obs)
     max_seeds = obs.max_seeds()
     budget_left = ((max_seeds <= 0) | (obs.seeds_used() < max_seeds)).unsqueeze(1)
     state = stages * 8 + obs.alpha_holding() * 4 + (obs.age() >= MIN_PRUNE_AGE) * 2 + budget_left
-    slot_by_op = const.legal[state].transpose(1, 2).contiguous()  # [N, S, ops] → [N, ops, S]
-    op = slot_by_op.any(dim=2)
+    legal = const.legal[state]  # [N, S, ops]
+    blueprint = _blueprint_row(topology, obs.slots.device).expand(obs.num_envs, -1)
+    return masks_from_legality(legal, blueprint)
 
+
+def masks_from_legality(legal: torch.Tensor, blueprint: torch.Tensor) -> ActionMasks:
+    """Masks from the legality of every (slot, op) pair `[N, S, ops]` and of every blueprint `[N, 13]`
+    (what a Gymnasium observation carries, or what `compute_masks` derives from slot states)."""
+    slot_by_op = legal.transpose(1, 2).contiguous()  # [N, S, ops] → [N, ops, S]
+    op = slot_by_op.any(dim=2)
+    n, device = op.shape[0], op.device
+    const = _constants(device)
     # Style and alpha_target only matter for GERMINATE and SET_ALPHA_TARGET; otherwise pin the default.
     choosable = (op[:, LifecycleOp.GERMINATE] | op[:, LifecycleOp.SET_ALPHA_TARGET]).unsqueeze(1)
     return ActionMasks(
         op=op,
         slot_by_op=slot_by_op,
-        blueprint=blueprint_row.expand(n, -1).clone(),
+        blueprint=blueprint.clone(),
         style=choosable | const.style_default,
-        tempo=torch.ones(n, len(TempoAction), dtype=torch.bool, device=op.device),
+        tempo=torch.ones(n, len(TempoAction), dtype=torch.bool, device=device),
         alpha_target=choosable | const.alpha_target_default,
-        alpha_speed=torch.ones(n, len(AlphaSpeedAction), dtype=torch.bool, device=op.device),
-        alpha_curve=torch.ones(n, len(AlphaCurveAction), dtype=torch.bool, device=op.device),
+        alpha_speed=torch.ones(n, len(AlphaSpeedAction), dtype=torch.bool, device=device),
+        alpha_curve=torch.ones(n, len(AlphaCurveAction), dtype=torch.bool, device=device),
     )
+
+
+def gym_observation_masks(obs: Mapping[str, np.ndarray]) -> ActionMasks:
+    """Masks of a batch of Gymnasium observations (`SeedLifecycleEnv`'s `Dict` arrays, stacked `[N, ...]`),
+    from their legality arrays alone."""
+    legal = torch.as_tensor(np.asarray(obs["legal_ops"])).bool()
+    blueprints = torch.as_tensor(np.asarray(obs["legal_blueprints"])).bool()
+    if legal.dim() != 3 or blueprints.dim() != 2:
+        raise ValueError(f"expected stacked observations: legal_ops [N, S, {NUM_OPS}] and legal_blueprints "
+                         f"[N, {len(BlueprintAction)}], got {list(legal.shape)} and {list(blueprints.shape)}")
+    return masks_from_legality(legal, blueprints)

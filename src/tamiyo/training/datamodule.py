@@ -10,7 +10,8 @@ Distributed runs (`trainer=ddp`): every rank runs its own `num_envs` envs with g
 rank·num_envs + i, so no two envs of the run share an RNG stream. During a rollout each rank's
 normalisers fold in its own samples; at the end of the rollout the ranks' contributions are merged, so
 all ranks (and the checkpoint rank 0 writes) hold the statistics of every env of the run, and the
-episode statistics are averaged over all envs of the run.
+episode statistics are averaged over all envs of the run. `workers` env worker processes run on
+every rank (see `tamiyo.env.vector`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class RolloutDataModule(L.LightningDataModule):
         autocast_dtype: torch.dtype | None = None,
         num_workers: int = 0,
         objective: Objective | None = None,
+        workers: int = 1,
     ) -> None:
         super().__init__()
         if num_workers > 0:
@@ -65,7 +67,7 @@ class RolloutDataModule(L.LightningDataModule):
         self.autocast_dtype = autocast_dtype
         self.task = make_task(env["task"], **dict(env.get("task_options") or {}))
         config = build_env_config(env, reward, gamma, autocast_dtype)
-        self.vec_env = VectorEnv(self.task, num_envs=env["num_envs"], config=config, seed=seed)
+        self.vec_env = VectorEnv(self.task, num_envs=env["num_envs"], config=config, seed=seed, workers=workers)
         self.obs_normalizer = ObservationNormalizer(obs_dim(self.vec_env.slot_config.num_slots), clip=obs_clip)
         self.reward_normalizer = (
             RewardNormalizer(env["num_envs"], gamma=gamma, clip=reward_clip) if normalize_rewards else None
@@ -80,12 +82,21 @@ class RolloutDataModule(L.LightningDataModule):
         # Runs in every rank once the process group exists: give this rank its own block of env indices.
         first_env_index = self.trainer.global_rank * self.num_envs
         if first_env_index != self.vec_env.first_env_index:
+            self.vec_env.close()
             self.vec_env = VectorEnv(
-                self.task, self.num_envs, config=self.vec_env.config, seed=self.seed, first_env_index=first_env_index
+                self.task, self.num_envs, config=self.vec_env.config, seed=self.seed, first_env_index=first_env_index,
+                workers=self.vec_env.workers,
             )
             self.collector = RolloutCollector(
                 self.vec_env, self.obs_normalizer, self.reward_normalizer, self.autocast_dtype, self.objective
             )
+
+    def teardown(self, stage: str) -> None:
+        self.vec_env.close()
+
+    def on_exception(self, exception: BaseException) -> None:
+        # Kill the env workers before Lightning re-raises: an interrupted run must not leave them running.
+        self.vec_env.abort()
 
     @property
     def num_envs(self) -> int:

@@ -1,6 +1,6 @@
 """The five registered policy bundles; importing this package registers them."""
 
-from tamiyo.policy.bundles.base import FixedPolicyBundle, IllegalActionError, NotTrainableError
+from tamiyo.policy.bundles.base import FixedPolicyBundle, MaskViolationError, NotTrainableError
 from tamiyo.policy.bundles.heuristic import HeuristicPolicyBundle
 from tamiyo.policy.bundles.lstm import CompiledPlacementError, LSTMPolicyBundle
 from tamiyo.policy.bundles.random import RandomPolicyBundle
@@ -11,7 +11,7 @@ __all__ = [
     "CompiledPlacementError",
     "FixedPolicyBundle",
     "HeuristicPolicyBundle",
-    "IllegalActionError",
+    "MaskViolationError",
     "LSTMPolicyBundle",
     "NotTrainableError",
     "RandomPolicyBundle",

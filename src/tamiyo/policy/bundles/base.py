@@ -24,12 +24,12 @@ class NotTrainableError(RuntimeError):
     """A gradient-based method was called on a bundle without trainable parameters."""
 
 
-class IllegalActionError(RuntimeError):
+class MaskViolationError(RuntimeError):
     """A bundle produced an action that its own masks forbid."""
 
 
 def check_legal(actions: dict[str, torch.Tensor], masks_used: dict[str, torch.Tensor], policy: str) -> None:
-    """Raise `IllegalActionError` unless every head relevant to the chosen op is allowed by its mask.
+    """Raise `MaskViolationError` unless every head relevant to the chosen op is allowed by its mask.
 
     Irrelevant heads are skipped: they hold `IRRELEVANT_HEAD_VALUE`, which masks need not allow.
     One reduction over all heads, so the check costs a single device sync.
@@ -42,7 +42,7 @@ def check_legal(actions: dict[str, torch.Tensor], masks_used: dict[str, torch.Te
         return
     env, head_index = (int(i) for i in (~allowed).nonzero()[0])
     head = HEAD_NAMES[head_index]
-    raise IllegalActionError(
+    raise MaskViolationError(
         f"{policy} policy chose illegal {head}={int(actions[head][env])} for env {env} "
         f"(op={int(actions['op'][env])}); allowed: {masks_used[head][env].nonzero().flatten().tolist()}"
     )
