@@ -20,22 +20,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from helpers.runs import ROOT, compose_config, run_cli, tiny_overrides
 
-from tamiyo.conf import CONF_DIR
 from tamiyo.launch.console import report_user_errors
 from tamiyo.launch.train import train
 from tamiyo.training.checkpoints import CheckpointError, load_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "env.num_envs=1",
-    "+env.task_options.train_subset=192",
-    "+env.task_options.val_subset=96",
-    "ppo.update_epochs=1",
-    "ppo.num_minibatches=1",
-    "callbacks.progress_bar=null",
-]
+# Episode lengths vary between these tests, so env.max_epochs is left to each.
+TINY = [o for o in tiny_overrides() if not o.startswith("env.max_epochs=")]
 SLOW_WRITE_S = 0.25
 
 DRIVER = f'''
@@ -64,8 +56,7 @@ main()
 
 
 def run_train(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, check=False)
+    return run_cli("train.py", *args)
 
 
 def start(driver: Path, *args: str) -> subprocess.Popen:
@@ -185,11 +176,7 @@ def good_checkpoint(tmp_path_factory) -> Path:
 
 
 def compose_cfg(name: str, root: Path, *overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(name, overrides=[
-            *TINY, "env.max_epochs=2", f"paths.root_dir={ROOT}", f"paths.output_root={root / 'outputs'}",
-            f"paths.output_dir={root / 'run'}", *overrides,
-        ])
+    return compose_config(name, root / "run", "env.max_epochs=2", *overrides, tiny=TINY)
 
 
 def _bad_checkpoint(kind: str, directory: Path, good: Path) -> tuple[Path, str]:

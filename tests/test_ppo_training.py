@@ -7,11 +7,10 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from helpers.runs import compose_config, tiny_overrides
 from lightning.pytorch.plugins.precision import MixedPrecision
 from omegaconf import OmegaConf
 
-from tamiyo.conf import CONF_DIR
 from tamiyo.core.actions import HEAD_NAMES, head_sizes
 from tamiyo.core.slots import SlotConfig
 from tamiyo.launch.train import build_datamodule
@@ -20,8 +19,6 @@ from tamiyo.policy.network import FactoredRecurrentActorCritic
 from tamiyo.ppo.loss import PPOLossConfig, ppo_loss
 from tamiyo.ppo.storage import RolloutStorage
 from tamiyo.training.module import PPOModule
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -88,12 +85,8 @@ def test_value_fit_on_a_fixed_rollout_converges_to_the_returns_with_a_terminal_h
 
 
 def _module_and_data(tmp_path: Path) -> tuple[PPOModule, L.LightningDataModule]:
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[
-            "env.num_envs=2", "env.max_epochs=3", "+env.task_options.train_subset=192",
-            "+env.task_options.val_subset=96", "ppo.update_epochs=2", "ppo.num_minibatches=2",
-            "ppo.max_grad_norm=0.05", f"paths.root_dir={ROOT}", f"paths.output_dir={tmp_path}",
-        ])
+    cfg = compose_config("train", tmp_path, "ppo.max_grad_norm=0.05",
+                         tiny=tiny_overrides(env__num_envs=2, ppo__update_epochs=2, ppo__num_minibatches=2))
     datamodule = build_datamodule(cfg, None)
     slot_config = datamodule.vec_env.slot_config
     torch.manual_seed(0)

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from helpers.runs import compose_config
 from torch import nn
 
-from tamiyo.conf import CONF_DIR
 from tamiyo.core.actions import BlueprintAction, GerminationStyle
 from tamiyo.core.stages import SeedStage
 from tamiyo.env.gates import GateConfig
@@ -20,7 +18,6 @@ from tamiyo.env.gradients import MEASURE_EVERY, GradientRatioMeter
 from tamiyo.env.slot import SeedSlot
 from tamiyo.launch.train import train
 
-ROOT = Path(__file__).resolve().parents[1]
 C = 4
 
 
@@ -127,15 +124,11 @@ def test_gradient_ratio_is_per_parameter_intensity_of_seed_over_host():
 
 
 def test_strict_gates_let_the_heuristic_grow_a_seed_to_blending_and_beyond(tmp_path):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[
-            "policy=heuristic", "env.strict_gates=true", "updates=1", "env.num_envs=1", "env.max_epochs=16",
-            "+policy.min_epochs_before_germinate=1", "policy.plateau_epochs_to_germinate=0",
-            "+policy.prune_if_accuracy_drops_by=100",  # patience: the tiny host is noisy; gates are tested here
-            "+env.task_options.train_subset=192", "+env.task_options.val_subset=96", "ppo.num_minibatches=1",
-            "callbacks.progress_bar=null", f"paths.root_dir={ROOT}",
-            f"paths.output_root={tmp_path}", f"paths.output_dir={tmp_path / 'run'}",
-        ])
+    cfg = compose_config(
+        "train", tmp_path / "run", "policy=heuristic", "env.strict_gates=true", "updates=1", "env.max_epochs=16",
+        "+policy.min_epochs_before_germinate=1", "policy.plateau_epochs_to_germinate=0",
+        "+policy.prune_if_accuracy_drops_by=100",  # patience: the tiny host is noisy; gates are tested here
+    )
     train(cfg)
     trace = json.loads((tmp_path / "run" / "plots" / "lifecycle.json").read_text())
     stages = [stage for epoch in trace["episodes"][0]["stages"] for stage in epoch]

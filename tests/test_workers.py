@@ -1,6 +1,5 @@
 """Env worker processes (`env.workers`): same numbers as in-process, clean failure and interruption, sweeps."""
 
-import csv
 import os
 import signal
 import subprocess
@@ -11,19 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.runs import ROOT, tiny_overrides
 
 from tamiyo.env.vector import resolve_workers
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "env.num_envs=2",
-    "env.max_epochs=2",
-    "+env.task_options.train_subset=128",
-    "+env.task_options.val_subset=64",
-    "ppo.update_epochs=1",
-    "ppo.num_minibatches=1",
-    "callbacks.progress_bar=null",
-]
+TINY = tiny_overrides(env__num_envs=2, env__max_epochs=2, env__task_options__train_subset=128,
+                      env__task_options__val_subset=64)
 
 
 def _start(*args: str, marker: str, stdout=subprocess.PIPE) -> subprocess.Popen:
@@ -60,7 +52,7 @@ def _processes_with(marker: str, env_workers_only: bool = False) -> list[int]:
 
 
 def _metrics(run_dir: Path) -> list[dict[str, str]]:
-    rows = list(csv.DictReader((run_dir / "csv" / "metrics.csv").open()))
+    rows = read_csv(run_dir / "csv" / "metrics.csv")
     return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in rows]
 
 
