@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.runs import ROOT, tiny_overrides
+from helpers.runs import ROOT, read_csv, tiny_overrides
 
 from tamiyo.env.vector import resolve_workers
 
