@@ -1,6 +1,7 @@
 """The installed package works without the source tree: configs ship in the wheel, console scripts run."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,13 @@ from helpers.runs import ROOT
 def installed(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """The wheel built from this checkout, installed into a folder of its own; (bin dir, environment)."""
     tmp = tmp_path_factory.mktemp("wheel")
+    # Built from a copy: setuptools leaves build/ behind, which must not leak into (or from) the checkout.
+    source = tmp / "source"
+    shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(tmp / "dist"), str(ROOT)], capture_output=True, text=True, timeout=300)
+                            "-w", str(tmp / "dist"), str(source)], capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr[-2000:]
     (wheel,) = (tmp / "dist").glob("tamiyo-*.whl")
     site = tmp / "site"
