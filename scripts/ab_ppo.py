@@ -14,7 +14,6 @@ episode return, final accuracy and explained variance over the first and last `-
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -26,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tamiyo.evaluation.plots import read_metrics_csv
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CURVE_KEYS = ("episode/return", "episode/final_accuracy", "explained_variance", "value/first_step",
               "return/first_step", "entropy/op", "entropy/blueprint", "approx_kl", "grad_norm")
@@ -33,18 +34,9 @@ SUMMARY_KEYS = ("episode/return", "episode/final_accuracy", "explained_variance"
 
 
 def read_curve(run_dir: Path) -> dict[str, list[float]]:
-    """Per-update metrics of one run from its CSV log (keys the code version did not log are left out)."""
-    path = run_dir / "csv" / "metrics.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"no CSV metrics at {path}: was the run started with logger=csv?")
-    with path.open(newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if row.get("episode/return")]
-    rows.sort(key=lambda row: int(row["epoch"]))
-    curve: dict[str, list[float]] = {"update": [float(row["epoch"]) for row in rows]}
-    for key in CURVE_KEYS:
-        if rows and key in rows[0]:
-            curve[key] = [float(row[key]) if row[key] != "" else math.nan for row in rows]
-    return curve
+    """Per-update metrics of one run (keys the run did not log are left out)."""
+    history = read_metrics_csv(run_dir / "csv" / "metrics.csv")
+    return {"update": history["update"], **{key: history[key] for key in CURVE_KEYS if key in history}}
 
 
 def run(args: argparse.Namespace) -> None:

@@ -17,9 +17,7 @@ Quick check:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import math
 import shutil
 import statistics
 import subprocess
@@ -32,6 +30,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+
+from tamiyo.evaluation.plots import read_metrics_csv  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CURVE_KEYS = ("episode/return", "episode/return_std", "episode/final_accuracy", "episode/seeds_fossilized",
@@ -59,18 +59,9 @@ def run_training(
 
 
 def read_curve(run_dir: Path) -> dict[str, list[float]]:
-    """Per-update metrics from the run's CSV log (rows without an episode return are other loggers' rows)."""
-    path = run_dir / "csv" / "metrics.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"no CSV metrics at {path}: was the run started with logger=csv?")
-    with path.open(newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if row.get("episode/return")]
-    rows.sort(key=lambda row: int(row["epoch"]))
-    curve: dict[str, list[float]] = {"update": [float(row["epoch"]) for row in rows]}
-    for key in CURVE_KEYS:
-        if rows and key in rows[0]:
-            curve[key] = [float(row[key]) if row[key] != "" else math.nan for row in rows]
-    return curve
+    """Per-update metrics of one run (keys the run did not log are left out)."""
+    history = read_metrics_csv(run_dir / "csv" / "metrics.csv")
+    return {"update": history["update"], **{key: history[key] for key in CURVE_KEYS if key in history}}
 
 
 def window_mean(values: list[float], fraction: float, last: bool) -> float:

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from tamiyo.core.actions import HEAD_NAMES, topology_blueprints
+from tamiyo.core.observation import ObservationBatch
 from tamiyo.core.slots import SlotConfig
 from tamiyo.policy.features import obs_dim as feature_width
 from tamiyo.policy.masks import ActionMasks
@@ -79,6 +80,14 @@ class FixedPolicyBundle:
             raise ValueError(f"obs must be [{masks.num_envs}, {self._obs_dim}] to match the masks and obs_dim, "
                              f"got {list(obs.shape)}")
         return masks.num_envs
+
+    def _check_context(self, context: ObservationBatch | None, num_envs: int) -> ObservationBatch:
+        """The raw observations a rule-based bundle decides from, checked against the batch size."""
+        if context is None:
+            raise ValueError(f"the {self.name!r} policy decides from raw observations: pass context=ObservationBatch")
+        if context.num_envs != num_envs:
+            raise ValueError(f"context has {context.num_envs} envs but the masks have {num_envs}")
+        return context
 
     def evaluate_actions(
         self,

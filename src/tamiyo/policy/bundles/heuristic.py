@@ -62,10 +62,7 @@ class HeuristicPolicyBundle(FixedPolicyBundle):
     ) -> ActionResult:
         """One controller decision per env; `hidden=None` starts every env fresh."""
         n = self._check_batch(obs, masks)
-        if context is None:
-            raise ValueError("the 'heuristic' policy decides from raw observations: pass context=ObservationBatch")
-        if context.num_envs != n:
-            raise ValueError(f"context has {context.num_envs} envs but the masks have {n}")
+        context = self._check_context(context, n)
         states = self.initial_hidden(n) if hidden is None else hidden
         if len(states) != n:
             raise ValueError(f"hidden holds {len(states)} controller states but the batch has {n} envs")

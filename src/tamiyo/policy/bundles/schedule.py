@@ -131,10 +131,7 @@ class SchedulePolicyBundle(FixedPolicyBundle):
         context: ObservationBatch | None = None,
     ) -> ActionResult:
         n = self._check_batch(obs, masks)
-        if context is None:
-            raise ValueError("the 'schedule' policy decides from raw observations: pass context=ObservationBatch")
-        if context.num_envs != n:
-            raise ValueError(f"context has {context.num_envs} envs but the masks have {n}")
+        context = self._check_context(context, n)
         decisions = [self.decide(*context.unpack(env)).to_indices() for env in range(n)]
         device = masks.op.device
         indices = torch.tensor(decisions, dtype=torch.long, device=device)
