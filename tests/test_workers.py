@@ -101,7 +101,10 @@ def test_sigterm_with_workers_leaves_a_resumable_checkpoint(tmp_path):
     assert len(_processes_with(marker)) >= 3  # the run and its two workers
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=120)
-    assert _processes_with(marker) == []
+    deadline = time.time() + 10  # workers and multiprocessing's resource tracker leave as their pipes close
+    while _processes_with(marker) and time.time() < deadline:
+        time.sleep(0.5)
+    assert _processes_with(marker) == [], "processes of the run outlived it"
     done = torch.load(last, weights_only=True)["epoch"] + 1
     assert done < 50
     result = _run(f"updates={done + 1}", *TINY, "env.workers=2", f"ckpt_path={last}", f"paths.output_root={tmp_path}")
