@@ -106,6 +106,7 @@ def test_comparison_table_has_every_policy_on_the_same_seeds(tmp_path, checkpoin
     assert [line.split(" | ")[0][2:] for line in lines[1:]] == policies
     for name in ("static", "random", "heuristic", "learned"):
         assert (tmp_path / "out" / f"lifecycle_{name}.png").stat().st_size > 0
+    assert (tmp_path / "out" / "learning_curve.png").stat().st_size > 0  # from the run's metrics.csv
 
 
 def test_comparison_needs_a_checkpoint(tmp_path):

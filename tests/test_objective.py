@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 from tamiyo.conf import CONF_DIR
 from tamiyo.core.actions import FactoredAction
 from tamiyo.core.observation import SignalField, SlotReport
+from tamiyo.core.stages import SeedStage
 from tamiyo.env.config import build_env_config
 from tamiyo.env.objective import Objective
 from tamiyo.env.rewards import RewardInputs, make_reward
@@ -46,7 +47,7 @@ def test_bad_param_weight_is_refused(weight):
 
 
 def test_objective_reward_is_the_change_of_the_running_objective():
-    reward = make_reward("objective", param_weight=0.1)
+    reward = make_reward("objective", param_weight=0.1, charge="present")
     inputs = RewardInputs(
         action=FactoredAction.wait(), took_effect=False, before=[SlotReport.empty()], after=[SlotReport.empty()],
         val_accuracy=60.0, host_params=1000, seed_params=500, val_accuracy_before=55.0, seed_params_before=200,
@@ -57,9 +58,33 @@ def test_objective_reward_is_the_change_of_the_running_objective():
     assert result.total == pytest.approx(2.0)  # a rollback is charged only through the objective
 
 
-def test_return_of_random_trajectories_is_the_objective_difference():
+def _slot(stage: SeedStage, alpha: float, params: int) -> SlotReport:
+    return SlotReport(stage=stage, alpha=alpha, seed_params=params)
+
+
+def test_effect_charge_prices_seeds_by_their_alpha_and_everything_at_the_end():
+    reward = make_reward("objective", param_weight=0.1)
+    before = [_slot(SeedStage.TRAINING, 0.0, 300), _slot(SeedStage.FOSSILIZED, 1.0, 100)]
+    after = [_slot(SeedStage.BLENDING, 0.5, 300), _slot(SeedStage.FOSSILIZED, 1.0, 100)]
+    common = dict(action=FactoredAction.wait(), took_effect=False, before=before, after=after, val_accuracy=60.0,
+                  host_params=1000, seed_params=400, val_accuracy_before=55.0, seed_params_before=400,
+                  max_epochs=25, fossil_contributions=(), rolled_back=False)
+    # Mid-episode: the training seed cost nothing; blended in halfway it costs half its price (1.5 points).
+    assert reward(RewardInputs(epoch=3, **common)).components == pytest.approx({"accuracy": 5.0, "params": -1.5})
+    # Last epoch: every seed present is charged in full (3 points for the half-blended one).
+    assert reward(RewardInputs(epoch=25, **common)).components == pytest.approx({"accuracy": 5.0, "params": -3.0})
+
+
+def test_bad_price_charge_is_refused():
+    with pytest.raises(ValueError, match="objective reward charge must be one of"):
+        make_reward("objective", charge="later")
+
+
+@pytest.mark.parametrize("charge", ["effect", "present"])
+def test_return_of_random_trajectories_is_the_objective_difference(charge):
     judge = Objective(0.2)
-    env = VectorEnv(TASK, num_envs=1, config=EnvConfig(max_epochs=6, reward_config={"param_weight": 0.2}))
+    config = EnvConfig(max_epochs=6, reward_config={"param_weight": 0.2, "charge": charge})
+    env = VectorEnv(TASK, num_envs=1, config=config)
     policy = baseline_policy("random", {}, env, obs_dim(env.slot_config.num_slots), 5.0)
     grown = 0
     for seed in range(3):
@@ -96,4 +121,4 @@ def test_one_key_sets_the_objective_of_the_tables_and_of_the_reward():
     assert cfg.reward.name == "objective"  # the default reward
     env = OmegaConf.to_container(cfg.env, resolve=True)
     config = build_env_config(env, OmegaConf.to_container(cfg.reward, resolve=True), cfg.ppo.gamma, None)
-    assert config.reward == "objective" and config.reward_config == {"param_weight": 0.2}
+    assert config.reward == "objective" and config.reward_config == {"param_weight": 0.2, "charge": "effect"}

@@ -40,7 +40,7 @@ class Objective:
                 and self.param_weight >= 0):
             raise ValueError(f"objective param_weight must be finite and ≥ 0, got {self.param_weight!r}")
 
-    def price(self, added_params: int, host_params: int) -> float:
+    def price(self, added_params: float, host_params: int) -> float:
         """Accuracy points charged for `added_params` on a host of `host_params`."""
         if host_params < 1:
             raise ValueError(f"host_params must be ≥ 1, got {host_params}")

@@ -5,9 +5,15 @@ validated, from a `RewardInputs` record. Every function returns a `RewardResult`
 (each logged on its own) and their sum. Accuracies are percentages (0–100), as in the observation.
 
 `objective` pays, each epoch, the change of the objective's running value (`env/objective.py`:
-validation accuracy minus the price of the seed parameters present), so the undiscounted return is
-exactly objective(final) − objective(epoch 0), and objective(epoch 0) is the untrained host's
-accuracy, the same for every controller on a seed: ranking by return is ranking by the objective.
+validation accuracy minus the price of the seed parameters), so the undiscounted return is exactly
+objective(final) − objective(epoch 0), and objective(epoch 0) is the untrained host's accuracy, the
+same for every controller on a seed: ranking by return is ranking by the objective. By default
+(`charge: effect`) a seed's price is charged as it takes effect — in proportion to its blend alpha
+while live, in full once fossilized — and every seed present is charged in full at the last epoch.
+A seed in TRAINING does not change the network's output yet, so charging it at germination
+(`charge: present`) pays −price for germinating and +price for pruning before any benefit can show,
+which taught PPO to germinate and prune. The difference between the two is a potential
+(full price − charged price) that is 0 at the start and at the end, so both have the same return.
 It has no rollback penalty: a rollback already costs what it cost (the epoch's progress is undone
 and the restored state's value is where the next step starts), and a flat penalty per rollback is
 not potential-based, so it would rank a controller with the better final network below one with
@@ -157,6 +163,8 @@ def register_reward(name: str, config_type: type) -> Callable[[RewardFunction], 
 def _check_config(config: Any) -> None:
     for item in fields(config):
         value = getattr(config, item.name)
+        if isinstance(value, str):
+            continue  # choices are checked by their config
         if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
             name = f"{type(config).__name__}.{item.name}"
             raise ValueError(f"reward config {name} must be finite and ≥ 0, got {value!r}")
@@ -168,9 +176,26 @@ def _check_config(config: Any) -> None:
 @dataclass(frozen=True)
 class ObjectiveRewardConfig:
     param_weight: float = DEFAULT_PARAM_WEIGHT  # the objective's; Hydra takes it from `objective.param_weight`
+    charge: str = "effect"  # when a seed's price is paid: effect (alpha-weighted, in full at the end) | present
 
     def __post_init__(self) -> None:
         _check_config(self)
+        if self.charge not in PRICE_CHARGES:
+            raise ValueError(f"objective reward charge must be one of {PRICE_CHARGES}, got {self.charge!r}")
+
+
+PRICE_CHARGES = ("effect", "present")
+
+
+def charged_params(reports: Sequence[SlotReport]) -> float:
+    """Seed parameters in effect: live seeds weighted by their blend alpha, fossilized seeds in full."""
+    total = 0.0
+    for r in reports:
+        if r.stage == SeedStage.FOSSILIZED:
+            total += r.seed_params
+        elif r.stage in LIVE_STAGES:
+            total += r.alpha * r.seed_params
+    return total
 
 
 @register_reward("objective", ObjectiveRewardConfig)
@@ -178,9 +203,14 @@ def objective(inputs: RewardInputs, config: ObjectiveRewardConfig) -> RewardResu
     """The change of the objective's running value: accuracy gained minus the price of parameters added."""
     judge = Objective(config.param_weight)
     host = inputs.host_params
+    if config.charge == "present":
+        before, after = inputs.seed_params_before, inputs.seed_params
+    else:
+        before = charged_params(inputs.before)
+        after = inputs.seed_params if inputs.is_final else charged_params(inputs.after)
     components = {
         "accuracy": inputs.val_accuracy - inputs.val_accuracy_before,
-        "params": judge.price(inputs.seed_params_before, host) - judge.price(inputs.seed_params, host),
+        "params": judge.price(before, host) - judge.price(after, host),
     }
     return RewardResult(sum(components.values()), components)
 
@@ -344,7 +374,7 @@ class Reward:
         return self.function(inputs, self.config)
 
 
-def make_reward(name: str, **config: float) -> Reward:
+def make_reward(name: str, **config: float | str) -> Reward:
     """The reward `name` with its config fields overridden by `config` (unknown fields are refused)."""
     config_type, function = REWARDS.get(name)
     known = {f.name for f in fields(config_type)}

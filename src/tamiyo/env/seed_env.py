@@ -70,7 +70,7 @@ class EnvConfig:
     seed_momentum: float = 0.9
     max_seeds: int = 0  # germinations per episode; 0 = unlimited (see the module docstring)
     reward: str = "objective"
-    reward_config: Mapping[str, float] = field(default_factory=dict)
+    reward_config: Mapping[str, float | str] = field(default_factory=dict)
     governor: GovernorConfig = field(default_factory=GovernorConfig)
     gates: GateConfig = field(default_factory=GateConfig)
     enabled_slots: tuple[str, ...] | None = None  # slot ids seeds may use; None = every injection point

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from tamiyo.env.objective import Objective
 from tamiyo.env.tasks import make_task
 from tamiyo.env.vector import VectorEnv, resolve_workers
 from tamiyo.evaluation.comparison import (
+    ControllerSummary,
     schedule_grid,
     select_schedule,
     static_final,
@@ -39,7 +40,7 @@ from tamiyo.evaluation.comparison import (
     write_summary_csv,
 )
 from tamiyo.evaluation.lifecycle import LifecycleTrace
-from tamiyo.evaluation.plots import plot_lifecycle, plot_pareto
+from tamiyo.evaluation.plots import plot_learning_curve, plot_lifecycle, plot_pareto, read_metrics_csv
 from tamiyo.evaluation.report import markdown_table, write_csv
 from tamiyo.evaluation.runner import (
     EVAL_EPISODE_BASE,
@@ -218,12 +219,25 @@ def _schedule_points(cfg: DictConfig, env: VectorEnv) -> list[dict]:
     return [{**defaults, **changed, **point} for point in points]
 
 
+def _plot_learning_curve(
+    ckpt: Path, summaries: Sequence[ControllerSummary], learned: str | None, path: Path
+) -> None:
+    """The learned run's training curve (from the CSV log beside its checkpoint) with baseline lines."""
+    metrics = ckpt.resolve().parent.parent / "csv" / "metrics.csv"
+    if not metrics.is_file():
+        print(f"no learning curve: {metrics} does not exist (the run was not logged with logger=csv)")
+        return
+    baselines = [(s.policy, s.objective_mean) for s in summaries if s.policy != learned]
+    plot_learning_curve(read_metrics_csv(metrics), baselines, path)
+
+
 def compare_command(cfg: DictConfig) -> Path:
     """Every controller on the same held-out seeds; returns the Markdown table's path.
 
     Writes `comparison.csv` (one row per controller), `comparison.md`, `comparison_episodes.csv` (one
     row per env-episode), `comparison_pareto.png` (accuracy against added parameters), lifecycle
-    pictures and, with a schedule grid, `schedule_grid.csv` (every schedule on the training seeds).
+    pictures, with a schedule grid `schedule_grid.csv` (every schedule on the training seeds) and,
+    with a learned checkpoint, `learning_curve.png` (its run's training curve with baseline lines).
     """
     seeds, episodes = _validated(cfg)
     baselines, finals = _name_list(cfg, "baselines"), _name_list(cfg, "static_final")
@@ -281,6 +295,8 @@ def compare_command(cfg: DictConfig) -> Path:
     (out_dir / "comparison.md").write_text(table)
     points = [(s.policy, s.added_params_mean, s.accuracy_mean) for s in summaries]
     plot_pareto(points, objective.param_weight, results[0].host_params, out_dir / "comparison_pareto.png")
+    if ckpt is not None:
+        _plot_learning_curve(ckpt, summaries, reference_label, out_dir / "learning_curve.png")
     for suffix, trace in traces.items():
         trace.save(out_dir / f"lifecycle{suffix}.json")
         plot_lifecycle(trace, out_dir / f"lifecycle{suffix}.png")

@@ -1,5 +1,5 @@
 """PNG pictures: return and accuracy curves, per-head entropy curves, seed-lifecycle timelines, and
-the accuracy-vs-added-parameters picture of a comparison.
+the accuracy-vs-added-parameters picture and learning curve (with baseline lines) of a comparison.
 
 Curves are drawn from a metric *history*: `{"update": [...], "<metric>": [...]}`, one value per PPO
 update (NaN where a metric was not logged). The training callback builds it in memory; `read_metrics_csv`
@@ -175,6 +175,31 @@ def plot_pareto(
     ax.set_xlabel(f"added parameters (host: {host_params:,})")
     ax.set_ylabel("final validation accuracy (%)")
     ax.set_title(f"controllers by accuracy and size (dashed: equal objective, param_weight {param_weight})")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_learning_curve(
+    history: History, baselines: Sequence[tuple[str, float]], path: Path, window: int = 10
+) -> Path:
+    """The training episodes' mean objective per update (and its running mean over `window` updates),
+    with each `(label, objective)` baseline drawn as a horizontal line."""
+    updates = _updates(history)
+    if "episode/objective" not in history:
+        raise ValueError("the metric history has no 'episode/objective' (a run from before the objective?)")
+    values = list(history["episode/objective"])
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.plot(updates, values, color="tab:blue", alpha=0.3, linewidth=1, label="learned: mean over the update's envs")
+    smooth = [math.fsum(values[max(0, i - window + 1): i + 1]) / (i + 1 - max(0, i - window + 1))
+              for i in range(len(values))]
+    ax.plot(updates, smooth, color="tab:blue", linewidth=2, label=f"learned: running mean of {window} updates")
+    for index, (label, objective) in enumerate(baselines):
+        ax.axhline(objective, color=plt.get_cmap("tab10")((index + 1) % 10), linestyle="--", linewidth=1.2,
+                   label=label)
+    ax.set_xlabel("PPO update (training seeds)")
+    ax.set_ylabel("objective (points)")
+    ax.set_title("Learning curve; dashed: held-out mean of each baseline")
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     return _save(fig, path)
