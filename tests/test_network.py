@@ -455,3 +455,15 @@ def test_evaluate_actions_reproduces_the_rollout_log_probs(autocast):
         torch.testing.assert_close(evaluated.log_probs[name], rollout_log_probs[name], atol=2e-5, rtol=1e-5)
     torch.testing.assert_close(evaluated.value, torch.stack([s.value for s in steps], dim=1), atol=2e-5, rtol=1e-5)
     assert (sum(evaluated.log_probs.values()) > MASKED_LOGIT / 2).all()  # no disallowed action was taken
+
+
+def test_op_init_logits_set_the_initial_op_preferences():
+    torch.manual_seed(0)
+    net = FactoredRecurrentActorCritic(OBS_DIM, SLOTS, op_init_logits={"prune": -2.0, "set_alpha_target": -2.0})
+    actions = net.get_action(torch.randn(4000, OBS_DIM), None, make_masks(4000)).actions["op"]
+    share = torch.bincount(actions, minlength=6).float() / len(actions)
+    # Four ops at logit ~0 and two at −2: p = 1 / (4 + 2e⁻²) ≈ 0.234 and e⁻² / (4 + 2e⁻²) ≈ 0.032.
+    assert share[LifecycleOp.PRUNE].item() == pytest.approx(0.032, abs=0.012)
+    assert share[LifecycleOp.WAIT].item() == pytest.approx(0.234, abs=0.03)
+    with pytest.raises(ValueError, match=r"op_init_logits has unknown ops \['graft'\]"):
+        FactoredRecurrentActorCritic(OBS_DIM, SLOTS, op_init_logits={"graft": 1.0})

@@ -20,6 +20,7 @@ from tamiyo.evaluation.plots import (
     cell_colour,
     draw_run_plots,
     history_from_rows,
+    plot_front,
     plot_head_entropies,
     plot_lifecycle,
     read_metrics_csv,
@@ -147,3 +148,36 @@ def test_trace_round_trips_through_json(tmp_path):
     path = trace.save(tmp_path / "t.json")
     assert LifecycleTrace.load(path) == trace
     assert json.loads(path.read_text())["episodes"][0]["alphas"] == [[0.0, 0.25]]
+
+
+def _fake_comparison(run_dir: Path, weight: float, learned: tuple[float, float]) -> Path:
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text(f"objective:\n  param_weight: {weight}\n")
+    rows = [("static", 0.0, 47.0), ("schedule: conv_light in all slots", 1064.0, 62.0),
+            ("static-final: learned (lstm)", 500.0, 70.0), ("learned (lstm)", *learned)]
+    (run_dir / "comparison.csv").write_text("policy,added_params_mean,accuracy_mean\n"
+                                            + "".join(f"{p},{a},{c}\n" for p, a, c in rows))
+    (run_dir / "comparison_episodes.csv").write_text("policy,host_params\nstatic,690\n")
+    return run_dir
+
+
+def test_pareto_script_traces_one_learned_point_per_price(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("pareto", ROOT / "scripts" / "pareto.py")
+    pareto = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pareto)
+    drawn = {}
+    monkeypatch.setattr(pareto, "plot_front", lambda fixed, learned, host, out: drawn.update(
+        fixed=fixed, learned=learned, host=host) or out)
+    runs = [_fake_comparison(tmp_path / str(w), w, (a, c)) for w, a, c in ((0.1, 100.0, 55.0), (0.02, 900.0, 63.0))]
+    pareto.front(runs, tmp_path / "front.png")
+    assert drawn["learned"] == [(0.1, 100.0, 55.0), (0.02, 900.0, 63.0)] and drawn["host"] == 690
+    assert [label for label, _, _ in drawn["fixed"]] == ["static", "schedule: conv_light in all slots"]
+    with pytest.raises(FileNotFoundError, match=r"comparison.csv does not exist: is .* scripts/compare.py\?"):
+        pareto.front([tmp_path], tmp_path / "front.png")
+
+
+def test_front_picture_is_written(tmp_path):
+    path = plot_front([("static", 0.0, 47.0)], [(0.05, 300.0, 55.0), (0.02, 800.0, 60.0)], 690, tmp_path / "f.png")
+    assert path.stat().st_size > 0
+    with pytest.raises(ValueError, match="no learned controllers to trace a front with"):
+        plot_front([("static", 0.0, 47.0)], [], 690, tmp_path / "g.png")

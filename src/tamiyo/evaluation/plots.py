@@ -180,6 +180,31 @@ def plot_pareto(
     return _save(fig, path)
 
 
+def plot_front(
+    controllers: Sequence[tuple[str, float, float]], learned: Sequence[tuple[float, float, float]],
+    host_params: int, path: Path,
+) -> Path:
+    """Accuracy against added parameters: fixed controllers as labelled points `(label, added, accuracy)`
+    and learned controllers, one per `(param_weight, added, accuracy)`, joined in order of price."""
+    if not learned:
+        raise ValueError("no learned controllers to trace a front with")
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for index, (label, added, accuracy) in enumerate(controllers):
+        ax.scatter([added], [accuracy], color=plt.get_cmap("tab10")((index + 1) % 10), label=label, zorder=3)
+    ordered = sorted(learned)
+    ax.plot([a for _, a, _ in ordered], [acc for _, _, acc in ordered], "-o", color="tab:blue", zorder=4,
+            label="learned, one per param_weight")
+    for weight, added, accuracy in ordered:
+        ax.annotate(f"{weight:g}", (added, accuracy), textcoords="offset points", xytext=(5, 5), fontsize=8,
+                    color="tab:blue")
+    ax.set_xlabel(f"added parameters (host: {host_params:,})")
+    ax.set_ylabel("final validation accuracy (%)")
+    ax.set_title("learned controllers at several parameter prices (labels: param_weight) and the fixed ones")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def plot_learning_curve(
     history: History, baselines: Sequence[tuple[str, float]], path: Path, window: int = 10
 ) -> Path:

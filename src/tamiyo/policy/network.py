@@ -94,6 +94,7 @@ class FactoredRecurrentActorCritic(nn.Module):
         hidden_dim: int = 128,
         num_layers: int = 1,
         op_conditioning: bool = True,
+        op_init_logits: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("obs_dim", obs_dim), ("feature_dim", feature_dim), ("num_layers", num_layers)):
@@ -115,6 +116,7 @@ class FactoredRecurrentActorCritic(nn.Module):
         if op_conditioning:
             self.op_embedding = nn.Embedding(_NUM_OPS, hidden_dim)
         self._init_weights()
+        self._init_op_logits(op_init_logits or {})
 
         # Fused head layout. `_heads` returns, for each of the nine heads' hidden layers (policy heads in
         # HEAD_NAMES order, then the value head), the outputs of all nine second layers side by side:
@@ -165,6 +167,19 @@ class FactoredRecurrentActorCritic(nn.Module):
                 if name.startswith("bias_ih"):
                     with torch.no_grad():
                         param[hidden : 2 * hidden].fill_(1.0)
+
+    def _init_op_logits(self, logits: Mapping[str, float]) -> None:
+        """Start the op head's bias at `logits` (op name → logit; others 0). The head's weights start near
+        0, so these set the initial op preferences among the legal ops; learning moves them like any bias."""
+        names = {op.name.lower(): op for op in LifecycleOp}
+        unknown = sorted(set(logits) - set(names))
+        if unknown:
+            raise ValueError(f"op_init_logits has unknown ops {unknown}; ops: {sorted(names)}")
+        with torch.no_grad():
+            for name, value in logits.items():
+                if not math.isfinite(value):
+                    raise ValueError(f"op_init_logits.{name} must be finite, got {value}")
+                self.heads["op"][-1].bias[names[name]] = float(value)
 
     def initial_hidden(self, batch_size: int) -> Hidden:
         weight = self.lstm.weight_hh_l0

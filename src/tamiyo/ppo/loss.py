@@ -49,7 +49,7 @@ class PPOLossConfig:
     value_clip: float | None = 0.2  # clip of V_new − V_old in return units; None = plain squared error
     value_coef: float = 0.5
     # Starting entropy coefficient per head; one number means the same for every head.
-    entropy_coef: float | Mapping[str, float] = 0.05
+    entropy_coef: float | Mapping[str, float] = 0.01
     ratio: Literal["joint", "per_head"] = "joint"
     normalize_advantages: bool = True
 

@@ -48,6 +48,7 @@ class LSTMPolicyBundle:
         hidden_dim: int = 128,
         num_layers: int = 1,
         op_conditioning: bool = True,
+        op_init_logits: Mapping[str, float] | None = None,
     ) -> None:
         topology_blueprints(topology)  # validates the name
         self.topology = topology
@@ -59,6 +60,7 @@ class LSTMPolicyBundle:
             hidden_dim=hidden_dim,
             num_layers=num_layers,
             op_conditioning=op_conditioning,
+            op_init_logits=op_init_logits,
         )
         self._compile_mode = "off"
         self._evaluate_actions: Callable[..., EvalResult] = self._network.evaluate_actions
