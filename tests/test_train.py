@@ -153,9 +153,9 @@ def test_resume_refuses_a_results_changing_override_and_warns_on_ppo(tmp_path, c
     ckpt = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
     with pytest.raises(ConfigError, match=r"^resume: env.max_epochs cannot change when a run continues \(3 → 4\)"):
         resume(tmp_path / "b", "updates=2", "env.max_epochs=4", f"ckpt_path={ckpt}")
-    resume(tmp_path / "b", "updates=2", "ppo.lr=0.001", f"ckpt_path={ckpt}")
+    resume(tmp_path / "b", "updates=2", "ppo.lr=0.0003", f"ckpt_path={ckpt}")
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "resume" in r.getMessage()]
-    assert warnings == ["resume changes the run's results from here on: ppo.lr 0.0003 → 0.001"]
+    assert warnings == ["resume changes the run's results from here on: ppo.lr 0.001 → 0.0003"]
 
 
 def test_resume_with_no_updates_left_is_a_one_line_error(tmp_path):
