@@ -141,6 +141,17 @@ def seed_params(reports: Sequence[SlotReport]) -> int:
     return sum(r.seed_params for r in reports if r.stage in _SEED_HOLDING_STAGES)
 
 
+def charged_params(reports: Sequence[SlotReport]) -> float:
+    """Seed parameters in effect: live seeds weighted by their blend alpha, fossilized seeds in full."""
+    total = 0.0
+    for r in reports:
+        if r.stage == SeedStage.FOSSILIZED:
+            total += r.seed_params
+        elif r.stage in LIVE_STAGES:
+            total += r.alpha * r.seed_params
+    return total
+
+
 def _contributing(fossil_contributions: Sequence[float], threshold: float) -> int:
     return sum(1 for c in fossil_contributions if c >= threshold)
 
@@ -173,6 +184,9 @@ def _check_config(config: Any) -> None:
 
 
 # ------------------------------------------------------------------ objective
+PRICE_CHARGES = ("effect", "present")
+
+
 @dataclass(frozen=True)
 class ObjectiveRewardConfig:
     param_weight: float = DEFAULT_PARAM_WEIGHT  # the objective's; Hydra takes it from `objective.param_weight`
@@ -182,20 +196,6 @@ class ObjectiveRewardConfig:
         _check_config(self)
         if self.charge not in PRICE_CHARGES:
             raise ValueError(f"objective reward charge must be one of {PRICE_CHARGES}, got {self.charge!r}")
-
-
-PRICE_CHARGES = ("effect", "present")
-
-
-def charged_params(reports: Sequence[SlotReport]) -> float:
-    """Seed parameters in effect: live seeds weighted by their blend alpha, fossilized seeds in full."""
-    total = 0.0
-    for r in reports:
-        if r.stage == SeedStage.FOSSILIZED:
-            total += r.seed_params
-        elif r.stage in LIVE_STAGES:
-            total += r.alpha * r.seed_params
-    return total
 
 
 @register_reward("objective", ObjectiveRewardConfig)
@@ -261,11 +261,8 @@ def shaped(inputs: RewardInputs, config: ShapedConfig) -> RewardResult:
         inputs.before, c.epoch_progress_bonus, c.max_progress_bonus
     )
     host = max(inputs.host_params, 1)
-    occupied = [r for r in inputs.after if r.stage in _SEED_HOLDING_STAGES]
-    effective = sum(
-        c.base_slot_rent_ratio * host + (1.0 if r.stage == SeedStage.FOSSILIZED else r.alpha) * r.seed_params
-        for r in occupied
-    )
+    occupied = sum(1 for r in inputs.after if r.stage in _SEED_HOLDING_STAGES)
+    effective = c.base_slot_rent_ratio * host * occupied + charged_params(inputs.after)
     rent = min(c.rent_weight * math.log1p(effective / host), c.max_rent)
     terminal = 0.0
     if inputs.is_final:
