@@ -24,20 +24,20 @@ from tamiyo.evaluation.plots import plot_front
 
 def read_comparison(run_dir: Path) -> tuple[float, int, list[dict[str, str]]]:
     """(param_weight, host params, rows of comparison.csv) of one compare run."""
-    table, config = run_dir / "comparison.csv", run_dir / ".hydra" / "config.yaml"
-    for path in (table, config):
+    table, episodes = run_dir / "comparison.csv", run_dir / "comparison_episodes.csv"
+    config = run_dir / ".hydra" / "config.yaml"
+    for path in (table, episodes, config):
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist: is {run_dir} the output dir of scripts/compare.py?")
     with table.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    episodes = run_dir / "comparison_episodes.csv"
     with episodes.open(newline="") as handle:
         host = int(next(csv.DictReader(handle))["host_params"])
     return float(OmegaConf.load(config).objective.param_weight), host, rows
 
 
 def front(run_dirs: list[Path], out: Path) -> Path:
-    learned, fixed, host = [], [], None
+    learned, fixed = [], []
     for index, run_dir in enumerate(run_dirs):
         weight, host, rows = read_comparison(run_dir)
         mine = [r for r in rows if r["policy"].startswith("learned")]

@@ -174,6 +174,9 @@ def test_pareto_script_traces_one_learned_point_per_price(tmp_path, monkeypatch)
     assert [label for label, _, _ in drawn["fixed"]] == ["static", "schedule: conv_light in all slots"]
     with pytest.raises(FileNotFoundError, match=r"comparison.csv does not exist: is .* scripts/compare.py\?"):
         pareto.front([tmp_path], tmp_path / "front.png")
+    (runs[0] / "comparison_episodes.csv").unlink()
+    with pytest.raises(FileNotFoundError, match=r"comparison_episodes.csv does not exist: is .* scripts/compare.py\?"):
+        pareto.front(runs, tmp_path / "front.png")
 
 
 def test_front_picture_is_written(tmp_path):
