@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -265,3 +266,12 @@ def test_experiment_configs_compose(experiment, expected):
         cfg = compose("train", overrides=[f"experiment={experiment}"])
     for key, value in expected.items():
         assert OmegaConf.select(cfg, key) == value, key
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("policy.op_init_logits.prune=nan", "op_init_logits.prune must be finite, got nan"),
+    ("policy.hidden_dim=1", "hidden_dim must be ≥ 2, got 1"),
+])
+def test_bad_policy_option_is_a_config_error(tmp_path, override, message):
+    with pytest.raises(ConfigError, match=rf"^policy config: {re.escape(message)}$"):
+        train(make_cfg(tmp_path, override))

@@ -132,16 +132,19 @@ def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> float:
     except (ValueError, TypeError) as error:  # bad task, reward or env values in the config
         raise ConfigError(f"env/reward config: {error}") from error
     L.seed_everything(cfg.seed, verbose=False)  # the policy's initial weights
-    module = PPOModule(
-        policy=OmegaConf.to_container(cfg.policy, resolve=True),
-        ppo=OmegaConf.to_container(cfg.ppo, resolve=True),
-        slot_ids=list(slot_config.slot_ids),
-        topology=datamodule.vec_env.topology,
-        obs_dim=obs_dim(slot_config.num_slots),
-        seed=cfg.seed,
-        compile_mode=cfg.compile,
-        total_updates=cfg.updates,
-    )
+    try:
+        module = PPOModule(
+            policy=OmegaConf.to_container(cfg.policy, resolve=True),
+            ppo=OmegaConf.to_container(cfg.ppo, resolve=True),
+            slot_ids=list(slot_config.slot_ids),
+            topology=datamodule.vec_env.topology,
+            obs_dim=obs_dim(slot_config.num_slots),
+            seed=cfg.seed,
+            compile_mode=cfg.compile,
+            total_updates=cfg.updates,
+        )
+    except (ValueError, TypeError) as error:  # bad policy options (e.g. policy.hidden_dim, policy.op_init_logits)
+        raise ConfigError(f"policy config: {error}") from error
     loggers = build_loggers(cfg)
     callbacks = build_callbacks(cfg)
     callbacks.append(RunConfigRecorder(OmegaConf.to_container(cfg, resolve=False)))
