@@ -46,6 +46,19 @@ def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
+class FailedSeed(nn.Module):
+    """A seed whose module broke (a fault model for episodes where seeds sometimes fail): its parameters
+    stay in the network and are paid for, but it never learns and emits its input plus Gaussian noise of
+    the input's scale, so blending it in hurts until it is pruned."""
+
+    def __init__(self, seed: nn.Module) -> None:
+        super().__init__()
+        self.seed = seed
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + x.detach().std() * torch.randn_like(x)
+
+
 # ---------------------------------------------------------------- CNN seeds
 class ScaledNormSeed(nn.Module):
     """x + tanh(scale)·(norm(x) − x), scale starting at 0: the identity at birth, learns how much to normalise."""

@@ -33,4 +33,6 @@ def build_env_config(
         enabled_slots=None if env.get("slots") is None else tuple(env["slots"]),
         autocast_dtype=env_autocast,
         fossils=dict(env.get("fossils") or {}),
+        host_widths=tuple(float(w) for w in env.get("host_widths", (1.0,))),
+        seed_failure_rate=float(env.get("seed_failure_rate", 0.0)),
     )

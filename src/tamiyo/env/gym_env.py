@@ -30,7 +30,7 @@ episode; `options={"episode": e}` picks the episode. Each episode's randomness d
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import gymnasium
@@ -61,7 +61,7 @@ from tamiyo.env.config import build_env_config
 from tamiyo.env.hosts import build_host
 from tamiyo.env.model import enabled_slot_config
 from tamiyo.env.seed_env import EnvConfig, SeedEnv
-from tamiyo.env.tasks import Task, make_task
+from tamiyo.env.tasks import Task, make_tasks
 
 ENV_ID = "tamiyo/SeedLifecycle-v0"
 ILLEGAL_ACTION_MODES = ("raise", "wait")
@@ -70,6 +70,7 @@ _TIMING_KEYS = ("time_train_s", "time_validate_s", "time_step_s")
 # Defaults of the `env` and `reward` config groups, for building the env by keyword.
 _ENV_DEFAULTS: dict[str, Any] = {
     "max_epochs": 25, "batch_size": 128, "max_seeds": 3, "strict_gates": False, "slots": None,
+    "host_widths": [1.0], "seed_failure_rate": 0.0,
 }
 
 
@@ -149,7 +150,7 @@ def flat_action_masks(legal_ops_row: np.ndarray, blueprints: np.ndarray) -> np.n
 class SeedLifecycleEnv(gymnasium.Env):
     """One seed-lifecycle environment (see the module docstring).
 
-    Built either from the `env`/`reward` config-group options (`task="mnist1d", max_epochs=...,
+    Built either from the `env`/`reward` config-group options (`task="mnist1d"` or a list of tasks, `max_epochs=...,
     train_subset=..., val_subset=..., reward="shaped" or {"name": ..., field: value}, slots=[...]`)
     or, as the trainer does, from a ready `config: EnvConfig` and a `Task`.
     """
@@ -158,7 +159,7 @@ class SeedLifecycleEnv(gymnasium.Env):
 
     def __init__(
         self,
-        task: str | Task = "mnist1d",
+        task: str | Sequence[str] | Task | Sequence[Task] = "mnist1d",
         *,
         config: EnvConfig | None = None,
         env_index: int = 0,
@@ -177,12 +178,12 @@ class SeedLifecycleEnv(gymnasium.Env):
         unknown = sorted(set(env_options) - set(_ENV_DEFAULTS))
         if unknown:
             raise ValueError(f"unknown env options {unknown}; choose from {sorted(_ENV_DEFAULTS)}")
-        if isinstance(task, str):
+        if not isinstance(task, Task) and (isinstance(task, str) or all(isinstance(name, str) for name in task)):
             options = dict(task_options or {})
             for name, value in (("train_subset", train_subset), ("val_subset", val_subset)):
                 if value is not None:
                     options[name] = value
-            task = make_task(task, **options)
+            task = make_tasks(task, **options)
         elif task_options or train_subset is not None or val_subset is not None:
             raise ValueError("task options only apply when the task is given by name")
         if config is None:
@@ -194,7 +195,7 @@ class SeedLifecycleEnv(gymnasium.Env):
         self.illegal_action = illegal_action
         self.timings = timings
         with torch.random.fork_rng(devices=[]):  # a throwaway host must not move the caller's RNG
-            self.slot_config = enabled_slot_config(build_host(task), config.enabled_slots)
+            self.slot_config = enabled_slot_config(build_host(self.core.task), config.enabled_slots)
         self.observation_space = observation_space(self.slot_config.num_slots)
         self.action_space = action_space(self.slot_config)
         self._base_seed: int | None = None

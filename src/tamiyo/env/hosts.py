@@ -6,6 +6,7 @@ deliberately weak so that growing them with seeds visibly helps.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -174,6 +175,7 @@ class TransformerHost(Host):
 
 
 # ---------------------------------------------------------------- per-task hosts
+TRANSFORMER_DIM = 64  # model width of the language-modelling host at width 1
 # Convolutional host per task: (block widths, pool after block). mnist1d: 40 → 20 → 10 → 5 positions;
 # digits: 8×8 → 4×4 → 2×2 → 2×2 (no third pooling, a 1×1 map would leave nothing to convolve);
 # cifar10: 32×32 → 16 → 8 → 4.
@@ -184,14 +186,40 @@ CONV_HOSTS: dict[str, tuple[tuple[int, ...], tuple[bool, ...]]] = {
 }
 
 
-def build_host(task: Task) -> Host:
-    """The weak host for `task`: a transformer for language modelling, else the task's conv host."""
+def build_host(task: Task, width: float = 1.0) -> Host:
+    """The weak host for `task`: a transformer for language modelling, else the task's conv host.
+
+    `width` scales the channels of every block (conv) or the model width (transformer, kept a multiple of
+    the attention heads), at least one channel per block."""
+    if not (math.isfinite(width) and width > 0):
+        raise ValueError(f"host width must be a positive number, got {width!r}")
     if task.topology == "transformer":
         (context_length,) = task.input_shape
-        return TransformerHost(vocab_size=task.num_classes, context_length=context_length)
+        heads = 2
+        dim = max(heads, round(TRANSFORMER_DIM * width / heads) * heads)
+        return TransformerHost(vocab_size=task.num_classes, context_length=context_length, dim=dim, heads=heads)
     try:
         widths, pool = CONV_HOSTS[task.name]
     except KeyError:
         raise ValueError(f"no host defined for task {task.name!r}; hosts exist for {sorted(CONV_HOSTS)}") from None
     in_channels, *spatial = task.input_shape
-    return ConvHost(len(spatial), in_channels, task.num_classes, widths, pool)
+    scaled = tuple(max(1, round(channels * width)) for channels in widths)
+    return ConvHost(len(spatial), in_channels, task.num_classes, scaled, pool)
+
+
+def host_slot_config(tasks: Sequence[Task]) -> SlotConfig:
+    """The injection points of the hosts of `tasks` (at width 1), which must agree: the episodes of one env
+    may draw any of its tasks, and the policy acts on one set of slots."""
+    if not tasks:
+        raise ValueError("an env needs at least one task")
+    with torch.random.fork_rng(devices=[]):  # throwaway hosts must not move the caller's RNG
+        hosts = [build_host(task) for task in tasks]
+    first = hosts[0]
+    for task, host in zip(tasks[1:], hosts[1:], strict=True):
+        if host.topology != first.topology or host.slot_config != first.slot_config:
+            raise ValueError(
+                f"tasks {tasks[0].name!r} and {task.name!r} cannot share an env: their hosts have "
+                f"{first.topology} slots {list(first.slot_config.slot_ids)} and "
+                f"{host.topology} slots {list(host.slot_config.slot_ids)}"
+            )
+    return first.slot_config

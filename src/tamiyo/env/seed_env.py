@@ -18,8 +18,9 @@ cool-down.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,11 +40,11 @@ from tamiyo.core.legality import IllegalActionError, budget_left, illegal_reason
 from tamiyo.core.observation import SlotReport, TrainingSignals
 from tamiyo.core.seeding import derive_seed
 from tamiyo.core.stages import LIVE_STAGES, SeedStage
-from tamiyo.env.blueprints import build_seed
+from tamiyo.env.blueprints import FailedSeed, build_seed
 from tamiyo.env.gates import GateConfig, GateResult
 from tamiyo.env.governor import Governor, GovernorConfig
 from tamiyo.env.gradients import GradientRatioMeter
-from tamiyo.env.hosts import build_host
+from tamiyo.env.hosts import build_host, host_slot_config
 from tamiyo.env.model import MorphogeneticModel, Validation, autocast, validate
 from tamiyo.env.rewards import RewardInputs, make_reward
 from tamiyo.env.tasks import Task, cross_entropy
@@ -78,6 +79,10 @@ class EnvConfig:
     # Seeds that are part of the network from epoch 0 (slot id → "blueprint/algorithm", as the step
     # info's `slot_seeds` writes them): a grown architecture trained from scratch as a fixed network.
     fossils: Mapping[str, str] = field(default_factory=dict)
+    # Host width multipliers; each episode draws one (with the task, when the env has several).
+    host_widths: tuple[float, ...] = (1.0,)
+    # Chance that a germinated seed fails: it stays in the network (and is paid for) but never learns.
+    seed_failure_rate: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("max_epochs", "batch_size", "val_batch_size"):
@@ -96,6 +101,10 @@ class EnvConfig:
                 f"env autocast_dtype {self.autocast_dtype} is not supported; use torch.bfloat16 or None "
                 f"(fp16 host training would need loss scaling)"
             )
+        if not self.host_widths or not all(math.isfinite(w) and w > 0 for w in self.host_widths):
+            raise ValueError(f"env config host_widths must be positive numbers, got {list(self.host_widths)}")
+        if not 0.0 <= self.seed_failure_rate <= 1.0:
+            raise ValueError(f"env config seed_failure_rate must be in [0, 1], got {self.seed_failure_rate}")
         make_reward(self.reward, **self.reward_config)  # fail on a bad reward name or field now
         for seed in self.fossils.values():
             parse_fossil(seed)
@@ -226,29 +235,35 @@ def _copy_state(state: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class SeedEnv:
-    """One environment; `env_index` only selects its RNG stream (see the module docstring)."""
+    """One environment; `env_index` only selects its RNG stream (see the module docstring).
+
+    Given several tasks (or `config.host_widths` with several widths), every episode draws its task and
+    host width from this env's RNG stream; the tasks must give hosts with the same injection points."""
 
     def __init__(
-        self, task: Task, config: EnvConfig | None = None, env_index: int = 0, device: str | torch.device = "cpu"
+        self, task: Task | Sequence[Task], config: EnvConfig | None = None, env_index: int = 0,
+        device: str | torch.device = "cpu",
     ) -> None:
         if env_index < 0:
             raise ValueError(f"env_index must be ≥ 0, got {env_index}")
         self.config = config if config is not None else EnvConfig()
         self.env_index = env_index
         self.device = torch.device(device)
-        self.task = task
-        self._train_x, self._train_y = task.train_x.to(self.device), task.train_y.to(self.device)
-        self._val_x, self._val_y = task.val_x.to(self.device), task.val_y.to(self.device)
+        self.tasks = (task,) if isinstance(task, Task) else tuple(task)
+        host_slot_config(self.tasks)  # the tasks' hosts must share their injection points
+        self._splits = [
+            tuple(getattr(t, name).to(self.device) for name in ("train_x", "train_y", "val_x", "val_y"))
+            for t in self.tasks
+        ]
         self.reward_fn = make_reward(self.config.reward, **self.config.reward_config)
-        self.tracker = SignalTracker(
-            max_epochs=self.config.max_epochs, loss_scale=task.loss_scale, max_seeds=self.config.max_seeds
-        )
+        self._draw_episode_kind(0, self.config.host_widths[0])
         self.model: MorphogeneticModel | None = None
         self.governor: Governor | None = None
         self.optimizers = _Optimizers(self.config)
         self._rng_state: dict[str, Tensor] | None = None
         self.epoch = 0
         self.seeds_used = 0
+        self.seeds_failed = 0
         self.fossil_contributions: list[float] = []
         self._metrics: _Metrics | None = None
         self._reports: list[SlotReport] = []
@@ -293,16 +308,34 @@ class SeedEnv:
             raise RuntimeError("the environment has not been reset; call reset(seed, episode) first")
         return self.model
 
+    @property
+    def _mixed(self) -> bool:
+        return len(self.tasks) > 1 or len(self.config.host_widths) > 1
+
+    def _draw_episode_kind(self, task_index: int, host_width: float) -> None:
+        self.task = self.tasks[task_index]
+        self.host_width = host_width
+        self._train_x, self._train_y, self._val_x, self._val_y = self._splits[task_index]
+        self.tracker = SignalTracker(
+            max_epochs=self.config.max_epochs, loss_scale=self.task.loss_scale, max_seeds=self.config.max_seeds
+        )
+
     def reset(self, seed: int, episode: int) -> Observation:
         """Start an episode with a fresh host; returns the observation after the initial validation (epoch 0)."""
         self._seed_private_rng(derive_seed(seed, self.env_index, episode))
         with self._private_rng():
-            self.model = MorphogeneticModel(build_host(self.task), self.config.gates, self.config.enabled_slots).to(self.device)
+            if self._mixed:
+                widths = self.config.host_widths
+                task_index = int(torch.randint(len(self.tasks), ()))
+                self._draw_episode_kind(task_index, widths[int(torch.randint(len(widths), ()))])
+            host = build_host(self.task, self.host_width)
+            self.model = MorphogeneticModel(host, self.config.gates, self.config.enabled_slots).to(self.device)
             self.model.train()
             self.optimizers = _Optimizers(self.config)
             self.optimizers.sync(self.model)
             self.epoch = 0
             self.seeds_used = 0
+            self.seeds_failed = 0
             self.fossil_contributions = []
             self.tracker.reset()
             result = self._validate()
@@ -390,6 +423,9 @@ class SeedEnv:
             "host_params": signals.host_params,
             "seed_params": signals.seed_params,
             "seeds_used": self.seeds_used,
+            "seeds_failed": self.seeds_failed,
+            "task": self.task.name,
+            "host_width": self.host_width,
             "slot_stages": {sid: r.stage.name for sid, r in slots},
             "slot_alphas": {sid: r.alpha for sid, r in slots},
             # The grown architecture: blueprint and blend algorithm of every seed in the network.
@@ -443,6 +479,9 @@ class SeedEnv:
         slot = model.slot(slot_id)
         if op == LifecycleOp.GERMINATE:
             seed = build_seed(action.blueprint, model.host.layout, slot.channels)
+            if self.config.seed_failure_rate > 0 and float(torch.rand(())) < self.config.seed_failure_rate:
+                seed = FailedSeed(seed)
+                self.seeds_failed += 1
             assert self._metrics is not None
             slot.germinate(seed, action.blueprint, action.style, action.tempo_epochs, action.alpha_target_value,
                            accuracy=self._metrics.val_accuracy)
@@ -505,6 +544,7 @@ class SeedEnv:
             "optimizers": self.optimizers.state_by_name(model),
             "metrics": self._metrics,
             "seeds_used": self.seeds_used,
+            "seeds_failed": self.seeds_failed,
             "fossil_contributions": list(self.fossil_contributions),
         }
 
@@ -514,5 +554,6 @@ class SeedEnv:
         self.optimizers.load_state_by_name(model, snapshot["optimizers"])
         self._metrics = snapshot["metrics"]
         self.seeds_used = snapshot["seeds_used"]
+        self.seeds_failed = snapshot["seeds_failed"]
         self.fossil_contributions = list(snapshot["fossil_contributions"])
 

@@ -15,7 +15,7 @@ import math
 import os
 import pickle
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -347,3 +347,13 @@ def make_task(
     if fault_env is None or fault_epoch is None:
         raise ValueError("fault_env and fault_epoch go together")
     return dataclasses.replace(task, fault=InjectedFault(int(fault_env), int(fault_epoch), fault_kind))
+
+
+def make_tasks(names: str | Sequence[str], **options: object) -> Task | tuple[Task, ...]:
+    """`make_task(names, ...)` for one name; for a list of names (an env whose episodes draw their task),
+    the tuple of those tasks, each loaded with the same `options`."""
+    if isinstance(names, str):
+        return make_task(names, **options)
+    if not names:
+        raise ValueError("the task list is empty; name at least one task")
+    return tuple(make_task(name, **options) for name in names)

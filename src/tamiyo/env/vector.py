@@ -41,7 +41,7 @@ from tamiyo.core.observation import ObservationBatch
 from tamiyo.core.slots import SlotConfig
 from tamiyo.env.gym_env import SeedLifecycleEnv, observation_batch
 from tamiyo.env.seed_env import EnvConfig
-from tamiyo.env.tasks import Task, make_task
+from tamiyo.env.tasks import Task, make_tasks
 
 # Worker processes are started fresh: a forked copy of a process that already runs torch threads
 # (or CUDA, or Lightning's process group) is not safe.
@@ -63,8 +63,8 @@ class EnvGroup(gymnasium.Env):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
     def __init__(
-        self, task: Task, config: EnvConfig, env_indices: Sequence[int], device: str | torch.device = "cpu",
-        catch_failures: bool = False,
+        self, task: Task | tuple[Task, ...], config: EnvConfig, env_indices: Sequence[int],
+        device: str | torch.device = "cpu", catch_failures: bool = False,
     ) -> None:
         self.envs = [
             SeedLifecycleEnv(task, config=config, env_index=index, device=device, timings=True)
@@ -112,7 +112,8 @@ def _step_info(env: SeedLifecycleEnv, action: np.ndarray) -> tuple[dict[str, np.
 
 
 def _worker_group(
-    task: Task, config: EnvConfig, env_indices: Sequence[int], torch_threads: int, owner_pid: int
+    task: Task | tuple[Task, ...], config: EnvConfig, env_indices: Sequence[int], torch_threads: int,
+    owner_pid: int,
 ) -> EnvGroup:
     """The group's envs in a worker process, with the run's intra-op thread count.
 
@@ -145,7 +146,7 @@ def resolve_workers(requested: int | str, num_envs: int, torch_threads: int, con
 class VectorEnv:
     def __init__(
         self,
-        task: Task | str,
+        task: Task | tuple[Task, ...] | str | Sequence[str],
         num_envs: int,
         config: EnvConfig | None = None,
         device: str | torch.device = "cpu",
@@ -162,8 +163,8 @@ class VectorEnv:
             raise ValueError(f"seed must be ≥ 0, got {seed}")
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1 or num_envs % workers:
             raise ValueError(f"workers must be an integer ≥ 1 that divides num_envs ({num_envs}), got {workers!r}")
-        if isinstance(task, str):
-            task = make_task(task, **(task_options or {}))
+        if not isinstance(task, Task) and (isinstance(task, str) or all(isinstance(name, str) for name in task)):
+            task = make_tasks(task, **(task_options or {}))
         elif task_options:
             raise ValueError("task_options only apply when the task is given by name")
         self.device = torch.device(device)
@@ -192,7 +193,12 @@ class VectorEnv:
 
     @property
     def topology(self) -> str:
-        return self.task.topology
+        return self.tasks[0].topology
+
+    @property
+    def tasks(self) -> tuple[Task, ...]:
+        """The tasks this env's episodes draw from (one for a single-task env)."""
+        return self.task if isinstance(self.task, tuple) else (self.task,)
 
     @property
     def max_epochs(self) -> int:
@@ -349,7 +355,9 @@ def _merge_groups(obs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {key: value.reshape(-1, *value.shape[2:]) for key, value in obs.items()}
 
 
-def _task_on(task: Task, device: torch.device) -> Task:
+def _task_on(task: Task | tuple[Task, ...], device: torch.device) -> Task | tuple[Task, ...]:
+    if isinstance(task, tuple):
+        return tuple(_task_on(one, device) for one in task)
     if task.train_x.device == device:
         return task
     moved = {name: getattr(task, name).to(device) for name in ("train_x", "train_y", "val_x", "val_y")}

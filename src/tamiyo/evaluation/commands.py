@@ -28,7 +28,7 @@ from tamiyo.core.atomic_io import atomic_write_text
 from tamiyo.core.errors import ConfigError
 from tamiyo.env.config import build_env_config
 from tamiyo.env.objective import Objective
-from tamiyo.env.tasks import make_task
+from tamiyo.env.tasks import make_tasks
 from tamiyo.env.vector import VectorEnv, resolve_workers
 from tamiyo.evaluation.comparison import (
     ControllerSummary,
@@ -96,7 +96,7 @@ def build_eval_env(cfg: DictConfig) -> VectorEnv:
     env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
     reward_cfg = OmegaConf.to_container(cfg.reward, resolve=True)
     try:
-        task = make_task(env_cfg["task"], **dict(env_cfg.get("task_options") or {}))
+        task = make_tasks(env_cfg["task"], **dict(env_cfg.get("task_options") or {}))
         config = build_env_config(env_cfg, reward_cfg, cfg.ppo.gamma, autocast_dtype=None)
         workers = resolve_workers(env_cfg.get("workers", 1), env_cfg["num_envs"], cfg.torch_threads)
         env = VectorEnv(task, num_envs=env_cfg["num_envs"], config=config, workers=workers)

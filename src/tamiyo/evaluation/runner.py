@@ -60,6 +60,8 @@ class EpisodeResult:
     seed: int
     episode: int
     env: int
+    task: str  # the task the episode drew (an env may mix several)
+    host_width: float  # the host width multiplier the episode drew
     episode_return: float
     objective: float  # final accuracy minus the price of the added params (env/objective.py)
     final_accuracy: float
@@ -152,6 +154,8 @@ def episode_results(
             seed=seed,
             episode=episode,
             env=env,
+            task=str(final["task"]),
+            host_width=float(final["host_width"]),
             episode_return=sum(float(info["reward"]) for info in steps),
             objective=objective(accuracy, added, host),
             final_accuracy=accuracy,
