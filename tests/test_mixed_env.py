@@ -11,6 +11,7 @@ from tamiyo.env.gym_env import SeedLifecycleEnv
 from tamiyo.env.hosts import build_host
 from tamiyo.env.seed_env import EnvConfig, SeedEnv
 from tamiyo.env.tasks import make_task, make_tasks
+from tamiyo.evaluation.commands import compare_command
 from tests.helpers.runs import compose_config, read_csv
 
 WAIT = FactoredAction.wait()
@@ -114,12 +115,17 @@ def test_mixed_env_config_builds_a_gym_env_with_its_distribution(tmp_path):
     assert names == {"mnist1d", "digits"}
 
 
-def test_evaluation_records_each_episodes_task_and_width(tmp_path):
-    from tamiyo.evaluation.commands import evaluate_command
-
-    evaluate_command(compose_config("evaluate", tmp_path / "out", "env=mixed", "policy=heuristic", "seeds=2",
-                                    "env.num_envs=2", "env.workers=1", "env.max_epochs=2"))
-    rows = read_csv(tmp_path / "out" / "evaluation.csv")
-    assert len(rows) == 4
-    assert {r["task"] for r in rows} <= {"mnist1d", "digits"}
-    assert all(float(r["host_width"]) in (0.5, 1.0, 2.0) for r in rows)
+def test_comparison_on_a_mixed_env_reports_each_episodes_kind(tmp_path):
+    compare_command(compose_config("compare", tmp_path / "out", "env=mixed", "env.max_epochs=2", "seeds=4",
+                                   "baselines=[static,heuristic]", "schedule_grid=null", "static_final=[]",
+                                   "reference=static"))
+    episodes = read_csv(tmp_path / "out" / "comparison_episodes.csv")
+    assert len(episodes) == 8
+    assert {r["task"] for r in episodes} == {"mnist1d", "digits"}
+    assert all(float(r["host_width"]) in (0.5, 1.0, 2.0) for r in episodes)
+    static = [r for r in episodes if r["policy"] == "static"]
+    mnist1d = [float(r["objective"]) for r in static if r["task"] == "mnist1d"]
+    table = (tmp_path / "out" / "comparison.md").read_text()
+    assert "Mean objective by kind of episode (episodes):" in table
+    assert f"| static | {sum(mnist1d) / len(mnist1d):.2f} ({len(mnist1d)}) |" in table
+    assert (tmp_path / "out" / "comparison_pareto.png").stat().st_size > 0

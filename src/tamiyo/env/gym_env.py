@@ -61,7 +61,7 @@ from tamiyo.env.config import build_env_config
 from tamiyo.env.hosts import build_host
 from tamiyo.env.model import enabled_slot_config
 from tamiyo.env.seed_env import EnvConfig, SeedEnv
-from tamiyo.env.tasks import Task, make_tasks
+from tamiyo.env.tasks import Task, make_tasks, names_tasks
 
 ENV_ID = "tamiyo/SeedLifecycle-v0"
 ILLEGAL_ACTION_MODES = ("raise", "wait")
@@ -150,9 +150,9 @@ def flat_action_masks(legal_ops_row: np.ndarray, blueprints: np.ndarray) -> np.n
 class SeedLifecycleEnv(gymnasium.Env):
     """One seed-lifecycle environment (see the module docstring).
 
-    Built either from the `env`/`reward` config-group options (`task="mnist1d"` or a list of tasks, `max_epochs=...,
-    train_subset=..., val_subset=..., reward="shaped" or {"name": ..., field: value}, slots=[...]`)
-    or, as the trainer does, from a ready `config: EnvConfig` and a `Task`.
+    Built either from the `env`/`reward` config-group options (`task="mnist1d"` or a list of task names,
+    `max_epochs=..., train_subset=..., val_subset=..., reward="shaped" or {"name": ..., field: value},
+    slots=[...]`) or, as the trainer does, from a ready `config: EnvConfig` and a `Task` (or several).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
@@ -178,7 +178,7 @@ class SeedLifecycleEnv(gymnasium.Env):
         unknown = sorted(set(env_options) - set(_ENV_DEFAULTS))
         if unknown:
             raise ValueError(f"unknown env options {unknown}; choose from {sorted(_ENV_DEFAULTS)}")
-        if not isinstance(task, Task) and (isinstance(task, str) or all(isinstance(name, str) for name in task)):
+        if names_tasks(task):
             options = dict(task_options or {})
             for name, value in (("train_subset", train_subset), ("val_subset", val_subset)):
                 if value is not None:

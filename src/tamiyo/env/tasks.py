@@ -349,6 +349,11 @@ def make_task(
     return dataclasses.replace(task, fault=InjectedFault(int(fault_env), int(fault_epoch), fault_kind))
 
 
+def names_tasks(task: object) -> bool:
+    """Whether `task` names tasks (a name or a list of names) rather than holding loaded ones."""
+    return isinstance(task, str) or (not isinstance(task, Task) and all(isinstance(name, str) for name in task))
+
+
 def make_tasks(names: str | Sequence[str], **options: object) -> Task | tuple[Task, ...]:
     """`make_task(names, ...)` for one name; for a list of names (an env whose episodes draw their task),
     the tuple of those tasks, each loaded with the same `options`."""

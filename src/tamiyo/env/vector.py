@@ -41,7 +41,7 @@ from tamiyo.core.observation import ObservationBatch
 from tamiyo.core.slots import SlotConfig
 from tamiyo.env.gym_env import SeedLifecycleEnv, observation_batch
 from tamiyo.env.seed_env import EnvConfig
-from tamiyo.env.tasks import Task, make_tasks
+from tamiyo.env.tasks import Task, make_tasks, names_tasks
 
 # Worker processes are started fresh: a forked copy of a process that already runs torch threads
 # (or CUDA, or Lightning's process group) is not safe.
@@ -163,7 +163,7 @@ class VectorEnv:
             raise ValueError(f"seed must be ≥ 0, got {seed}")
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1 or num_envs % workers:
             raise ValueError(f"workers must be an integer ≥ 1 that divides num_envs ({num_envs}), got {workers!r}")
-        if not isinstance(task, Task) and (isinstance(task, str) or all(isinstance(name, str) for name in task)):
+        if names_tasks(task):
             task = make_tasks(task, **(task_options or {}))
         elif task_options:
             raise ValueError("task_options only apply when the task is given by name")

@@ -32,6 +32,7 @@ from tamiyo.env.tasks import make_tasks
 from tamiyo.env.vector import VectorEnv, resolve_workers
 from tamiyo.evaluation.comparison import (
     ControllerSummary,
+    episode_kind_markdown,
     schedule_grid,
     select_schedule,
     static_final,
@@ -291,10 +292,12 @@ def compare_command(cfg: DictConfig) -> Path:
               "95 % t interval of the mean; differences are paired by (seed, episode, env).")
     caption = _caption(cfg, seeds, episodes, f"{len(summaries)} controllers{learned_text}", learned=ckpt is not None,
                        spread=spread)
-    table = summary_markdown(summaries, caption, reference_label)
+    table = summary_markdown(summaries, caption, reference_label) + episode_kind_markdown(results)
     (out_dir / "comparison.md").write_text(table)
     points = [(s.policy, s.added_params_mean, s.accuracy_mean) for s in summaries]
-    plot_pareto(points, objective.param_weight, results[0].host_params, out_dir / "comparison_pareto.png")
+    hosts = {r.host_params for r in results}
+    plot_pareto(points, objective.param_weight, hosts.pop() if len(hosts) == 1 else None,
+                out_dir / "comparison_pareto.png")
     if ckpt is not None:
         _plot_learning_curve(ckpt, summaries, reference_label, out_dir / "learning_curve.png")
     for suffix, trace in traces.items():

@@ -207,3 +207,26 @@ def summary_markdown(summaries: Sequence[ControllerSummary], caption: str, refer
         ]
         lines.append(f"| {s.policy} | {s.n} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def episode_kind_markdown(results: Sequence[EpisodeResult]) -> str:
+    """Mean objective of every controller by the task and by the host width its episodes drew (episode
+    counts in brackets): where a controller gains or loses on an env that mixes kinds of episode.
+    Empty when all episodes are of one kind."""
+    columns = [("task", task) for task in dict.fromkeys(r.task for r in results)]
+    columns += [("host_width", width) for width in sorted({r.host_width for r in results})]
+    if len(columns) == 2:
+        return ""
+    by_policy: dict[str, list[EpisodeResult]] = {}
+    for result in results:
+        by_policy.setdefault(result.policy, []).append(result)
+    names = [value if field == "task" else f"width ×{value:g}" for field, value in columns]
+    lines = ["", "Mean objective by kind of episode (episodes):", "",
+             "| controller | " + " | ".join(names) + " |", "|---" * (len(columns) + 1) + "|"]
+    for policy, rows in by_policy.items():
+        cells = []
+        for field, value in columns:
+            mine = [r.objective for r in rows if getattr(r, field) == value]
+            cells.append(f"{statistics.fmean(mine):.2f} ({len(mine)})" if mine else "—")
+        lines.append(f"| {policy} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

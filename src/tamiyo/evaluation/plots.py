@@ -158,23 +158,27 @@ def plot_lifecycle(trace: LifecycleTrace, path: Path) -> Path:
 
 
 def plot_pareto(
-    controllers: Sequence[tuple[str, float, float]], param_weight: float, host_params: int, path: Path
+    controllers: Sequence[tuple[str, float, float]], param_weight: float, host_params: int | None, path: Path
 ) -> Path:
     """Mean final accuracy against mean added parameters, one point per `(label, added, accuracy)`,
-    with dashed lines of equal objective through each point (their slope is the parameter price)."""
+    with dashed lines of equal objective through each point (their slope is the parameter price).
+    `host_params` None: the episodes' hosts differ in size, so there is no single price slope to draw."""
     if not controllers:
         raise ValueError("no controllers to plot")
     fig, ax = plt.subplots(figsize=(8, 5.5))
     span = max(added for _, added, _ in controllers) * 1.1 or 1.0
-    slope = param_weight * 100.0 / host_params
     for index, (label, added, accuracy) in enumerate(controllers):
         colour = plt.get_cmap("tab10")(index % 10)
-        ax.plot([0.0, span], [accuracy - slope * added, accuracy + slope * (span - added)], "--", color=colour,
-                alpha=0.35, linewidth=1)
+        if host_params is not None:
+            slope = param_weight * 100.0 / host_params
+            ax.plot([0.0, span], [accuracy - slope * added, accuracy + slope * (span - added)], "--", color=colour,
+                    alpha=0.35, linewidth=1)
         ax.scatter([added], [accuracy], color=colour, label=label, zorder=3)
-    ax.set_xlabel(f"added parameters (host: {host_params:,})")
+    ax.set_xlabel("added parameters (hosts vary by episode)" if host_params is None
+                  else f"added parameters (host: {host_params:,})")
     ax.set_ylabel("final validation accuracy (%)")
-    ax.set_title(f"controllers by accuracy and size (dashed: equal objective, param_weight {param_weight})")
+    lines = "" if host_params is None else "dashed: equal objective, "
+    ax.set_title(f"controllers by accuracy and size ({lines}param_weight {param_weight})")
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     return _save(fig, path)
