@@ -187,6 +187,31 @@ def test_checkpoint_of_the_other_op_conditioning_form_is_refused(tmp_path):
         check_op_conditioning(torch.load(ckpt, weights_only=True)["state_dict"], bundle, "policy_net.")
 
 
+def test_init_from_starts_a_new_run_on_another_env_from_a_checkpoints_policy(tmp_path, caplog):
+    train(make_cfg(tmp_path / "a", "updates=1"))
+    ckpt = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
+    source = torch.load(ckpt, weights_only=True)
+    caplog.set_level("INFO", logger="tamiyo")
+    train(make_cfg(tmp_path / "b", "updates=1", "env=digits", f"init_from={ckpt}"))
+    assert f"warm start from {ckpt}: policy weights and observation normaliser" in caplog.text
+    tuned = torch.load(tmp_path / "b" / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert tuned["epoch"] == 0  # a new run: its own update count
+    # Four Adam steps of lr 1e-3 move each weight by at most ~4e-3; a fresh initialisation differs by far more.
+    policy = {k: v for k, v in source["state_dict"].items() if k.startswith("policy_net.")}
+    assert max(float((tuned["state_dict"][k] - v).abs().max()) for k, v in policy.items()) < 0.01
+    counts = [c["RolloutDataModule"]["obs_normalizer"]["count"] for c in (source, tuned)]
+    assert counts[1] == counts[0] + 2 * 3  # the source's statistics plus the new run's 2 envs × 3 epochs
+
+
+def test_init_from_refuses_a_policy_it_does_not_fit(tmp_path):
+    train(make_cfg(tmp_path / "a", "updates=1"))
+    ckpt = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
+    with pytest.raises(CheckpointMismatchError, match=r"its policy.hidden_dim is 128, the config's is 64"):
+        train(make_cfg(tmp_path / "b", "policy.hidden_dim=64", f"init_from={ckpt}"))
+    with pytest.raises(ConfigError, match=r"^init_from: policy 'heuristic' has no weights to start from$"):
+        train(make_cfg(tmp_path / "c", "policy=heuristic", f"init_from={ckpt}"))
+
+
 def test_resume_latest_finds_the_newest_single_run(tmp_path):
     runs = tmp_path / "outputs" / "train" / "runs"
     train(make_cfg(tmp_path, "updates=1", f"paths.output_dir={runs / 'x'}"))

@@ -34,7 +34,8 @@ log = logging.getLogger("tamiyo")
 # Top-level keys a resume applies silently, and those it refuses; any other key (precision, compile,
 # ppo.*) is applied and named in the warning line.
 _FREE = ("ckpt_path", "updates", "torch_threads", "task_name", "paths", "callbacks", "logger", "trainer")
-_REFUSED = ("env", "reward", "policy", "seed", "monitor", "monitor_mode", "experiment", "debug", "hparams_search")
+_REFUSED = ("env", "reward", "policy", "seed", "monitor", "monitor_mode", "experiment", "debug", "hparams_search",
+            "init_from")
 _MISSING = object()
 
 

@@ -57,6 +57,17 @@ def load_resume(cfg: DictConfig, overrides: Sequence[str]) -> tuple[DictConfig, 
     return resumed_config(cfg, overrides, checkpoint, path), path, checkpoint
 
 
+def warm_start(module: PPOModule, datamodule: RolloutDataModule, path: Path) -> None:
+    """Start a new run from the policy weights and observation normaliser of the checkpoint at `path`;
+    the optimiser, the reward normaliser and the update count start afresh."""
+    if not module.bundle.is_trainable:
+        raise ConfigError(f"init_from: policy {module.hparams.policy['name']!r} has no weights to start from")
+    checkpoint = load_checkpoint(path)
+    module.load_policy_weights(checkpoint)
+    datamodule.obs_normalizer.load_state_dict(checkpoint["RolloutDataModule"]["obs_normalizer"])
+    log.info("warm start from %s: policy weights and observation normaliser", path)
+
+
 def check_updates_left(updates: int, checkpoint: dict[str, Any], path: Path) -> None:
     """A resume needs updates beyond those the checkpoint has done."""
     done = int(checkpoint["epoch"]) + 1
@@ -145,6 +156,8 @@ def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> float:
         )
     except (ValueError, TypeError) as error:  # bad policy options (e.g. policy.hidden_dim, policy.op_init_logits)
         raise ConfigError(f"policy config: {error}") from error
+    if checkpoint is None and cfg.get("init_from") is not None:  # a resume has its own weights
+        warm_start(module, datamodule, resolve_ckpt_path(str(cfg.init_from), Path(cfg.paths.output_root), "train"))
     loggers = build_loggers(cfg)
     callbacks = build_callbacks(cfg)
     callbacks.append(RunConfigRecorder(OmegaConf.to_container(cfg, resolve=False)))

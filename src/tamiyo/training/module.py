@@ -283,6 +283,24 @@ class PPOModule(L.LightningModule):
 
     def check_checkpoint(self, checkpoint: dict[str, Any], world_size: int) -> None:
         """Raise `CheckpointMismatchError` if `checkpoint` cannot resume this run on `world_size` ranks."""
+        self.check_policy_fits(checkpoint)
+        if checkpoint["world_size"] != world_size:
+            raise CheckpointMismatchError(
+                f"checkpoint was written by a run on {checkpoint['world_size']} processes (world size "
+                f"{checkpoint['world_size']}), this run has world size {world_size}; resume with the same "
+                "trainer.devices × trainer.num_nodes"
+            )
+
+    def load_policy_weights(self, checkpoint: dict[str, Any]) -> None:
+        """Start from the policy weights of `checkpoint` (a warm start: nothing else of that run is kept)."""
+        self.check_policy_fits(checkpoint)
+        prefix = "policy_net."
+        self.policy_net.load_state_dict(
+            {key[len(prefix):]: value for key, value in checkpoint["state_dict"].items() if key.startswith(prefix)}
+        )
+
+    def check_policy_fits(self, checkpoint: dict[str, Any]) -> None:
+        """Raise `CheckpointMismatchError` if the policy weights of `checkpoint` do not fit this policy."""
         saved = checkpoint.get("hyper_parameters", {})
         mine = self.hparams
         for key in ("slot_ids", "obs_dim", "topology"):
@@ -299,9 +317,3 @@ class PPOModule(L.LightningModule):
                 )
         if self.bundle.is_trainable:
             check_op_conditioning(checkpoint["state_dict"], self.bundle, prefix="policy_net.")
-        if checkpoint["world_size"] != world_size:
-            raise CheckpointMismatchError(
-                f"checkpoint was written by a run on {checkpoint['world_size']} processes (world size "
-                f"{checkpoint['world_size']}), this run has world size {world_size}; resume with the same "
-                "trainer.devices × trainer.num_nodes"
-            )
