@@ -3,6 +3,7 @@
 import dataclasses
 
 import pytest
+from helpers.runs import compose_config, read_csv, read_metrics, tiny_overrides
 
 from tamiyo.core.actions import FactoredAction, LifecycleOp, blueprint_from_id
 from tamiyo.core.legality import IllegalActionError
@@ -12,7 +13,7 @@ from tamiyo.env.hosts import build_host
 from tamiyo.env.seed_env import EnvConfig, SeedEnv
 from tamiyo.env.tasks import make_task, make_tasks
 from tamiyo.evaluation.commands import compare_command
-from tests.helpers.runs import compose_config, read_csv
+from tamiyo.launch.train import train
 
 WAIT = FactoredAction.wait()
 
@@ -129,3 +130,11 @@ def test_comparison_on_a_mixed_env_reports_each_episodes_kind(tmp_path):
     assert "Mean objective by kind of episode (episodes):" in table
     assert f"| static | {sum(mnist1d) / len(mnist1d):.2f} ({len(mnist1d)}) |" in table
     assert (tmp_path / "out" / "comparison_pareto.png").stat().st_size > 0
+
+
+def test_training_on_a_mixed_env_logs_the_failed_seeds(tmp_path):
+    train(compose_config("train", tmp_path / "run", "env=mixed", "env.seed_failure_rate=1.0", "policy=schedule",
+                         "updates=1", tiny=tiny_overrides(env__num_envs=2)))
+    [row] = read_metrics(tmp_path / "run")
+    assert float(row["episode/seeds_germinated"]) == 3.0  # the default schedule: one seed per slot
+    assert float(row["episode/seeds_failed"]) == 3.0

@@ -163,6 +163,7 @@ class RolloutCollector:
             "episode/seeds_germinated": effective_ops["GERMINATE"] / num_envs,
             "episode/seeds_fossilized": effective_ops["FOSSILIZE"] / num_envs,
             "episode/seeds_pruned": effective_ops["PRUNE"] / num_envs,
+            "episode/seeds_failed": mean("seeds_failed"),
         }
         for op in LifecycleOp:
             stats[f"ops/{op.name.lower()}"] = op_counts[op.name] / num_envs

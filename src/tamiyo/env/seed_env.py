@@ -8,7 +8,8 @@ transition → next observation. An episode ends by truncation after `max_epochs
 Randomness: every env owns a private copy of torch's global RNG streams, seeded from
 (seed, env index, episode) at `reset` and swapped in for the duration of each call, so host and seed
 initialisation, data order and dropout never touch the caller's RNG and do not depend on how many
-other envs run or in which order.
+other envs run or in which order. The same stream draws an episode's task and host width (when the env
+mixes several) and which germinated seeds fail (`seed_failure_rate`).
 
 Seed budget: `max_seeds` germinations per episode (0 = unlimited; the shipped env configs set 3, one
 per slot). Pruning does not refund the budget; germination churn is also bounded by the 7-epoch prune
