@@ -9,12 +9,10 @@ import pytest
 import torch
 from helpers.runs import compose_config, tiny_overrides
 from lightning.pytorch.plugins.precision import MixedPrecision
-from omegaconf import OmegaConf
 
 from tamiyo.core.actions import HEAD_NAMES, head_sizes
 from tamiyo.core.slots import SlotConfig
-from tamiyo.launch.train import build_datamodule
-from tamiyo.policy.features import obs_dim
+from tamiyo.launch.train import build_datamodule, build_module
 from tamiyo.policy.network import FactoredRecurrentActorCritic
 from tamiyo.ppo.loss import PPOLossConfig, ppo_loss
 from tamiyo.ppo.storage import RolloutStorage
@@ -88,16 +86,8 @@ def _module_and_data(tmp_path: Path) -> tuple[PPOModule, L.LightningDataModule]:
     cfg = compose_config("train", tmp_path, "ppo.max_grad_norm=0.05",
                          tiny=tiny_overrides(env__num_envs=2, ppo__update_epochs=2, ppo__num_minibatches=2))
     datamodule = build_datamodule(cfg, None)
-    slot_config = datamodule.vec_env.slot_config
     torch.manual_seed(0)
-    module = PPOModule(
-        policy=OmegaConf.to_container(cfg.policy, resolve=True),
-        ppo=OmegaConf.to_container(cfg.ppo, resolve=True),
-        slot_ids=list(slot_config.slot_ids),
-        topology=datamodule.vec_env.topology,
-        obs_dim=obs_dim(slot_config.num_slots),
-    )
-    return module, datamodule
+    return build_module(cfg, datamodule), datamodule
 
 
 class _ClipSpy(PPOModule):

@@ -110,6 +110,21 @@ def build_datamodule(cfg: DictConfig, autocast_dtype: torch.dtype | None) -> Rol
     )
 
 
+def build_module(cfg: DictConfig, datamodule: RolloutDataModule) -> PPOModule:
+    """The PPO module of a run, shaped by the datamodule's env (slots, topology, observation width)."""
+    slot_config = datamodule.vec_env.slot_config
+    return PPOModule(
+        policy=OmegaConf.to_container(cfg.policy, resolve=True),
+        ppo=OmegaConf.to_container(cfg.ppo, resolve=True),
+        slot_ids=list(slot_config.slot_ids),
+        topology=datamodule.vec_env.topology,
+        obs_dim=obs_dim(slot_config.num_slots),
+        seed=cfg.seed,
+        compile_mode=cfg.compile,
+        total_updates=cfg.updates,
+    )
+
+
 def _processes_per_machine(cfg: DictConfig) -> int:
     """Training processes that share this machine's cores: parallel joblib sweep jobs × local CPU DDP ranks."""
     jobs = 1
@@ -139,21 +154,12 @@ def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> float:
 
     try:
         datamodule = build_datamodule(cfg, autocast_dtype)
-        slot_config = datamodule.vec_env.slot_config
+        datamodule.vec_env.slot_config  # noqa: B018  (resolves the enabled slots now, so a bad slot id fails here)
     except (ValueError, TypeError) as error:  # bad task, reward or env values in the config
         raise ConfigError(f"env/reward config: {error}") from error
     L.seed_everything(cfg.seed, verbose=False)  # the policy's initial weights
     try:
-        module = PPOModule(
-            policy=OmegaConf.to_container(cfg.policy, resolve=True),
-            ppo=OmegaConf.to_container(cfg.ppo, resolve=True),
-            slot_ids=list(slot_config.slot_ids),
-            topology=datamodule.vec_env.topology,
-            obs_dim=obs_dim(slot_config.num_slots),
-            seed=cfg.seed,
-            compile_mode=cfg.compile,
-            total_updates=cfg.updates,
-        )
+        module = build_module(cfg, datamodule)
     except (ValueError, TypeError) as error:  # bad policy options (e.g. policy.hidden_dim, policy.op_init_logits)
         raise ConfigError(f"policy config: {error}") from error
     if checkpoint is None and cfg.get("init_from") is not None:  # a resume has its own weights
