@@ -133,10 +133,15 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Ten
 
 
 def ppo_loss(
-    evaluated: EvaluatedActions, batch: Minibatch, cfg: PPOLossConfig, entropy_coef: float | Mapping[str, float]
+    evaluated: EvaluatedActions,
+    batch: Minibatch,
+    cfg: PPOLossConfig,
+    entropy_coef: float | Mapping[str, float],
+    train_actor: bool = True,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total loss `policy + value_coef · value − Σ_h coef_h · entropy_h` and detached 0-d tensor metrics,
     where `entropy_h` is head h's entropy summed over its relevant steps and divided by all b·T steps.
+    With `train_actor=False` the loss is the value term alone (a critic warm-up); the metrics are the same.
 
     Metrics: `loss/{total,policy,value,entropy}` (`loss/entropy` is the signed term added to the
     loss), `approx_kl` (k3, joint), `ratio/{mean,min,max}` and `clip_fraction/joint` of the joint
@@ -177,7 +182,9 @@ def ppo_loss(
     head_entropy = {h: _per_step_mean(evaluated.entropy[h].float(), relevant[h]) for h in HEAD_NAMES}
     entropy_loss = -sum(entropy_coef[h] * head_entropy[h] for h in HEAD_NAMES)
 
-    loss = policy_loss + cfg.value_coef * value_loss + entropy_loss
+    loss = cfg.value_coef * value_loss
+    if train_actor:
+        loss = loss + policy_loss + entropy_loss
 
     with torch.no_grad():
         joint_ratio = joint_log_ratio.exp()

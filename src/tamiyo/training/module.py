@@ -125,6 +125,12 @@ class PPOModule(L.LightningModule):
             ratio=ppo["ratio"],
             normalize_advantages=ppo["normalize_advantages"],
         )
+        if ppo["critic_warmup_updates"] < 0:
+            raise ValueError(f"ppo.critic_warmup_updates must be ≥ 0, got {ppo['critic_warmup_updates']}")
+        self._actor_params: list[torch.nn.Parameter] = []
+        if self.bundle.is_trainable:
+            value_head = {id(p) for p in self.policy_net.value_head.parameters()}
+            self._actor_params = [p for p in self.policy_net.parameters() if id(p) not in value_head]
         self.last_rollout_stats: dict[str, float] = {}
         self.last_update_metrics: dict[str, float] = {}
         self._storage: RolloutStorage | None = None
@@ -190,6 +196,7 @@ class PPOModule(L.LightningModule):
         ppo = self.hparams.ppo
         optimizer = self.optimizers()
         coef = entropy_coefficients(update, self.hparams.total_updates, ppo["entropy_coef"], ppo["entropy_coef_end"])
+        train_actor = update >= ppo["critic_warmup_updates"]
         shuffle = generator(self.hparams.seed, update, self.global_rank, 2)
         totals = _MetricTotals()
         onpolicy_gap: torch.Tensor | None = None
@@ -207,7 +214,7 @@ class PPOModule(L.LightningModule):
                         (result.log_probs[h].detach().float() - minibatch.log_probs[h]).abs().max()
                         for h in result.log_probs
                     ]).max()
-                loss, metrics = ppo_loss(result, minibatch, self.loss_config, coef)
+                loss, metrics = ppo_loss(result, minibatch, self.loss_config, coef, train_actor)
                 if not torch.isfinite(loss):
                     raise PolicyLossNaNError(
                         f"PPO loss is {float(loss)} at update {update}; stopped before checkpointing this update"
@@ -217,6 +224,10 @@ class PPOModule(L.LightningModule):
                 # its matmuls to fp16, where loss-scaled gradients overflow.
                 with torch.autocast(self.device.type, enabled=False):
                     self.manual_backward(loss)
+                if not train_actor:
+                    # Only the value head learns: the shared trunk would otherwise move the actor too.
+                    for param in self._actor_params:
+                        param.grad = None
                 optimizer.step()  # clips in on_before_optimizer_step, on unscaled gradients
                 metrics["grad_norm"] = self._grad_norm
                 totals.add(metrics)
@@ -239,6 +250,7 @@ class PPOModule(L.LightningModule):
         out["onpolicy/max_logprob_gap"] = max(rank["onpolicy_gap"] for rank in ranks)
         out["ppo/epochs_run"] = float(epochs_run)
         out["ppo/early_stop"] = float(early_stop)
+        out["ppo/train_actor"] = float(train_actor)
         out["explained_variance"] = float(explained_variance(
             torch.cat([rank["values"] for rank in ranks]), torch.cat([rank["returns"] for rank in ranks])
         ))
