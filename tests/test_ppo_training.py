@@ -120,3 +120,44 @@ def test_fp16_loss_scaling_clips_and_logs_unscaled_gradients(tmp_path):
     assert 0.05 < grad_norm < 100  # loss-scaled gradients would measure ~65 536 times more
     for applied in module.applied_norms:
         assert applied == pytest.approx(0.05, rel=1e-3)  # clipped to max_grad_norm=0.05, unscaled
+
+
+class _Snapshots(L.Callback):
+    """The policy's parameters and the logged `ppo/train_actor` after every update."""
+
+    def __init__(self) -> None:
+        self.params: list[dict[str, torch.Tensor]] = []
+        self.train_actor: list[float] = []
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: PPOModule) -> None:
+        self.params.append({k: v.detach().clone() for k, v in module.policy_net.named_parameters()})
+        self.train_actor.append(module.last_update_metrics["ppo/train_actor"])
+
+
+def test_critic_warmup_updates_train_only_the_value_head_then_the_whole_policy(tmp_path):
+    torch.set_num_threads(1)
+    cfg = compose_config("train", tmp_path, "ppo.critic_warmup_updates=1",
+                         tiny=tiny_overrides(env__num_envs=2, ppo__update_epochs=1, ppo__num_minibatches=1))
+    datamodule = build_datamodule(cfg, None)
+    torch.manual_seed(0)
+    module = build_module(cfg, datamodule)
+    initial = {k: v.detach().clone() for k, v in module.policy_net.named_parameters()}
+    snapshots = _Snapshots()
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=2, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[snapshots])
+    trainer.fit(module, datamodule=datamodule)
+    assert snapshots.train_actor == [0.0, 1.0]
+    warmed, trained = snapshots.params
+
+    def changed(after: dict[str, torch.Tensor], before: dict[str, torch.Tensor]) -> set[str]:
+        return {k for k in after if not torch.equal(after[k], before[k])}
+
+    value_head = {k for k in initial if k.startswith("value_head.")}
+    assert changed(warmed, initial) == value_head
+    assert changed(trained, warmed) - value_head  # the actor learns from the second update on
+
+
+def test_negative_critic_warmup_is_refused(tmp_path):
+    cfg = compose_config("train", tmp_path, "ppo.critic_warmup_updates=-1", tiny=tiny_overrides(env__num_envs=2))
+    with pytest.raises(ValueError, match="ppo.critic_warmup_updates must be ≥ 0, got -1"):
+        build_module(cfg, build_datamodule(cfg, None))
