@@ -300,3 +300,16 @@ def test_experiment_configs_compose(experiment, expected):
 def test_bad_policy_option_is_a_config_error(tmp_path, override, message):
     with pytest.raises(ConfigError, match=rf"^policy config: {re.escape(message)}$"):
         train(make_cfg(tmp_path, override))
+
+
+def test_resume_of_a_run_saved_before_a_setting_existed_names_the_setting(tmp_path):
+    train(make_cfg(tmp_path / "a", "updates=1"))
+    ckpt = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(ckpt, weights_only=True)
+    del checkpoint["tamiyo_run_config"]["ppo"]["critic_warmup_updates"]  # as saved by an older tamiyo
+    torch.save(checkpoint, ckpt)
+    with pytest.raises(ConfigError, match=r"^resume: the run's saved config has no ppo.critic_warmup_updates .*"
+                                          r"e.g. ppo.critic_warmup_updates=0$"):
+        resume(tmp_path / "b", "updates=2", f"ckpt_path={ckpt}")
+    resume(tmp_path / "b", "updates=2", "ppo.critic_warmup_updates=0", f"ckpt_path={ckpt}")
+    assert [row["epoch"] for row in read_metrics(tmp_path / "a" / "run")] == ["0", "1"]

@@ -69,6 +69,28 @@ def _show(value: Any) -> str:
     return "(unset)" if value is _MISSING else str(value)
 
 
+def _leaf_keys(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for name, value in tree.items():
+        key = f"{prefix}{name}"
+        keys.extend(_leaf_keys(value, f"{key}.") if isinstance(value, dict) and value else [key])
+    return keys
+
+
+def _check_no_setting_missing(merged: dict[str, Any], current: dict[str, Any]) -> None:
+    """A setting added to tamiyo after a run started is absent from its saved config. Only settings a
+    resume may change are checked (the env, reward and policy groups legitimately differ between the
+    resume command's defaults and the run's own), and the user names the value to continue with."""
+    for key in _leaf_keys(current):
+        top = key.split(".")[0]
+        if top in _FREE or top in _REFUSED or top == "hydra" or _get(merged, key) is not _MISSING:
+            continue
+        raise ConfigError(
+            f"resume: the run's saved config has no {key} (a setting added after the run started); give the "
+            f"value to continue with on the resume command, e.g. {key}={_show(_get(current, key))}"
+        )
+
+
 def resumed_config(
     cfg: DictConfig, overrides: Sequence[str], checkpoint: dict[str, Any], ckpt_path: Path
 ) -> DictConfig:
@@ -92,6 +114,7 @@ def resumed_config(
         if top not in _FREE:
             warned.append(f"{key} {_show(old)} → {_show(new)}")
         _set(merged, key, new)
+    _check_no_setting_missing(merged, current)
     if warned:
         log.warning("resume changes the run's results from here on: %s", ", ".join(warned))
     run_dir = run_dir_of(ckpt_path)
