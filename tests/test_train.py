@@ -283,6 +283,8 @@ def test_per_head_metrics_average_only_over_relevant_steps():
 @pytest.mark.parametrize(("experiment", "expected"), [
     ("mnist1d_long", {"updates": 200, "env.num_envs": 8, "ppo.num_minibatches": 4, "policy.name": "lstm"}),
     ("digits_heuristic", {"updates": 5, "env.task": "digits", "policy.name": "heuristic"}),
+    ("mixed_controller", {"updates": 50, "env.num_envs": 16, "env.seed_failure_rate": 0.3,
+                          "ppo.critic_warmup_updates": 5, "ppo.lr": 5e-4}),
 ])
 def test_experiment_configs_compose(experiment, expected):
     from omegaconf import OmegaConf
