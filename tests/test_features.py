@@ -24,7 +24,9 @@ from tamiyo.policy.features import (
     LOSS_LIMIT,
     SLOT_FEATURES,
     BaseFeature,
+    ContextFeature,
     SlotFeature,
+    context_feature_index,
     extract_features,
     obs_dim,
     slot_feature_index,
@@ -54,7 +56,7 @@ def features_of(sig: TrainingSignals, slots: list[SlotReport]) -> torch.Tensor:
     return extract_features(ObservationBatch.pack([sig], [slots]))[0]
 
 
-@pytest.mark.parametrize(("num_slots", "width"), [(1, 62), (2, 101), (3, 140), (5, 218)])
+@pytest.mark.parametrize(("num_slots", "width"), [(1, 64), (2, 103), (3, 142), (5, 220)])
 def test_obs_dim(num_slots: int, width: int) -> None:
     assert obs_dim(num_slots) == width
     out = extract_features(ObservationBatch.pack([signals()] * 2, [[SlotReport.empty()] * num_slots] * 2))
@@ -69,7 +71,21 @@ def test_obs_dim_rejects_zero_slots() -> None:
 def test_slot_blocks_tile_the_vector() -> None:
     assert (BASE_FEATURES, SLOT_FEATURES) == (23, 39)
     assert slot_feature_index(0, SlotFeature.IS_ACTIVE) == 23
-    assert slot_feature_index(2, SlotFeature.BLUEPRINT_ONE_HOT) + len(BlueprintAction) == obs_dim(3)
+    last_slot_end = slot_feature_index(2, SlotFeature.BLUEPRINT_ONE_HOT) + len(BlueprintAction)
+    assert last_slot_end == context_feature_index(3, ContextFeature.HOST_SIZE)
+    assert context_feature_index(3, ContextFeature.INPUT_DIMS) + 1 == obs_dim(3)
+
+
+@pytest.mark.parametrize(
+    ("host_params", "input_dims", "expected"),
+    [(230, 1, (math.log10(230) / 7, 1 / 3)), (6218, 2, (math.log10(6218) / 7, 2 / 3)), (10**9, 5, (1.0, 1.0))],
+)
+def test_context_columns_tell_the_host_size_and_input_kind(
+    host_params: int, input_dims: int, expected: tuple[float, float]
+) -> None:
+    out = features_of(signals(host_params=host_params, input_dims=input_dims), [SlotReport.empty()] * 3)
+    context = out[context_feature_index(3, ContextFeature.HOST_SIZE) :]
+    assert context.tolist() == pytest.approx(expected, abs=1e-6)
 
 
 def test_base_block_values() -> None:

@@ -44,9 +44,10 @@ class SignalField(IntEnum):
     MAX_SEEDS = 16  # germination budget; 0 = unlimited
     VAL_LOSS_HISTORY = 17  # 5 columns, oldest first, left-padded with the first value seen
     VAL_ACCURACY_HISTORY = 17 + HISTORY_LENGTH  # 5 columns
+    INPUT_DIMS = 17 + 2 * HISTORY_LENGTH  # spatial dimensions of one input: 1 = sequence, 2 = image
 
 
-NUM_SIGNAL_FIELDS = SignalField.VAL_ACCURACY_HISTORY + HISTORY_LENGTH
+NUM_SIGNAL_FIELDS = SignalField.INPUT_DIMS + 1
 
 
 class SlotField(IntEnum):
@@ -95,10 +96,12 @@ class TrainingSignals:
     max_seeds: int
     val_loss_history: tuple[float, ...]
     val_accuracy_history: tuple[float, ...]
+    input_dims: int = 1
 
     def to_row(self) -> list[float]:
         scalars = [float(getattr(self, f.name)) for f in fields(self)[: SignalField.VAL_LOSS_HISTORY]]
-        return scalars + _padded(self.val_loss_history) + _padded(self.val_accuracy_history)
+        histories = _padded(self.val_loss_history) + _padded(self.val_accuracy_history)
+        return scalars + histories + [float(self.input_dims)]
 
     @classmethod
     def from_row(cls, row: list[float]) -> TrainingSignals:
@@ -112,6 +115,7 @@ class TrainingSignals:
         values["val_loss_history"] = tuple(row[start : start + HISTORY_LENGTH])
         start = SignalField.VAL_ACCURACY_HISTORY
         values["val_accuracy_history"] = tuple(row[start : start + HISTORY_LENGTH])
+        values["input_dims"] = int(row[SignalField.INPUT_DIMS])
         return cls(**values)  # type: ignore[arg-type]
 
 

@@ -318,7 +318,8 @@ class SeedEnv:
         self.host_width = host_width
         self._train_x, self._train_y, self._val_x, self._val_y = self._splits[task_index]
         self.tracker = SignalTracker(
-            max_epochs=self.config.max_epochs, loss_scale=self.task.loss_scale, max_seeds=self.config.max_seeds
+            max_epochs=self.config.max_epochs, loss_scale=self.task.loss_scale, max_seeds=self.config.max_seeds,
+            input_dims=self.task.spatial_dims,
         )
 
     def reset(self, seed: int, episode: int) -> Observation:

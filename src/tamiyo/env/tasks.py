@@ -106,6 +106,12 @@ class Task:
         return tuple(self.train_x.shape[1:])
 
     @property
+    def spatial_dims(self) -> int:
+        """Spatial dimensions of one input: token ids `(T,)` and signals `(C, L)` have 1, images `(C, H, W)` 2."""
+        has_channels = self.train_x.is_floating_point()
+        return len(self.input_shape) - 1 if has_channels else len(self.input_shape)
+
+    @property
     def loss_scale(self) -> float:
         """Per-sample cross-entropy of an uninformed (uniform) predictor: ln(num_classes)."""
         return math.log(self.num_classes)

@@ -52,13 +52,15 @@ class _TrackerState:
 class SignalTracker:
     """Per-environment tracker of host training signals (accuracies in percent, losses per sample).
 
-    `max_epochs`, `loss_scale` (per-sample loss of an uninformed predictor, ln of the class count)
-    and `max_seeds` (germination budget, 0 = unlimited) are copied into every `TrainingSignals`.
+    `max_epochs`, `loss_scale` (per-sample loss of an uninformed predictor, ln of the class count),
+    `max_seeds` (germination budget, 0 = unlimited) and `input_dims` (spatial dimensions of one input:
+    1 = sequence, 2 = image) are copied into every `TrainingSignals`.
     """
 
     max_epochs: int
     loss_scale: float
     max_seeds: int = 0
+    input_dims: int = 1
     plateau_threshold_pct: float = 0.5  # accuracy gain (percentage points) below which an epoch is flat
     history_window: int = 10
     stabilization_threshold: float = 0.03  # relative loss improvement below which an epoch is stable
@@ -73,6 +75,8 @@ class SignalTracker:
             raise ValueError(f"loss_scale must be a positive finite number, got {self.loss_scale}")
         if self.max_seeds < 0:
             raise ValueError(f"max_seeds must be ≥ 0 (0 = unlimited), got {self.max_seeds}")
+        if self.input_dims < 1:
+            raise ValueError(f"input_dims must be ≥ 1, got {self.input_dims}")
         if not math.isfinite(self.plateau_threshold_pct):
             raise ValueError(f"plateau_threshold_pct must be finite, got {self.plateau_threshold_pct}")
         if self.history_window < HISTORY_LENGTH:
@@ -230,6 +234,7 @@ def _advance(
         max_seeds=tracker.max_seeds,
         val_loss_history=next_state.loss_history[-HISTORY_LENGTH:],
         val_accuracy_history=next_state.accuracy_history[-HISTORY_LENGTH:],
+        input_dims=tracker.input_dims,
     )
     return next_state, signals
 

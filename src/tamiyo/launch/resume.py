@@ -35,7 +35,7 @@ log = logging.getLogger("tamiyo")
 # ppo.*) is applied and named in the warning line.
 _FREE = ("ckpt_path", "updates", "torch_threads", "task_name", "paths", "callbacks", "logger", "trainer")
 _REFUSED = ("env", "reward", "policy", "seed", "monitor", "monitor_mode", "experiment", "debug", "hparams_search",
-            "init_from")
+            "init_from", "init_reset_heads")
 _MISSING = object()
 
 

@@ -57,15 +57,22 @@ def load_resume(cfg: DictConfig, overrides: Sequence[str]) -> tuple[DictConfig, 
     return resumed_config(cfg, overrides, checkpoint, path), path, checkpoint
 
 
-def warm_start(module: PPOModule, datamodule: RolloutDataModule, path: Path) -> None:
+def warm_start(module: PPOModule, datamodule: RolloutDataModule, path: Path, reset_heads: Sequence[str] = ()) -> None:
     """Start a new run from the policy weights and observation normaliser of the checkpoint at `path`;
-    the optimiser, the reward normaliser and the update count start afresh."""
+    the optimiser, the reward normaliser and the update count start afresh. Observation columns added since
+    the checkpoint start at zero weight; the policy heads `reset_heads` start as a new policy's do."""
     if not module.bundle.is_trainable:
         raise ConfigError(f"init_from: policy {module.hparams.policy['name']!r} has no weights to start from")
     checkpoint = load_checkpoint(path)
-    module.load_policy_weights(checkpoint)
-    datamodule.obs_normalizer.load_state_dict(checkpoint["RolloutDataModule"]["obs_normalizer"])
-    log.info("warm start from %s: policy weights and observation normaliser", path)
+    added = module.load_policy_weights(checkpoint, new_inputs=True)
+    datamodule.obs_normalizer.load_state_dict(checkpoint["RolloutDataModule"]["obs_normalizer"], new_columns=True)
+    try:
+        module.policy_net.reset_heads(list(reset_heads))
+    except ValueError as error:
+        raise ConfigError(f"init_reset_heads: {error}") from error
+    log.info("warm start from %s: policy weights and observation normaliser%s%s", path,
+             f"; {added} new observation columns at zero weight" if added else "",
+             f"; heads {list(reset_heads)} reset" if reset_heads else "")
 
 
 def check_updates_left(updates: int, checkpoint: dict[str, Any], path: Path) -> None:
@@ -163,7 +170,8 @@ def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> float:
     except (ValueError, TypeError) as error:  # bad policy options (e.g. policy.hidden_dim, policy.op_init_logits)
         raise ConfigError(f"policy config: {error}") from error
     if checkpoint is None and cfg.get("init_from") is not None:  # a resume has its own weights
-        warm_start(module, datamodule, resolve_ckpt_path(str(cfg.init_from), Path(cfg.paths.output_root), "train"))
+        path = resolve_ckpt_path(str(cfg.init_from), Path(cfg.paths.output_root), "train")
+        warm_start(module, datamodule, path, cfg.get("init_reset_heads") or ())
     loggers = build_loggers(cfg)
     callbacks = build_callbacks(cfg)
     callbacks.append(RunConfigRecorder(OmegaConf.to_container(cfg, resolve=False)))

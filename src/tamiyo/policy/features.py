@@ -1,7 +1,7 @@
 """Observation features: one fixed-width float32 vector per environment.
 
 Layout: `BaseFeature` columns `[0, 23)`, then one 39-wide `SlotFeature` block per slot in slot-config
-order (slot k starts at `23 + 39·k`), so `obs_dim(3) = 140`. The meaning follows esper-lite's
+order (slot k starts at `23 + 39·k`), then the 2 `ContextFeature` columns, so `obs_dim(3) = 142`. The meaning follows esper-lite's
 layout; where esper-lite had raw or scaffolding-only values (global step, raw parameter count,
 interaction/boost/upstream/downstream sums) we use fields our environments report.
 
@@ -45,6 +45,16 @@ Every column is scaled to roughly unit range here, before any running normaliser
 | +24 IMPROVEMENT_SINCE_STAGE_START | accuracy points / 10                         | [-1, 1] |
 | +25 TOTAL_IMPROVEMENT       | accuracy points since germination / 10             | [-1, 1] |
 | +26..+38 BLUEPRINT_ONE_HOT  | `BlueprintAction` (empty → NOOP)                   | {0, 1}  |
+
+| context column | value                                               | range   |
+|----------------|-----------------------------------------------------|---------|
+| 0 HOST_SIZE    | log10(host params) / 7                              | [0, 1]  |
+| 1 INPUT_DIMS   | spatial dimensions of one input / 3 (1 = sequence, 2 = image) | [0, 1] |
+
+The context columns say which kind of episode this is (they are constant within one): when episodes
+draw their task and host width, the right growth depends on them, and from epoch 0 on the accuracy
+trajectory alone does not tell. They come last so that a controller trained before they existed can
+be warm-started with zero weight on them (`tamiyo.training.module.PPOModule.load_policy_weights`).
 
 "Loss scale" is `SignalField.LOSS_SCALE`, the per-sample loss of an uninformed predictor, so losses
 are comparable across tasks. Non-finite inputs never leak out: NaN becomes 0 and ±inf the column's
@@ -104,8 +114,16 @@ class SlotFeature(IntEnum):
     BLUEPRINT_ONE_HOT = 26  # len(BlueprintAction) columns
 
 
+class ContextFeature(IntEnum):
+    HOST_SIZE = 0
+    INPUT_DIMS = 1
+
+
 BASE_FEATURES = 23
 SLOT_FEATURES = 39
+CONTEXT_FEATURES = len(ContextFeature)
+HOST_SIZE_DECADES = 7.0  # log10 of the parameter count that maps to 1.0 (10 M)
+INPUT_DIMS_SCALE = 3.0  # volumes map to 1.0
 NUM_STAGES = len(STAGE_ONE_HOT_INDEX)
 _SCALARS = slice(SlotFeature.ALPHA, SlotFeature.BLUEPRINT_ONE_HOT)  # the per-slot scalar columns
 
@@ -121,12 +139,17 @@ def obs_dim(num_slots: int) -> int:
     """Width of the feature vector for `num_slots` slots."""
     if num_slots < 1:
         raise ValueError(f"num_slots must be ≥ 1, got {num_slots}")
-    return BASE_FEATURES + SLOT_FEATURES * num_slots
+    return BASE_FEATURES + SLOT_FEATURES * num_slots + CONTEXT_FEATURES
 
 
 def slot_feature_index(slot: int, feature: SlotFeature) -> int:
     """Column of `feature` of slot `slot` in the flat feature vector."""
     return BASE_FEATURES + SLOT_FEATURES * slot + feature
+
+
+def context_feature_index(num_slots: int, feature: ContextFeature) -> int:
+    """Column of `feature` in the flat feature vector of `num_slots` slots."""
+    return BASE_FEATURES + SLOT_FEATURES * num_slots + feature
 
 
 class _Divisor(IntEnum):
@@ -296,6 +319,13 @@ def _slot_scalars(slots: torch.Tensor, max_epochs: torch.Tensor, const: _Constan
     return _finite_clamped((columns - const.slot_shift) / const.slot_divisor, const.slot_low, const.slot_high)
 
 
+def _context_features(signals: torch.Tensor) -> torch.Tensor:
+    """The `[N, 2]` `ContextFeature` columns."""
+    host_size = signals[:, SignalField.HOST_PARAMS].clamp_min(1.0).log10() / HOST_SIZE_DECADES
+    input_dims = signals[:, SignalField.INPUT_DIMS] / INPUT_DIMS_SCALE
+    return torch.stack((host_size, input_dims), dim=1).nan_to_num_(nan=0.0).clamp_(0.0, 1.0)
+
+
 def extract_features(obs: ObservationBatch) -> torch.Tensor:
     """Features `[N, obs_dim(S)]` (float32) of every env, computed as whole-batch tensor ops."""
     const = _constants(obs.signals.device)
@@ -305,7 +335,9 @@ def extract_features(obs: ObservationBatch) -> torch.Tensor:
 
     out = torch.empty(n, obs_dim(num_slots), dtype=torch.float32, device=obs.signals.device)
     out[:, :BASE_FEATURES] = _base_features(obs.signals, max_epochs, const)
-    block = out[:, BASE_FEATURES:].view(n, num_slots, SLOT_FEATURES)
+    context_start = BASE_FEATURES + SLOT_FEATURES * num_slots
+    out[:, context_start:] = _context_features(obs.signals)
+    block = out[:, BASE_FEATURES:context_start].view(n, num_slots, SLOT_FEATURES)
     block[..., SlotFeature.IS_ACTIVE] = stages != SeedStage.DORMANT
     block[..., SlotFeature.STAGE_ONE_HOT : SlotFeature.ALPHA] = stages.unsqueeze(-1) == const.stage_values
     block[..., _SCALARS] = _slot_scalars(obs.slots, max_epochs, const)

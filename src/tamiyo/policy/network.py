@@ -9,8 +9,8 @@ embedding of the op (`op_embedding`, one `hidden_dim` vector per op) is added to
 of these heads serve two ops (style and alpha_target: GERMINATE and SET_ALPHA_TARGET; alpha_speed and
 alpha_curve: SET_ALPHA_TARGET and PRUNE), so without it one state could not choose different settings
 for different ops. The op head and the value head see the state only. `evaluate_actions` conditions on
-the stored op exactly as `get_action` did on the sampled one. At the defaults (obs 140, 3 slots,
-feature 128, hidden 128, 1 layer) the network has 228 458 parameters (227 690 without conditioning).
+the stored op exactly as `get_action` did on the sampled one. At the defaults (obs 142, 3 slots,
+feature 128, hidden 128, 1 layer) the network has 228 714 parameters (227 946 without conditioning).
 
 Every head keeps its own modules (the checkpoint names `heads.<head>.0.weight`, ...), but the nine
 heads run as one fused pass of two matmuls (see `_heads`). The policy logits then go into one padded
@@ -23,7 +23,7 @@ by one.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -85,6 +85,12 @@ def _mlp(width: int, hidden: int, out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, out))
 
 
+def _init_head_output(head: nn.Sequential) -> None:
+    """Near-zero output weights and zero bias: a new head's choices start near uniform."""
+    nn.init.orthogonal_(head[-1].weight, gain=0.01)
+    nn.init.zeros_(head[-1].bias)
+
+
 class FactoredRecurrentActorCritic(nn.Module):
     def __init__(
         self,
@@ -115,8 +121,9 @@ class FactoredRecurrentActorCritic(nn.Module):
         self.op_conditioning = op_conditioning
         if op_conditioning:
             self.op_embedding = nn.Embedding(_NUM_OPS, hidden_dim)
+        self._op_init_logits = dict(op_init_logits or {})
         self._init_weights()
-        self._init_op_logits(op_init_logits or {})
+        self._init_op_logits(self._op_init_logits)
 
         # Fused head layout. `_heads` returns, for each of the nine heads' hidden layers (policy heads in
         # HEAD_NAMES order, then the value head), the outputs of all nine second layers side by side:
@@ -151,7 +158,7 @@ class FactoredRecurrentActorCritic(nn.Module):
                 nn.init.orthogonal_(module.weight, gain=math.sqrt(2))
                 nn.init.zeros_(module.bias)
         for head in self.heads.values():
-            nn.init.orthogonal_(head[-1].weight, gain=0.01)
+            _init_head_output(head)
         nn.init.orthogonal_(self.value_head[-1].weight, gain=1.0)
         if self.op_conditioning:
             # Unit scale like the LayerNorm'd LSTM output it is added to: the op matters from the start.
@@ -180,6 +187,19 @@ class FactoredRecurrentActorCritic(nn.Module):
                 if not math.isfinite(value):
                     raise ValueError(f"op_init_logits.{name} must be finite, got {value}")
                 self.heads["op"][-1].bias[names[name]] = float(value)
+
+    def reset_heads(self, names: Sequence[str]) -> None:
+        """Return the output layers of the policy heads `names` to their initial state (near-uniform
+        choices; the op head to its initial op preferences), e.g. so that a warm-started head that had become
+        deterministic explores again."""
+        unknown = sorted(set(names) - set(self.heads))
+        if unknown:
+            raise ValueError(f"unknown policy heads {unknown}; heads: {list(self.heads)}")
+        with torch.no_grad():
+            for name in names:
+                _init_head_output(self.heads[name])
+        if "op" in names:
+            self._init_op_logits(self._op_init_logits)
 
     def initial_hidden(self, batch_size: int) -> Hidden:
         weight = self.lstm.weight_hh_l0

@@ -103,7 +103,16 @@ class ObservationNormalizer:
     def state_dict(self) -> dict[str, Any]:
         return self.stats.state_dict()
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], new_columns: bool = False) -> None:
+        """Load statistics; with `new_columns`, statistics of fewer (leading) columns are accepted and the
+        columns they lack start at mean 0 and variance 1, i.e. pass through at the features' own unit scale."""
+        added = self.stats.shape[0] - state["mean"].shape[-1] if new_columns else 0
+        if added > 0:
+            state = {
+                **state,
+                "mean": torch.cat((state["mean"], state["mean"].new_zeros(added))),
+                "var": torch.cat((state["var"], state["var"].new_ones(added))),
+            }
         self.stats.load_state_dict(state)
 
 

@@ -303,18 +303,30 @@ class PPOModule(L.LightningModule):
                 "trainer.devices × trainer.num_nodes"
             )
 
-    def load_policy_weights(self, checkpoint: dict[str, Any]) -> None:
-        """Start from the policy weights of `checkpoint` (a warm start: nothing else of that run is kept)."""
-        self.check_policy_fits(checkpoint)
-        prefix = "policy_net."
-        self.policy_net.load_state_dict(
-            {key[len(prefix):]: value for key, value in checkpoint["state_dict"].items() if key.startswith(prefix)}
-        )
+    def load_policy_weights(self, checkpoint: dict[str, Any], new_inputs: bool = False) -> int:
+        """Start from the policy weights of `checkpoint` (a warm start: nothing else of that run is kept).
 
-    def check_policy_fits(self, checkpoint: dict[str, Any]) -> None:
-        """Raise `CheckpointMismatchError` if the policy weights of `checkpoint` do not fit this policy."""
+        With `new_inputs`, the checkpoint's observation may be narrower than this policy's: feature columns
+        are only ever appended, so its weights fill the first columns of the input layer and the new ones
+        start at zero weight, and the loaded policy acts exactly as it did until learning uses them.
+        Returns the number of new input columns.
+        """
+        saved_dim = int(checkpoint.get("hyper_parameters", {}).get("obs_dim", self.hparams.obs_dim))
+        added = max(self.hparams.obs_dim - saved_dim, 0) if new_inputs else 0
+        self.check_policy_fits(checkpoint, new_inputs=added)
+        prefix = "policy_net."
+        state = {key[len(prefix):]: value for key, value in checkpoint["state_dict"].items() if key.startswith(prefix)}
+        if added:
+            weight = state["feature.0.weight"]
+            state["feature.0.weight"] = torch.cat((weight, weight.new_zeros(weight.shape[0], added)), dim=1)
+        self.policy_net.load_state_dict(state)
+        return added
+
+    def check_policy_fits(self, checkpoint: dict[str, Any], new_inputs: int = 0) -> None:
+        """Raise `CheckpointMismatchError` if the policy weights of `checkpoint` do not fit this policy
+        (whose observation is `new_inputs` columns wider than the checkpoint's when that is > 0)."""
         saved = checkpoint.get("hyper_parameters", {})
-        mine = self.hparams
+        mine = {**self.hparams, "obs_dim": self.hparams.obs_dim - new_inputs}
         for key in ("slot_ids", "obs_dim", "topology"):
             if key in saved and saved[key] != mine[key]:
                 raise CheckpointMismatchError(
