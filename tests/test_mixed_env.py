@@ -34,13 +34,14 @@ def test_host_width_scales_every_block_and_the_transformer_width():
         build_host(task, 0)
 
 
-def test_episodes_draw_every_task_and_width_reproducibly(two_tasks):
+def test_episodes_draw_every_task_and_width_reproducibly_and_observe_their_kind(two_tasks):
     config = EnvConfig(max_epochs=1, host_widths=(0.5, 1.0, 2.0))
     env = SeedEnv(two_tasks, config, env_index=3)
     kinds = []
     for episode in range(24):
         signals, _ = env.reset(seed=7, episode=episode)
         kinds.append((env.task.name, env.host_width, signals.host_params))
+        assert signals.input_dims == {"mnist1d": 1, "digits": 2}[env.task.name]  # the observation tells the kind
     assert {(name, width) for name, width, _ in kinds} == {(n, w) for n in ("mnist1d", "digits") for w in (0.5, 1, 2)}
     for name, width, host_params in kinds:  # the host is the drawn task's, at the drawn width
         assert host_params == count_params(build_host(make_task(name), width))

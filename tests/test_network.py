@@ -84,7 +84,7 @@ def only_op(n: int, op: LifecycleOp) -> ActionMasks:
 def test_parameter_count_at_the_defaults():
     assert sum(p.numel() for p in make_net().parameters()) == 228_714  # with the 6 × 128 op embedding
     unconditioned = FactoredRecurrentActorCritic(OBS_DIM, SLOTS, op_conditioning=False)
-    assert sum(p.numel() for p in unconditioned.parameters()) == 227_946  # the reference network's count plus the 2 context inputs
+    assert sum(p.numel() for p in unconditioned.parameters()) == 227_946  # the reference's count + 2 inputs
 
 
 def test_state_dict_names_every_head():
@@ -467,3 +467,20 @@ def test_op_init_logits_set_the_initial_op_preferences():
     assert share[LifecycleOp.WAIT].item() == pytest.approx(0.234, abs=0.03)
     with pytest.raises(ValueError, match=r"op_init_logits has unknown ops \['graft'\]"):
         FactoredRecurrentActorCritic(OBS_DIM, SLOTS, op_init_logits={"graft": 1.0})
+
+
+def test_reset_heads_returns_chosen_heads_to_near_uniform_choices_and_keeps_the_rest():
+    torch.manual_seed(0)
+    net = spread_logits(FactoredRecurrentActorCritic(OBS_DIM, SLOTS, op_init_logits={"prune": -2.0}), seed=1)
+    before = {name: head[2].weight.clone() for name, head in net.heads.items()}
+    net.reset_heads(["blueprint", "op"])
+    obs = torch.randn(64, OBS_DIM)
+    with torch.no_grad():
+        blueprint = net(obs.unsqueeze(1), op=torch.zeros(64, 1, dtype=torch.long)).logits["blueprint"].squeeze(1)
+    # Output weights of gain 0.01 on a LayerNorm'd hidden state: logits within a few hundredths of each other.
+    assert float((blueprint - blueprint.mean(-1, keepdim=True)).abs().max()) < 0.1
+    assert net.heads["op"][2].bias[LifecycleOp.PRUNE].item() == -2.0  # the initial op preferences again
+    assert torch.equal(net.heads["slot"][2].weight, before["slot"])
+    assert not torch.equal(net.heads["blueprint"][2].weight, before["blueprint"])
+    with pytest.raises(ValueError, match=r"unknown policy heads \['graft'\]; heads: \['slot', 'blueprint', "):
+        net.reset_heads(["graft"])

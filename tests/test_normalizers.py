@@ -82,6 +82,17 @@ def test_observation_normalizer_state_roundtrips_weights_only():
         ObservationNormalizer(4).load_state_dict(norm.state_dict())
 
 
+def test_observation_normalizer_loads_fewer_columns_when_asked_and_passes_the_new_ones_through():
+    norm = ObservationNormalizer(3)
+    norm.update(torch.randn(20, 3, generator=torch.Generator().manual_seed(1)) * 4 + 2)
+    wider = ObservationNormalizer(5)
+    wider.load_state_dict(norm.state_dict(), new_columns=True)
+    x = torch.randn(6, 5)
+    torch.testing.assert_close(wider.normalize(x)[:, :3], norm.normalize(x[:, :3]), rtol=0, atol=0)
+    torch.testing.assert_close(wider.normalize(x)[:, 3:], x[:, 3:].clamp(-5, 5))  # mean 0, variance 1
+    assert wider.stats.count == 20
+
+
 def test_reward_normalizer_tracks_discounted_return_and_resets_at_done():
     norm = RewardNormalizer(num_envs=2, gamma=0.5, epsilon=1e-8, prior_count=0)
     norm.update(torch.tensor([1.0, 2.0]), torch.tensor([True, False]))

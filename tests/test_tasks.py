@@ -30,6 +30,7 @@ def test_mnist1d_sizes_shapes_and_labels(mnist1d_cache):
     task = load_mnist1d(cache_dir=mnist1d_cache)
     assert (task.name, task.topology, task.num_classes) == ("mnist1d", "cnn", 10)
     assert task.train_x.shape == (4000, 1, 40) and task.val_x.shape == (1000, 1, 40)
+    assert task.spatial_dims == 1
     assert task.train_x.dtype == torch.float32 and task.train_y.dtype == torch.int64
     assert task.input_shape == (1, 40)
     assert set(task.train_y.unique().tolist()) == set(range(10))
@@ -56,6 +57,7 @@ def test_mnist1d_is_deterministic_cached_and_leaves_global_rng_alone(mnist1d_cac
 def test_digits_split_is_fixed_stratified_and_standardised(tmp_path):
     task = make_task("digits", cache_dir=tmp_path)
     assert task.train_x.shape == (1437, 1, 8, 8) and task.val_x.shape == (360, 1, 8, 8)
+    assert task.spatial_dims == 2
     assert task.train_y.dtype == torch.int64 and int(task.train_y.min()) == 0 and int(task.train_y.max()) == 9
     # Stratified: every class holds 35–37 of the 360 validation images (its share of 1797 is ~36).
     counts = torch.bincount(task.val_y, minlength=10)
@@ -107,7 +109,7 @@ def test_cifar10_download_without_torchvision_says_so(tmp_path, monkeypatch):
 def test_pysource_windows_and_next_char_targets():
     task = make_task("pysource", context_length=16)
     assert task.topology == "transformer" and task.num_classes == len(PYSOURCE_VOCAB) == 97
-    assert task.input_shape == (16,)
+    assert task.input_shape == (16,) and task.spatial_dims == 1  # token ids: no channel axis
     assert task.train_x.dtype == torch.int64 and task.train_y.shape == task.train_x.shape
     assert len(task.train_x) > 7_000 and len(task.val_x) > 700
     # Targets are the inputs shifted by one, also across window boundaries (windows are contiguous).

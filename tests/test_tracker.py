@@ -33,10 +33,11 @@ def test_first_update_has_infinite_loss_delta_and_accuracy_delta_from_zero():
 
 
 def test_signals_echo_inputs_and_configuration():
-    tracker = make(max_seeds=3)
+    tracker = make(max_seeds=3, input_dims=2)
     step(tracker, 0, 2.0, acc=10.0)
     signals = tracker.update(1, 1.9, 15.0, 1.5, 14.0, 1234, 56, 2)
     assert (signals.epoch, signals.max_epochs, signals.loss_scale, signals.max_seeds) == (1, 25, LOSS_SCALE, 3)
+    assert signals.input_dims == 2
     losses_and_accuracies = (signals.train_loss, signals.train_accuracy, signals.val_loss, signals.val_accuracy)
     assert losses_and_accuracies == (1.9, 15.0, 1.5, 14.0)
     assert (signals.host_params, signals.seed_params, signals.seeds_used) == (1234, 56, 2)
@@ -230,6 +231,7 @@ def test_reset_clears_state_and_keeps_configuration():
         ({"max_epochs": 0}, "max_epochs must be ≥ 1, got 0"),
         ({"loss_scale": 0.0}, "loss_scale must be a positive finite number, got 0.0"),
         ({"max_seeds": -1}, "max_seeds must be ≥ 0"),
+        ({"input_dims": 0}, "input_dims must be ≥ 1, got 0"),
         ({"stabilization_threshold": 0.0}, "stabilization_threshold must be positive"),
         ({"stabilization_epochs": -1}, "stabilization_epochs must be ≥ 0, got -1"),
         ({"plateau_threshold_pct": math.nan}, "plateau_threshold_pct must be finite"),

@@ -203,6 +203,31 @@ def test_init_from_starts_a_new_run_on_another_env_from_a_checkpoints_policy(tmp
     assert counts[1] == counts[0] + 2 * 3  # the source's statistics plus the new run's 2 envs × 3 epochs
 
 
+def test_init_from_an_older_narrower_observation_starts_new_columns_at_zero_and_resets_heads(tmp_path, caplog):
+    train(make_cfg(tmp_path / "a", "updates=1"))
+    source = torch.load(tmp_path / "a" / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    # A checkpoint written before the last 2 observation columns existed.
+    hparams, weights = source["hyper_parameters"], source["state_dict"]
+    older = dict(source, hyper_parameters={**hparams, "obs_dim": hparams["obs_dim"] - 2})
+    older["state_dict"] = {**weights, "policy_net.feature.0.weight": weights["policy_net.feature.0.weight"][:, :-2]}
+    stats = source["RolloutDataModule"]["obs_normalizer"]
+    older["RolloutDataModule"] = {**source["RolloutDataModule"],
+                                  "obs_normalizer": {**stats, "mean": stats["mean"][:-2], "var": stats["var"][:-2]}}
+    ckpt = tmp_path / "older.ckpt"
+    torch.save(older, ckpt)
+    caplog.set_level("INFO", logger="tamiyo")
+    train(make_cfg(tmp_path / "b", "updates=1", f"init_from={ckpt}", "init_reset_heads=[blueprint]"))
+    assert "2 new observation columns at zero weight; heads ['blueprint'] reset" in caplog.text
+    tuned = torch.load(tmp_path / "b" / "run" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    weight = tuned["policy_net.feature.0.weight"]
+    # Four Adam steps of lr 1e-3 move a weight by at most ~4e-3: the old columns are the checkpoint's, the new
+    # ones started at 0 (an orthogonal initialisation would put entries of ~0.1 there).
+    assert float((weight[:, :-2] - older["state_dict"]["policy_net.feature.0.weight"]).abs().max()) < 0.01
+    assert float(weight[:, -2:].abs().max()) < 0.01
+    with pytest.raises(ConfigError, match=r"^init_reset_heads: unknown policy heads \['graft'\]; heads: \['slot', "):
+        train(make_cfg(tmp_path / "c", "updates=1", f"init_from={ckpt}", "init_reset_heads=[graft]"))
+
+
 def test_init_from_refuses_a_policy_it_does_not_fit(tmp_path):
     train(make_cfg(tmp_path / "a", "updates=1"))
     ckpt = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"

@@ -1,9 +1,10 @@
 """Observation features: one fixed-width float32 vector per environment.
 
 Layout: `BaseFeature` columns `[0, 23)`, then one 39-wide `SlotFeature` block per slot in slot-config
-order (slot k starts at `23 + 39·k`), then the 2 `ContextFeature` columns, so `obs_dim(3) = 142`. The meaning follows esper-lite's
-layout; where esper-lite had raw or scaffolding-only values (global step, raw parameter count,
-interaction/boost/upstream/downstream sums) we use fields our environments report.
+order (slot k starts at `23 + 39·k`), then the 2 `ContextFeature` columns, so `obs_dim(3) = 142`.
+The meaning follows esper-lite's layout; where esper-lite had raw or scaffolding-only values (global
+step, raw parameter count, interaction/boost/upstream/downstream sums) we use fields our environments
+report.
 
 Every column is scaled to roughly unit range here, before any running normaliser:
 
