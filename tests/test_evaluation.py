@@ -120,6 +120,20 @@ def test_checkpoint_for_other_slots_is_refused(tmp_path, checkpoint):
         evaluate_command(compose_cfg("evaluate", tmp_path, f"ckpt_path={checkpoint}", "env.slots=[r0c0]"))
 
 
+def test_checkpoint_with_an_older_narrower_observation_is_refused_in_one_line(tmp_path, checkpoint):
+    saved = torch.load(checkpoint, weights_only=True)
+    width = saved["hyper_parameters"]["obs_dim"]
+    saved["hyper_parameters"]["obs_dim"] = width - 2
+    saved["state_dict"]["policy_net.feature.0.weight"] = saved["state_dict"]["policy_net.feature.0.weight"][:, :-2]
+    stats = saved["RolloutDataModule"]["obs_normalizer"]
+    stats["mean"], stats["var"] = stats["mean"][:-2], stats["var"][:-2]
+    older = tmp_path / "older.ckpt"
+    torch.save(saved, older)
+    expected = rf"^learned \(lstm\) observes {width - 2} feature columns, this tamiyo's observation has {width}: "
+    with pytest.raises(CheckpointContentError, match=expected):
+        evaluate_command(compose_cfg("evaluate", tmp_path, f"ckpt_path={older}"))
+
+
 def test_checkpoint_of_another_policy_than_asked_is_refused(tmp_path, checkpoint):
     with pytest.raises(ConfigError, match=r"holds a learned \(lstm\) policy, but policy=heuristic was asked"):
         evaluate_command(compose_cfg("evaluate", tmp_path, f"ckpt_path={checkpoint}", "policy=heuristic"))

@@ -26,6 +26,7 @@ from tamiyo.env.objective import Objective
 from tamiyo.env.vector import VectorEnv
 from tamiyo.evaluation.lifecycle import EpisodeLifecycle, LifecycleTrace, episode_lifecycle
 from tamiyo.policy import create_policy
+from tamiyo.policy.features import obs_dim
 from tamiyo.policy.protocol import PolicyBundle
 from tamiyo.ppo.normalizers import ObservationNormalizer
 from tamiyo.training.checkpoints import load_checkpoint
@@ -124,7 +125,7 @@ def baseline_policy(name: str, options: dict[str, Any], env: VectorEnv, obs_dim:
 
 
 def check_fits(policy: EvalPolicy, env: VectorEnv) -> None:
-    """Refuse a controller built for other slots or another host topology than the env's."""
+    """Refuse a controller built for other slots, another host topology or another observation than the env's."""
     if policy.slot_ids != env.slot_config.slot_ids:
         raise CheckpointContentError(
             f"{policy.label} was trained with slots {list(policy.slot_ids)}, the env has "
@@ -133,6 +134,13 @@ def check_fits(policy: EvalPolicy, env: VectorEnv) -> None:
     if policy.topology != env.topology:
         raise CheckpointContentError(
             f"{policy.label} was trained on a {policy.topology!r} host, the env's task has a {env.topology!r} host"
+        )
+    width = obs_dim(env.slot_config.num_slots)
+    if policy.bundle.obs_dim != width:
+        raise CheckpointContentError(
+            f"{policy.label} observes {policy.bundle.obs_dim} feature columns, this tamiyo's observation has "
+            f"{width}: a checkpoint from before columns were added can start a training run (init_from), "
+            "not be evaluated as it is"
         )
 
 
