@@ -1,5 +1,6 @@
 """The evaluation and comparison commands on tiny configs (in process, CPU)."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,17 @@ def test_table_shows_mean_and_sample_std_per_policy():
     assert lines[0] == "caption"
     assert lines[4].startswith("| a | 2 | 14.50 ± 7.07 | 15.00 ± 7.07 | 1.000 ± 0.000 | 110 ± 0 |")
     assert lines[5].startswith("| b | 1 | 49.50 | 50.00 | 1.000 | 110 |")  # one value: no spread shown
+
+
+def test_a_failing_evaluation_stops_its_env_workers_cleanly(tmp_path, monkeypatch, capfd):
+    def fail_after_reset(policy, env, seeds, *args, **kwargs):
+        env.reset(seed=seeds[0], episode_index=0)  # the workers are running now
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr("tamiyo.evaluation.commands.evaluate", fail_after_reset)
+    cfg = compose_cfg("evaluate", tmp_path, "policy=heuristic", "env.workers=2", "env.num_envs=2")
+    with pytest.raises(RuntimeError, match="injected failure"):
+        evaluate_command(cfg)
+    # Closed in order: without it the workers die on broken pipes at exit, each printing a traceback.
+    time.sleep(1.0)
+    assert "BrokenPipeError" not in capfd.readouterr().err

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import torch
@@ -184,11 +184,11 @@ def _write_outputs(
 def evaluate_command(cfg: DictConfig) -> Path:
     """Evaluate one controller (a checkpoint or a baseline); returns the Markdown table's path."""
     seeds, episodes = _validated(cfg)
-    env = build_eval_env(cfg)
-    policy, ckpt = _policy_from_config(cfg, env)
-    objective = build_objective(cfg)
-    with _progress(cfg.progress, len(seeds) * episodes) as advance:
-        evaluation = evaluate(policy, env, seeds, episodes, objective, on_episode=advance)
+    with closing(build_eval_env(cfg)) as env:  # the env workers stop even when a step fails
+        policy, ckpt = _policy_from_config(cfg, env)
+        objective = build_objective(cfg)
+        with _progress(cfg.progress, len(seeds) * episodes) as advance:
+            evaluation = evaluate(policy, env, seeds, episodes, objective, on_episode=advance)
     what = policy.label if ckpt is None else f"{policy.label} from {ckpt}"
     out_dir = Path(cfg.paths.output_dir)
     caption = _caption(cfg, seeds, episodes, what, learned=ckpt is not None)
@@ -256,32 +256,32 @@ def compare_command(cfg: DictConfig) -> Path:
     if unknown:
         raise ConfigError(f"static_final and reference must name controllers of this comparison {names}, "
                           f"got {unknown}")
-    env = build_eval_env(cfg)
-    objective = build_objective(cfg)
-    grid = _schedule_points(cfg, env) if cfg.schedule_grid is not None else []
-    policies = {name: _baseline(cfg, name, _policy_group_options(name), env) for name in baselines}
-    out_dir = Path(cfg.paths.output_dir)
-    ckpt = None
-    if cfg.ckpt_path is not None:
-        policies["learned"], ckpt = _policy_from_config(cfg, env)
-    total = (len(grid) * len(train_seeds) + (len(names) + len(finals)) * len(seeds)) * episodes
-    results: list[EpisodeResult] = []
-    traces: dict[str, LifecycleTrace] = {}
-    with _progress(cfg.progress, total) as advance:
-        if grid:
-            best, searched = select_schedule(grid, lambda options: _baseline(cfg, "schedule", options, env), env,
-                                             train_seeds, episodes, objective, on_episode=advance)
-            write_csv(searched, out_dir / "schedule_grid.csv")
-            policies["schedule"] = _baseline(cfg, "schedule", best, env)
-        for name, policy in policies.items():
-            evaluation = evaluate(policy, env, seeds, episodes, objective, on_episode=advance)
-            results += evaluation.results
-            traces[f"_{name}"] = evaluation.lifecycle
-        for name in finals:
-            label = policies[name].label
-            grown = [r for r in results if r.policy == label]
-            results += static_final(grown, env.task, env.config, objective, cfg.ppo.obs_clip,
-                                    f"static-final: {label}", on_episode=advance)
+    with closing(build_eval_env(cfg)) as env:
+        objective = build_objective(cfg)
+        grid = _schedule_points(cfg, env) if cfg.schedule_grid is not None else []
+        policies = {name: _baseline(cfg, name, _policy_group_options(name), env) for name in baselines}
+        out_dir = Path(cfg.paths.output_dir)
+        ckpt = None
+        if cfg.ckpt_path is not None:
+            policies["learned"], ckpt = _policy_from_config(cfg, env)
+        total = (len(grid) * len(train_seeds) + (len(names) + len(finals)) * len(seeds)) * episodes
+        results: list[EpisodeResult] = []
+        traces: dict[str, LifecycleTrace] = {}
+        with _progress(cfg.progress, total) as advance:
+            if grid:
+                best, searched = select_schedule(grid, lambda options: _baseline(cfg, "schedule", options, env), env,
+                                                 train_seeds, episodes, objective, on_episode=advance)
+                write_csv(searched, out_dir / "schedule_grid.csv")
+                policies["schedule"] = _baseline(cfg, "schedule", best, env)
+            for name, policy in policies.items():
+                evaluation = evaluate(policy, env, seeds, episodes, objective, on_episode=advance)
+                results += evaluation.results
+                traces[f"_{name}"] = evaluation.lifecycle
+            for name in finals:
+                label = policies[name].label
+                grown = [r for r in results if r.policy == label]
+                results += static_final(grown, env.task, env.config, objective, cfg.ppo.obs_clip,
+                                        f"static-final: {label}", on_episode=advance)
     reference_label = None if reference is None else policies[reference].label
     summaries = summarise_controllers(results, reference_label)
     write_csv(results, out_dir / "comparison_episodes.csv")
