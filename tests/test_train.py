@@ -226,6 +226,8 @@ def test_init_from_an_older_narrower_observation_starts_new_columns_at_zero_and_
     assert float(weight[:, -2:].abs().max()) < 0.01
     with pytest.raises(ConfigError, match=r"^init_reset_heads: unknown policy heads \['graft'\]; heads: \['slot', "):
         train(make_cfg(tmp_path / "c", "updates=1", f"init_from={ckpt}", "init_reset_heads=[graft]"))
+    with pytest.raises(ConfigError, match=r"^init_reset_heads=\['blueprint'\] resets heads of a warm start: give init_from"):
+        train(make_cfg(tmp_path / "d", "updates=1", "init_reset_heads=[blueprint]"))
 
 
 def test_init_from_refuses_a_policy_it_does_not_fit(tmp_path):

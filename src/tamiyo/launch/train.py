@@ -169,9 +169,12 @@ def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> float:
         module = build_module(cfg, datamodule)
     except (ValueError, TypeError) as error:  # bad policy options (e.g. policy.hidden_dim, policy.op_init_logits)
         raise ConfigError(f"policy config: {error}") from error
+    reset_heads = list(cfg.get("init_reset_heads") or ())
     if checkpoint is None and cfg.get("init_from") is not None:  # a resume has its own weights
         path = resolve_ckpt_path(str(cfg.init_from), Path(cfg.paths.output_root), "train")
-        warm_start(module, datamodule, path, cfg.get("init_reset_heads") or ())
+        warm_start(module, datamodule, path, reset_heads)
+    elif checkpoint is None and reset_heads:
+        raise ConfigError(f"init_reset_heads={reset_heads} resets heads of a warm start: give init_from as well")
     loggers = build_loggers(cfg)
     callbacks = build_callbacks(cfg)
     callbacks.append(RunConfigRecorder(OmegaConf.to_container(cfg, resolve=False)))
