@@ -12,6 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from tamiyo.core.errors import ConfigError
+from tamiyo.ppo.loss import per_head_coefficients
 
 PRECISIONS = ("32", "bf16", "fp16")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
@@ -45,7 +46,6 @@ _RULES: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
     "ppo.gae_lambda": ((float, int), _unit_interval, "a number in [0, 1]"),
     "ppo.clip_ratio": ((float, int), _positive, "a number > 0"),
     "ppo.value_coef": ((float, int), _non_negative, "a number ≥ 0"),
-    "ppo.entropy_coef": ((float, int), _non_negative, "a number ≥ 0"),
     "ppo.update_epochs": ((int,), _positive, "an integer > 0"),
     "ppo.num_minibatches": ((int,), _positive, "an integer > 0"),
     "ppo.max_grad_norm": ((float, int), _positive, "a number > 0"),
@@ -72,6 +72,17 @@ def normalize_choices(cfg: DictConfig) -> None:
     OmegaConf.set_readonly(cfg, with_flag)
 
 
+def _check_entropy_coef(value: Any) -> None:
+    """One number for every head, or a mapping that gives each head its own."""
+    if isinstance(value, DictConfig):
+        try:
+            per_head_coefficients(OmegaConf.to_container(value))  # type: ignore[arg-type]
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"ppo.entropy_coef: {error}") from error
+    elif isinstance(value, bool) or not isinstance(value, (float, int)) or value < 0:
+        raise ConfigError(f"ppo.entropy_coef must be a number ≥ 0 or a mapping head → number ≥ 0, got {value!r}")
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise `ConfigError` naming the first invalid key."""
     if str(cfg.precision) not in PRECISIONS:
@@ -83,6 +94,7 @@ def validate_config(cfg: DictConfig) -> None:
         ok_type = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
         if not ok_type or not predicate(value):
             raise ConfigError(f"{key} must be {demand}, got {value!r}")
+    _check_entropy_coef(_lookup(cfg, "ppo.entropy_coef"))
     if cfg.ppo.num_minibatches > cfg.env.num_envs:
         raise ConfigError(
             f"ppo.num_minibatches ({cfg.ppo.num_minibatches}) cannot exceed env.num_envs ({cfg.env.num_envs}): "
