@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import tamiyo.launch  # noqa: F401  (registers the resolvers the launcher configs use)
 from tamiyo.conf import CONF_DIR
+from tamiyo.core.errors import ConfigError
 from tamiyo.launch.validation import normalize_choices, validate_config
 
 # Groups selected in train.yaml's defaults list, plus the optional ones (null by default).
@@ -79,3 +80,16 @@ def test_the_wheel_carries_every_config():
     top_level = Path(__file__).resolve().parents[1] / "conf"
     assert top_level.resolve() == CONF_DIR  # the checkout's conf/ is the packaged one, not a copy
     assert {"train.yaml", "evaluate.yaml", "compare.yaml", "policy/lstm.yaml", "env/mnist1d.yaml"} <= shipped
+
+
+HEADS = ("op", "slot", "blueprint", "style", "tempo", "alpha_target", "alpha_speed", "alpha_curve")
+
+
+def test_entropy_coef_is_one_number_or_one_per_head():
+    per_head = ",".join(f"{h}:{0.1 if h == 'blueprint' else 0.01}" for h in HEADS)
+    validate_config(_compose("train", f"ppo.entropy_coef={{{per_head}}}"))
+    with pytest.raises(ConfigError, match=r"^ppo.entropy_coef: entropy coefficients must name exactly the heads "):
+        validate_config(_compose("train", "ppo.entropy_coef={blueprint:0.1}"))
+    with pytest.raises(ConfigError, match=r"^ppo.entropy_coef must be a number ≥ 0 or a mapping head → number ≥ 0, "
+                                          r"got -0.1$"):
+        validate_config(_compose("train", "ppo.entropy_coef=-0.1"))

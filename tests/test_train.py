@@ -342,3 +342,11 @@ def test_resume_of_a_run_saved_before_a_setting_existed_names_the_setting(tmp_pa
         resume(tmp_path / "b", "updates=2", f"ckpt_path={ckpt}")
     resume(tmp_path / "b", "updates=2", "ppo.critic_warmup_updates=0", f"ckpt_path={ckpt}")
     assert [row["epoch"] for row in read_metrics(tmp_path / "a" / "run")] == ["0", "1"]
+
+
+def test_per_head_entropy_coefficients_reach_the_run(tmp_path):
+    per_head = {head: 0.1 if head == "blueprint" else 0.01 for head in HEAD_NAMES}
+    text = ",".join(f"{head}:{coef}" for head, coef in per_head.items())
+    train(make_cfg(tmp_path, "updates=1", f"ppo.entropy_coef={{{text}}}"))
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["hyper_parameters"]["ppo"]["entropy_coef"] == per_head
