@@ -93,3 +93,5 @@ def test_entropy_coef_is_one_number_or_one_per_head():
     with pytest.raises(ConfigError, match=r"^ppo.entropy_coef must be a number ≥ 0 or a mapping head → number ≥ 0, "
                                           r"got -0.1$"):
         validate_config(_compose("train", "ppo.entropy_coef=-0.1"))
+    with pytest.raises(ConfigError, match=r"^ppo.entropy_coef_end must be a number ≥ 0 or a mapping"):
+        validate_config(_compose("train", "ppo.entropy_coef_end=high"))

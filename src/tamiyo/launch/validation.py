@@ -72,15 +72,15 @@ def normalize_choices(cfg: DictConfig) -> None:
     OmegaConf.set_readonly(cfg, with_flag)
 
 
-def _check_entropy_coef(value: Any) -> None:
+def _check_entropy_coef(key: str, value: Any) -> None:
     """One number for every head, or a mapping that gives each head its own."""
     if isinstance(value, DictConfig):
         try:
             per_head_coefficients(OmegaConf.to_container(value))  # type: ignore[arg-type]
         except (TypeError, ValueError) as error:
-            raise ConfigError(f"ppo.entropy_coef: {error}") from error
+            raise ConfigError(f"{key}: {error}") from error
     elif isinstance(value, bool) or not isinstance(value, (float, int)) or value < 0:
-        raise ConfigError(f"ppo.entropy_coef must be a number ≥ 0 or a mapping head → number ≥ 0, got {value!r}")
+        raise ConfigError(f"{key} must be a number ≥ 0 or a mapping head → number ≥ 0, got {value!r}")
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -94,7 +94,9 @@ def validate_config(cfg: DictConfig) -> None:
         ok_type = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
         if not ok_type or not predicate(value):
             raise ConfigError(f"{key} must be {demand}, got {value!r}")
-    _check_entropy_coef(_lookup(cfg, "ppo.entropy_coef"))
+    _check_entropy_coef("ppo.entropy_coef", _lookup(cfg, "ppo.entropy_coef"))
+    if _lookup(cfg, "ppo.entropy_coef_end") is not None:
+        _check_entropy_coef("ppo.entropy_coef_end", cfg.ppo.entropy_coef_end)
     if cfg.ppo.num_minibatches > cfg.env.num_envs:
         raise ConfigError(
             f"ppo.num_minibatches ({cfg.ppo.num_minibatches}) cannot exceed env.num_envs ({cfg.env.num_envs}): "
