@@ -64,7 +64,7 @@ def warm_start(module: PPOModule, datamodule: RolloutDataModule, path: Path, res
     if not module.bundle.is_trainable:
         raise ConfigError(f"init_from: policy {module.hparams.policy['name']!r} has no weights to start from")
     checkpoint = load_checkpoint(path)
-    added = module.load_policy_weights(checkpoint, new_inputs=True)
+    added = module.load_policy_weights(checkpoint)
     datamodule.obs_normalizer.load_state_dict(checkpoint["RolloutDataModule"]["obs_normalizer"], new_columns=True)
     try:
         module.policy_net.reset_heads(list(reset_heads))
@@ -169,12 +169,9 @@ def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> float:
         module = build_module(cfg, datamodule)
     except (ValueError, TypeError) as error:  # bad policy options (e.g. policy.hidden_dim, policy.op_init_logits)
         raise ConfigError(f"policy config: {error}") from error
-    reset_heads = list(cfg.get("init_reset_heads") or ())
     if checkpoint is None and cfg.get("init_from") is not None:  # a resume has its own weights
         path = resolve_ckpt_path(str(cfg.init_from), Path(cfg.paths.output_root), "train")
-        warm_start(module, datamodule, path, reset_heads)
-    elif checkpoint is None and reset_heads:
-        raise ConfigError(f"init_reset_heads={reset_heads} resets heads of a warm start: give init_from as well")
+        warm_start(module, datamodule, path, cfg.get("init_reset_heads") or ())
     loggers = build_loggers(cfg)
     callbacks = build_callbacks(cfg)
     callbacks.append(RunConfigRecorder(OmegaConf.to_container(cfg, resolve=False)))

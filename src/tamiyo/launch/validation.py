@@ -94,6 +94,9 @@ def validate_config(cfg: DictConfig) -> None:
         ok_type = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
         if not ok_type or not predicate(value):
             raise ConfigError(f"{key} must be {demand}, got {value!r}")
+    reset_heads = list(OmegaConf.select(cfg, "init_reset_heads", default=None) or ())
+    if reset_heads and OmegaConf.select(cfg, "init_from", default=None) is None:
+        raise ConfigError(f"init_reset_heads={reset_heads} resets heads of a warm start: give init_from as well")
     _check_entropy_coef("ppo.entropy_coef", _lookup(cfg, "ppo.entropy_coef"))
     if _lookup(cfg, "ppo.entropy_coef_end") is not None:
         _check_entropy_coef("ppo.entropy_coef_end", cfg.ppo.entropy_coef_end)

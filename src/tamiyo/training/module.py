@@ -303,16 +303,16 @@ class PPOModule(L.LightningModule):
                 "trainer.devices × trainer.num_nodes"
             )
 
-    def load_policy_weights(self, checkpoint: dict[str, Any], new_inputs: bool = False) -> int:
+    def load_policy_weights(self, checkpoint: dict[str, Any]) -> int:
         """Start from the policy weights of `checkpoint` (a warm start: nothing else of that run is kept).
 
-        With `new_inputs`, the checkpoint's observation may be narrower than this policy's: feature columns
-        are only ever appended, so its weights fill the first columns of the input layer and the new ones
-        start at zero weight, and the loaded policy acts exactly as it did until learning uses them.
-        Returns the number of new input columns.
+        The checkpoint's observation may be narrower than this policy's: feature columns are only ever
+        appended, so its weights fill the first columns of the input layer and the new ones start at zero
+        weight, and the loaded policy acts exactly as it did until learning uses them. Returns the number
+        of new input columns.
         """
         saved_dim = int(checkpoint.get("hyper_parameters", {}).get("obs_dim", self.hparams.obs_dim))
-        added = max(self.hparams.obs_dim - saved_dim, 0) if new_inputs else 0
+        added = max(self.hparams.obs_dim - saved_dim, 0)
         self.check_policy_fits(checkpoint, new_inputs=added)
         prefix = "policy_net."
         state = {key[len(prefix):]: value for key, value in checkpoint["state_dict"].items() if key.startswith(prefix)}
