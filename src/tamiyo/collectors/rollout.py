@@ -25,7 +25,7 @@ from tamiyo.policy.features import extract_features
 from tamiyo.policy.masks import compute_masks
 from tamiyo.policy.protocol import PolicyBundle
 from tamiyo.ppo.normalizers import ObservationNormalizer, RewardNormalizer
-from tamiyo.ppo.storage import RolloutStorage
+from tamiyo.ppo.storage import Hidden, RolloutStorage
 
 
 def actions_to_factored(actions: dict[str, torch.Tensor]) -> list[FactoredAction]:
@@ -66,8 +66,12 @@ class RolloutCollector:
         seed: int,
         episode: int,
         deterministic: bool = False,
+        learner_hidden: Hidden | None = None,
     ) -> dict[str, float]:
         """Run one episode in every env; fill `storage` (if given) and return episode statistics.
+
+        When `policy` is a teacher acting for another policy (imitation), `learner_hidden` is that learner's
+        initial hidden state, which `storage` records as the start of its sequences.
 
         Not under inference mode as a whole: the envs train their host networks with autograd.
         """
@@ -75,7 +79,7 @@ class RolloutCollector:
         obs = env.reset(seed=seed, episode_index=episode)
         hidden = policy.initial_hidden(env.num_envs)
         if storage is not None:
-            storage.set_initial_hidden(hidden)
+            storage.set_initial_hidden(hidden if learner_hidden is None else learner_hidden)
         device = policy.device
         num_envs = env.num_envs
         returns = torch.zeros(num_envs, dtype=torch.float64)

@@ -8,7 +8,7 @@ applies only the overrides given on the resume command, key by key:
   of processes is still refused when the checkpoint is checked);
 * warned — `precision`, `compile`, `ppo.*`: applied, and listed in one warning line (the numbers from
   here on differ from an uninterrupted run);
-* refused — `env.*`, `reward.*`, `policy.*`, `seed`, `monitor`, `monitor_mode`, and the `experiment`,
+* refused — `env.*`, `reward.*`, `policy.*`, `imitation.*`, `seed`, `monitor`, `monitor_mode`, and the `experiment`,
   `debug` and `hparams_search` groups: they would make the continued run a different experiment.
 
 The run continues in the checkpoint's run dir (`<run dir>/checkpoints/<file>`); a checkpoint outside a
@@ -35,7 +35,7 @@ log = logging.getLogger("tamiyo")
 # ppo.*) is applied and named in the warning line.
 _FREE = ("ckpt_path", "updates", "torch_threads", "task_name", "paths", "callbacks", "logger", "trainer")
 _REFUSED = ("env", "reward", "policy", "seed", "monitor", "monitor_mode", "experiment", "debug", "hparams_search",
-            "init_from", "init_reset_heads")
+            "init_from", "init_reset_heads", "imitation")
 _MISSING = object()
 
 

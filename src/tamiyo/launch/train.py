@@ -129,6 +129,7 @@ def build_module(cfg: DictConfig, datamodule: RolloutDataModule) -> PPOModule:
         seed=cfg.seed,
         compile_mode=cfg.compile,
         total_updates=cfg.updates,
+        imitation=OmegaConf.to_container(cfg.imitation, resolve=True),
     )
 
 
@@ -167,7 +168,7 @@ def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> float:
     L.seed_everything(cfg.seed, verbose=False)  # the policy's initial weights
     try:
         module = build_module(cfg, datamodule)
-    except (ValueError, TypeError) as error:  # bad policy options (e.g. policy.hidden_dim, policy.op_init_logits)
+    except (ValueError, TypeError) as error:  # bad policy or teacher options (e.g. policy.hidden_dim)
         raise ConfigError(f"policy config: {error}") from error
     if checkpoint is None and cfg.get("init_from") is not None:  # a resume has its own weights
         path = resolve_ckpt_path(str(cfg.init_from), Path(cfg.paths.output_root), "train")

@@ -50,6 +50,7 @@ _RULES: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
     "ppo.num_minibatches": ((int,), _positive, "an integer > 0"),
     "ppo.max_grad_norm": ((float, int), _positive, "a number > 0"),
     "ppo.ratio": ((str,), lambda x: x in ("joint", "per_head"), "'joint' or 'per_head'"),
+    "imitation.updates": ((int,), _non_negative, "an integer ≥ 0"),
 }
 
 
@@ -83,6 +84,24 @@ def _check_entropy_coef(key: str, value: Any) -> None:
         raise ConfigError(f"{key} must be a number ≥ 0 or a mapping head → number ≥ 0, got {value!r}")
 
 
+def _check_imitation(cfg: DictConfig) -> None:
+    """Imitation updates need a teacher that acts (a policy config with a name) and a policy that learns."""
+    _check_entropy_coef("imitation.entropy_coef", _lookup(cfg, "imitation.entropy_coef"))
+    if not cfg.imitation.updates:
+        return
+    teacher = cfg.imitation.teacher
+    if not isinstance(teacher, DictConfig) or not isinstance(teacher.get("name"), str):
+        raise ConfigError(
+            f"imitation.updates={cfg.imitation.updates} needs imitation.teacher, a policy config such as "
+            f"{{name: schedule, blueprint: conv_heavy, slots: [r0c1]}}; got {teacher!r}"
+        )
+    if cfg.imitation.updates >= cfg.updates:
+        raise ConfigError(
+            f"imitation.updates ({cfg.imitation.updates}) must be fewer than updates ({cfg.updates}): "
+            "PPO trains after the imitation updates"
+        )
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise `ConfigError` naming the first invalid key."""
     if str(cfg.precision) not in PRECISIONS:
@@ -97,6 +116,7 @@ def validate_config(cfg: DictConfig) -> None:
     reset_heads = list(OmegaConf.select(cfg, "init_reset_heads", default=None) or ())
     if reset_heads and OmegaConf.select(cfg, "init_from", default=None) is None:
         raise ConfigError(f"init_reset_heads={reset_heads} resets heads of a warm start: give init_from as well")
+    _check_imitation(cfg)
     _check_entropy_coef("ppo.entropy_coef", _lookup(cfg, "ppo.entropy_coef"))
     if _lookup(cfg, "ppo.entropy_coef_end") is not None:
         _check_entropy_coef("ppo.entropy_coef_end", cfg.ppo.entropy_coef_end)

@@ -105,7 +105,7 @@ def head_relevance(op: torch.Tensor) -> dict[str, torch.Tensor]:
     return {head: relevant[..., HEAD_INDEX[head]] for head in HEAD_NAMES}
 
 
-def _per_step_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def per_step_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Sum over the masked steps divided by the number of ALL steps: every relevant step weighs 1/(b·T)."""
     return torch.where(mask, x, 0.0).mean()
 
@@ -115,7 +115,7 @@ def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask, x, 0.0).sum() / mask.sum().clamp(min=1)
 
 
-def _masked_mean_or_nan(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def masked_mean_or_nan(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean over the masked steps for logging; NaN when there are none (no data, not a zero)."""
     return torch.where(mask.any(), _masked_mean(x, mask), math.nan)
 
@@ -168,7 +168,7 @@ def ppo_loss(
         policy_loss = _clipped_surrogate_loss(joint_log_ratio, advantages, cfg.clip_ratio).mean()
     else:
         policy_loss = torch.stack([
-            _per_step_mean(_clipped_surrogate_loss(head_log_ratio[h], advantages, cfg.clip_ratio), relevant[h])
+            per_step_mean(_clipped_surrogate_loss(head_log_ratio[h], advantages, cfg.clip_ratio), relevant[h])
             for h in HEAD_NAMES
         ]).sum()
 
@@ -179,7 +179,7 @@ def ppo_loss(
         squared_error = torch.max(squared_error, (clipped_values - batch.returns).square())
     value_loss = 0.5 * squared_error.mean()  # the ½ makes the gradient the plain error; value_coef weighs it
 
-    head_entropy = {h: _per_step_mean(evaluated.entropy[h].float(), relevant[h]) for h in HEAD_NAMES}
+    head_entropy = {h: per_step_mean(evaluated.entropy[h].float(), relevant[h]) for h in HEAD_NAMES}
     entropy_loss = -sum(entropy_coef[h] * head_entropy[h] for h in HEAD_NAMES)
 
     loss = cfg.value_coef * value_loss
@@ -204,7 +204,7 @@ def ppo_loss(
         }
         for h in HEAD_NAMES:
             clipped = (head_log_ratio[h].exp() - 1).abs() > cfg.clip_ratio
-            metrics[f"clip_fraction/{h}"] = _masked_mean_or_nan(clipped.float(), relevant[h])
-            metrics[f"entropy/{h}"] = _masked_mean_or_nan(evaluated.entropy[h].float(), relevant[h])
+            metrics[f"clip_fraction/{h}"] = masked_mean_or_nan(clipped.float(), relevant[h])
+            metrics[f"entropy/{h}"] = masked_mean_or_nan(evaluated.entropy[h].float(), relevant[h])
             metrics[f"relevant_steps/{h}"] = relevant[h].sum().float()
     return loss, metrics

@@ -30,7 +30,7 @@ from tamiyo.env.vector import VectorEnv
 from tamiyo.policy.features import obs_dim
 from tamiyo.policy.protocol import PolicyBundle
 from tamiyo.ppo.normalizers import ObservationNormalizer, RewardNormalizer
-from tamiyo.ppo.storage import RolloutStorage
+from tamiyo.ppo.storage import Hidden, RolloutStorage
 from tamiyo.training.distributed import gather_from_ranks, merge_rank_statistics, reduce_episode_stats
 
 
@@ -109,13 +109,16 @@ class RolloutDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return DataLoader(_OneItemPerEpoch(), batch_size=None, num_workers=0)
 
-    def collect(self, policy: PolicyBundle, storage: RolloutStorage | None, episode: int) -> dict[str, float]:
-        """One episode in every env of this rank; returns the episode statistics of all envs of the run."""
+    def collect(
+        self, policy: PolicyBundle, storage: RolloutStorage | None, episode: int, learner_hidden: Hidden | None = None
+    ) -> dict[str, float]:
+        """One episode in every env of this rank; returns the episode statistics of all envs of the run.
+        (`learner_hidden`: see `RolloutCollector.collect`.)"""
         normalizers = [self.obs_normalizer.stats]
         if self.reward_normalizer is not None:
             normalizers.append(self.reward_normalizer.return_stats)
         starts = [stats.state_dict() for stats in normalizers]
-        stats = self.collector.collect(policy, storage, seed=self.seed, episode=episode)
+        stats = self.collector.collect(policy, storage, seed=self.seed, episode=episode, learner_hidden=learner_hidden)
         per_rank = gather_from_ranks((stats, [normalizer.state_dict() for normalizer in normalizers]))
         if len(per_rank) > 1:
             for index, (normalizer, start) in enumerate(zip(normalizers, starts, strict=True)):

@@ -16,6 +16,7 @@ Checkpoints record the world size; resuming on another number of ranks is refuse
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from typing import Any
@@ -30,6 +31,7 @@ from tamiyo.core.seeding import derive_seed, generator
 from tamiyo.core.slots import SlotConfig
 from tamiyo.policy import create_policy
 from tamiyo.policy.protocol import PolicyBundle
+from tamiyo.ppo.imitation import imitation_loss
 from tamiyo.ppo.loss import PPOLossConfig, entropy_coefficients, explained_variance, ppo_loss
 from tamiyo.ppo.storage import RolloutStorage
 from tamiyo.training.distributed import gather_from_ranks
@@ -106,6 +108,7 @@ class PPOModule(L.LightningModule):
         seed: int = 0,
         compile_mode: str = "off",
         total_updates: int = 1,
+        imitation: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         # Plain containers only, so checkpoints load with torch.load(weights_only=True).
@@ -116,6 +119,21 @@ class PPOModule(L.LightningModule):
         self.bundle: PolicyBundle = create_policy(
             policy["name"], slot_config=self.slot_config, topology=topology, obs_dim=obs_dim, **policy_options
         )
+        imitation = imitation or {"teacher": None, "updates": 0, "entropy_coef": 0.0}
+        self.imitation_updates = imitation["updates"]
+        self.imitation_entropy_coef = imitation["entropy_coef"]
+        self.teacher: PolicyBundle | None = None
+        if self.imitation_updates:
+            if not self.bundle.is_trainable:
+                raise ValueError(f"imitation.updates needs a policy that learns; {policy['name']!r} has nothing to train")
+            teacher_options = {k: v for k, v in imitation["teacher"].items() if k != "name"}
+            try:
+                self.teacher = create_policy(
+                    imitation["teacher"]["name"], slot_config=self.slot_config, topology=topology, obs_dim=obs_dim,
+                    **teacher_options,
+                )
+            except (ValueError, TypeError) as error:
+                raise ValueError(f"imitation.teacher: {error}") from error
         # Registering the (uncompiled) network makes Lightning move, save and restore it.
         self.policy_net = self.bundle.network
         self.loss_config = PPOLossConfig(
@@ -138,6 +156,10 @@ class PPOModule(L.LightningModule):
 
     # ---- setup -------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
+        if self.imitation_updates:
+            # The imitation updates log the teacher's episodes under imitation/, so the best-checkpoint callback
+            # finds no `monitor` value in them, by design: only this policy's own episodes may pick the best.
+            warnings.filterwarnings("ignore", message=r"`ModelCheckpoint\(monitor=.*could not find the monitored key")
         if self.trainer.world_size > 1:
             # The logged metrics are reduced over the ranks before logging (only the wall-clock timings
             # `time/rollout_s` and `time/ppo_update_s` are each rank's own; rank 0 logs), so Lightning's
@@ -180,19 +202,28 @@ class PPOModule(L.LightningModule):
         # continue exactly as the uninterrupted one would (no RNG state needs checkpointing).
         torch.manual_seed(derive_seed(self.hparams.seed, update, rank, 1))
         storage = self._storage_for(datamodule.num_envs, datamodule.episode_length) if self.bundle.is_trainable else None
+        imitating = update < self.imitation_updates
         started = time.perf_counter()
-        self.last_rollout_stats = datamodule.collect(self.bundle, storage, update)
+        if imitating:
+            stats = datamodule.collect(self.teacher, storage, update, self.bundle.initial_hidden(datamodule.num_envs))
+            # The teacher's episodes, not this policy's: kept apart from the episode statistics (and `monitor`).
+            stats = {k if k == "env_steps" else f"imitation/{k}": v for k, v in stats.items()}
+        else:
+            stats = datamodule.collect(self.bundle, storage, update)
+        self.last_rollout_stats = stats
         self.last_rollout_stats["time/rollout_s"] = time.perf_counter() - started
         if storage is None:
             self.last_update_metrics = {}
             return
         started = time.perf_counter()
         ppo = self.hparams.ppo
-        storage.compute_returns(gamma=ppo["gamma"], gae_lambda=ppo["gae_lambda"])
-        self.last_update_metrics = self._ppo_update(storage, update)
+        # The teacher has no critic (V = 0), so its advantages at λ = 1 are the plain discounted returns.
+        storage.compute_returns(gamma=ppo["gamma"], gae_lambda=1.0 if imitating else ppo["gae_lambda"])
+        self.last_update_metrics = self._ppo_update(storage, update, imitating)
         self.last_update_metrics["time/ppo_update_s"] = time.perf_counter() - started
 
-    def _ppo_update(self, storage: RolloutStorage, update: int) -> dict[str, float]:
+    def _ppo_update(self, storage: RolloutStorage, update: int, imitating: bool) -> dict[str, float]:
+        """One update on `storage`: PPO, or behaviour cloning of the teacher that collected it (`imitating`)."""
         ppo = self.hparams.ppo
         optimizer = self.optimizers()
         coef = entropy_coefficients(update, self.hparams.total_updates, ppo["entropy_coef"], ppo["entropy_coef_end"])
@@ -208,13 +239,18 @@ class PPOModule(L.LightningModule):
                 result = self.bundle.evaluate_actions(
                     minibatch.obs, minibatch.actions, minibatch.masks, minibatch.initial_hidden
                 )
-                if onpolicy_gap is None:
+                if onpolicy_gap is None and not imitating:
                     # On-policy invariant: before any step the recomputed log-probs equal the stored ones.
                     onpolicy_gap = torch.stack([
                         (result.log_probs[h].detach().float() - minibatch.log_probs[h]).abs().max()
                         for h in result.log_probs
                     ]).max()
-                loss, metrics = ppo_loss(result, minibatch, self.loss_config, coef, train_actor)
+                if imitating:
+                    loss, metrics = imitation_loss(
+                        result, minibatch, self.loss_config.value_coef, self.imitation_entropy_coef
+                    )
+                else:
+                    loss, metrics = ppo_loss(result, minibatch, self.loss_config, coef, train_actor)
                 if not torch.isfinite(loss):
                     raise PolicyLossNaNError(
                         f"PPO loss is {float(loss)} at update {update}; stopped before checkpointing this update"
@@ -224,21 +260,22 @@ class PPOModule(L.LightningModule):
                 # its matmuls to fp16, where loss-scaled gradients overflow.
                 with torch.autocast(self.device.type, enabled=False):
                     self.manual_backward(loss)
-                if not train_actor:
+                if not (train_actor or imitating):
                     # Only the value head learns: the shared trunk would otherwise move the actor too.
                     for param in self._actor_params:
                         param.grad = None
                 optimizer.step()  # clips in on_before_optimizer_step, on unscaled gradients
                 metrics["grad_norm"] = self._grad_norm
                 totals.add(metrics)
-                if ppo["target_kl"] is not None and self._mean_over_ranks(metrics["approx_kl"]) > ppo["target_kl"]:
+                kl_limit = None if imitating else ppo["target_kl"]
+                if kl_limit is not None and self._mean_over_ranks(metrics["approx_kl"]) > kl_limit:
                     early_stop = True
                     break
         keys, table = totals.table()
         ranks = gather_from_ranks({
             "keys": keys,
             "table": table,
-            "onpolicy_gap": float(onpolicy_gap),
+            "onpolicy_gap": math.nan if onpolicy_gap is None else float(onpolicy_gap),
             "values": storage.values.detach().flatten().cpu(),
             "returns": storage.returns.detach().flatten().cpu(),
             "first_values": storage.values[:, 0].detach().cpu(),
@@ -250,14 +287,16 @@ class PPOModule(L.LightningModule):
         out["onpolicy/max_logprob_gap"] = max(rank["onpolicy_gap"] for rank in ranks)
         out["ppo/epochs_run"] = float(epochs_run)
         out["ppo/early_stop"] = float(early_stop)
-        out["ppo/train_actor"] = float(train_actor)
-        out["explained_variance"] = float(explained_variance(
-            torch.cat([rank["values"] for rank in ranks]), torch.cat([rank["returns"] for rank in ranks])
-        ))
-        # The critic against the truth, on the normalised reward scale: V(s_0) at sampling and the
-        # discounted return actually collected from s_0.
-        out["value/first_step"] = float(torch.cat([rank["first_values"] for rank in ranks]).mean())
+        out["ppo/train_actor"] = float(train_actor or imitating)
+        out["ppo/imitating"] = float(imitating)
         out["return/first_step"] = float(torch.cat([rank["first_returns"] for rank in ranks]).mean())
+        if not imitating:  # a teacher's rollout holds no values of this critic
+            out["explained_variance"] = float(explained_variance(
+                torch.cat([rank["values"] for rank in ranks]), torch.cat([rank["returns"] for rank in ranks])
+            ))
+            # The critic against the truth, on the normalised reward scale: V(s_0) at sampling and the
+            # discounted return actually collected from s_0.
+            out["value/first_step"] = float(torch.cat([rank["first_values"] for rank in ranks]).mean())
         out["lr"] = optimizer.param_groups[0]["lr"]
         return out
 

@@ -1,0 +1,59 @@
+"""Behaviour cloning of a teacher's actions: the loss of the imitation updates that may precede PPO.
+
+On a rollout the teacher acted in, the policy learns to choose the teacher's factored action (the
+negative log-likelihood of every head relevant to the teacher's op) and its critic learns the value of
+the teacher's behaviour. PPO then starts from a controller that already acts like the teacher and a
+critic calibrated to it, so its advantages measure what deviating from the teacher gains in each state.
+An entropy bonus keeps the clone from becoming deterministic: a clone that never deviates from its teacher
+gives PPO nothing to compare.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from tamiyo.core.actions import HEAD_NAMES
+from tamiyo.ppo.loss import (
+    EvaluatedActions,
+    head_relevance,
+    masked_mean_or_nan,
+    per_head_coefficients,
+    per_step_mean,
+)
+from tamiyo.ppo.storage import Minibatch
+
+
+def imitation_loss(
+    evaluated: EvaluatedActions,
+    batch: Minibatch,
+    value_coef: float,
+    entropy_coef: float | Mapping[str, float] = 0.0,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """`NLL of the teacher's action + value_coef · ½ (V − return)² − Σ_h coef_h · entropy_h`, averaged over the
+    steps (each head's normalised entropy over its relevant steps, weighted as in `ppo_loss`), and detached
+    metrics: `loss/{total,imitation,value,entropy}`, `imitation/teacher_prob` (mean probability the policy gives
+    the teacher's whole action) and, per head, `entropy/<head>` and `relevant_steps/<head>` as in `ppo_loss`.
+
+    Irrelevant heads carry log-prob 0, so the sum over heads is the log-probability of the whole action.
+    """
+    joint_log_prob = torch.stack([evaluated.log_probs[h].float() for h in HEAD_NAMES]).sum(dim=0)
+    nll = -joint_log_prob.mean()
+    value_loss = 0.5 * (evaluated.value.float() - batch.returns).square().mean()
+    relevant = head_relevance(batch.actions["op"])
+    coef = per_head_coefficients(entropy_coef)
+    entropy_loss = -sum(coef[h] * per_step_mean(evaluated.entropy[h].float(), relevant[h]) for h in HEAD_NAMES)
+    loss = nll + value_coef * value_loss + entropy_loss
+    with torch.no_grad():
+        metrics = {
+            "loss/total": loss.detach(),
+            "loss/imitation": nll.detach(),
+            "loss/value": value_loss.detach(),
+            "loss/entropy": entropy_loss.detach(),
+            "imitation/teacher_prob": joint_log_prob.exp().mean(),
+        }
+        for h in HEAD_NAMES:
+            metrics[f"entropy/{h}"] = masked_mean_or_nan(evaluated.entropy[h].float(), relevant[h])
+            metrics[f"relevant_steps/{h}"] = relevant[h].sum().float()
+    return loss, metrics
