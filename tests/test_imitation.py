@@ -82,3 +82,11 @@ def test_imitation_loss_is_the_whole_actions_nll_plus_the_value_error():
 def test_bad_imitation_settings_are_one_line_errors(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
         train(make_cfg(tmp_path, *overrides))
+
+
+def test_a_resume_cannot_change_the_imitation(tmp_path):
+    train(make_cfg(tmp_path / "a", "updates=2", "imitation.updates=1", TEACHER))
+    ckpt = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
+    overrides = ["updates=3", "imitation.updates=2", f"ckpt_path={ckpt}"]
+    with pytest.raises(ConfigError, match=r"^resume: imitation.updates cannot change when a run continues \(1 → 2\)"):
+        train(make_cfg(tmp_path / "b", *overrides), overrides=overrides)
