@@ -4,7 +4,8 @@ One Lightning epoch is one PPO update: `training_step` asks the DataModule for a
 (collected here, inside the step, so it always uses the weights after the previous update — the
 fit loop's one-batch prefetch never sees a rollout), then runs several epochs of minibatches of
 whole env sequences with manual optimisation. Non-trainable bundles (heuristic, random, static)
-run the same loop without optimiser steps.
+run the same loop without optimiser steps. The first `imitation.updates` updates, when set, collect their
+rollout with a teacher policy and clone its actions instead (`tamiyo.ppo.imitation`).
 
 Distributed runs (`trainer=ddp`): Lightning wraps this module in DistributedDataParallel and, under
 manual optimisation, prepares DDP's reducer at every `manual_backward`, so each backward averages the
