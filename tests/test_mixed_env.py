@@ -125,6 +125,9 @@ def test_comparison_on_a_mixed_env_reports_each_episodes_kind(tmp_path):
     assert len(episodes) == 8
     assert {r["task"] for r in episodes} == {"mnist1d", "digits"}
     assert all(float(r["host_width"]) in (0.5, 1.0, 2.0) for r in episodes)
+    # The heuristic germinates seeds, a third of which fail on env=mixed; the static host never germinates.
+    assert all(r["seeds_failed"] == "0" for r in episodes if r["policy"] == "static")
+    assert all(0 <= int(r["seeds_failed"]) <= int(r["seeds_germinated"]) for r in episodes)
     static = [r for r in episodes if r["policy"] == "static"]
     mnist1d = [float(r["objective"]) for r in static if r["task"] == "mnist1d"]
     table = (tmp_path / "out" / "comparison.md").read_text()

@@ -72,6 +72,7 @@ class EpisodeResult:
     seeds_germinated: int
     seeds_fossilized: int
     seeds_pruned: int
+    seeds_failed: int  # germinated seeds that broke (env.seed_failure_rate), kept or not
     architecture: str  # the final network's seeds, "slot=blueprint/algorithm" joined by spaces
 
 
@@ -173,6 +174,7 @@ def episode_results(
             seeds_germinated=effective("GERMINATE"),
             seeds_fossilized=effective("FOSSILIZE"),
             seeds_pruned=effective("PRUNE"),
+            seeds_failed=int(final["seeds_failed"]),
             architecture=" ".join(f"{sid}={seed}" for sid, seed in sorted(final["slot_seeds"].items())),
         ))
     return results
