@@ -17,8 +17,8 @@ import torch
 from tamiyo.core.actions import HEAD_NAMES
 from tamiyo.ppo.loss import (
     EvaluatedActions,
+    head_entropy_metrics,
     head_relevance,
-    masked_mean_or_nan,
     per_head_coefficients,
     per_step_mean,
 )
@@ -53,7 +53,5 @@ def imitation_loss(
             "loss/entropy": entropy_loss.detach(),
             "imitation/teacher_prob": joint_log_prob.exp().mean(),
         }
-        for h in HEAD_NAMES:
-            metrics[f"entropy/{h}"] = masked_mean_or_nan(evaluated.entropy[h].float(), relevant[h])
-            metrics[f"relevant_steps/{h}"] = relevant[h].sum().float()
+        metrics.update(head_entropy_metrics(evaluated.entropy, relevant))
     return loss, metrics

@@ -205,6 +205,17 @@ def ppo_loss(
         for h in HEAD_NAMES:
             clipped = (head_log_ratio[h].exp() - 1).abs() > cfg.clip_ratio
             metrics[f"clip_fraction/{h}"] = masked_mean_or_nan(clipped.float(), relevant[h])
-            metrics[f"entropy/{h}"] = masked_mean_or_nan(evaluated.entropy[h].float(), relevant[h])
-            metrics[f"relevant_steps/{h}"] = relevant[h].sum().float()
+        metrics.update(head_entropy_metrics(evaluated.entropy, relevant))
     return loss, metrics
+
+
+def head_entropy_metrics(
+    entropy: Mapping[str, torch.Tensor], relevant: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Per head, `entropy/<head>` (mean over its relevant steps, NaN when none) and `relevant_steps/<head>` (the
+    weight to average it over minibatches with); detached when called under no_grad."""
+    metrics = {}
+    for h in HEAD_NAMES:
+        metrics[f"entropy/{h}"] = masked_mean_or_nan(entropy[h].float(), relevant[h])
+        metrics[f"relevant_steps/{h}"] = relevant[h].sum().float()
+    return metrics

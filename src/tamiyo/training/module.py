@@ -126,7 +126,9 @@ class PPOModule(L.LightningModule):
         self.teacher: PolicyBundle | None = None
         if self.imitation_updates:
             if not self.bundle.is_trainable:
-                raise ValueError(f"imitation.updates needs a policy that learns; {policy['name']!r} has nothing to train")
+                raise ValueError(
+                    f"imitation.updates needs a policy that learns; {policy['name']!r} has nothing to train"
+                )
             teacher_options = {k: v for k, v in imitation["teacher"].items() if k != "name"}
             try:
                 self.teacher = create_policy(
@@ -206,7 +208,8 @@ class PPOModule(L.LightningModule):
         imitating = update < self.imitation_updates
         started = time.perf_counter()
         if imitating:
-            stats = datamodule.collect(self.teacher, storage, update, self.bundle.initial_hidden(datamodule.num_envs))
+            learner_hidden = self.bundle.initial_hidden(datamodule.num_envs)
+            stats = datamodule.collect(self.teacher, storage, update, learner_hidden)
             # The teacher's episodes, not this policy's: kept apart from the episode statistics (and `monitor`).
             stats = {k if k == "env_steps" else f"imitation/{k}": v for k, v in stats.items()}
         else:
