@@ -1,5 +1,6 @@
 """policy=schedule, the static-final control env and the comparison with its schedule grid."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -61,12 +62,34 @@ def test_schedule_germinates_first_then_fossilizes_then_advances_the_readiest_se
     assert bundle.decide(signals(), done).op == LifecycleOp.WAIT
 
 
+def test_schedule_with_prune_below_prunes_a_harmful_seed_once_alpha_settles_and_replants_its_slot():
+    bundle = create_policy("schedule", SLOTS, "cnn", blueprint="conv_heavy", slots=["r0c1"], prune_below=0.0)
+    harmful = SlotReport(stage=SeedStage.BLENDING, epochs_in_stage=5, age=7, alpha=1.0, counterfactual=-20.0,
+                         alpha_mode=AlphaMode.HOLD, blueprint=BlueprintAction.CONV_HEAVY)
+    prune = bundle.decide(signals(epoch=8, seeds_used=1), [SlotReport.empty(), harmful, SlotReport.empty()])
+    assert (prune.op, prune.slot, prune.alpha_speed.name) == (LifecycleOp.PRUNE, 1, "INSTANT")
+    ramping = replace(harmful, alpha=0.4, alpha_mode=AlphaMode.UP)  # pruning is illegal while alpha moves
+    assert bundle.decide(signals(epoch=5, seeds_used=1), [SlotReport.empty(), ramping, SlotReport.empty()]).op == (
+        LifecycleOp.ADVANCE)
+    helpful = replace(harmful, stage=SeedStage.HOLDING, counterfactual=3.0)
+    assert bundle.decide(signals(epoch=9, seeds_used=1), [SlotReport.empty(), helpful, SlotReport.empty()]).op == (
+        LifecycleOp.FOSSILIZE)
+    replant = bundle.decide(signals(epoch=15, seeds_used=1), [SlotReport.empty()] * 3)
+    assert (replant.op, replant.slot) == (LifecycleOp.GERMINATE, 1)
+    assert bundle.describe() == "schedule: conv_heavy in r0c1, prune_below=0.0"
+    # Without prune_below the schedule is open loop: the same harmful seed is advanced, then fossilized.
+    open_loop = create_policy("schedule", SLOTS, "cnn", blueprint="conv_heavy", slots=["r0c1"])
+    assert open_loop.decide(signals(epoch=8, seeds_used=1), [SlotReport.empty(), harmful, SlotReport.empty()]).op == (
+        LifecycleOp.ADVANCE)
+
+
 @pytest.mark.parametrize(("options", "message"), [
     ({"blueprint": "lora"}, r"schedule blueprint 'lora' is not available for a 'cnn' host"),
     ({"slots": ["r9c9"]}, r"schedule slots \['r9c9'\] are not enabled slots of this env"),
     ({"slots": []}, r"schedule slots must be 'all' or a non-empty list"),
     ({"tempo": "quick"}, r"schedule tempo must be one of \['fast', 'standard', 'slow'\], got 'quick'"),
     ({"start_epoch": -1}, r"schedule start_epoch must be an integer ≥ 0"),
+    ({"prune_below": "low"}, r"schedule prune_below must be a finite number of accuracy points or null, got 'low'"),
 ])
 def test_bad_schedule_settings_are_refused(options, message):
     with pytest.raises(ValueError, match=message):

@@ -3,6 +3,10 @@
 The strongest simple baseline a learned controller must beat: it never looks at accuracy, only at
 the slot stages, so it is an open-loop plan. Each epoch it takes one action, the first that applies:
 
+0. only with `prune_below` set (a closed-loop variant, no longer a fixed plan): PRUNE, instantly, a
+   scheduled seed whose measured counterfactual contribution is below `prune_below` accuracy points as
+   soon as pruning is legal (alpha settled); its slot is germinated again by rule 1 once the embargo
+   has passed, while the seed budget allows;
 1. GERMINATE the first scheduled slot that is empty (from `start_epoch` on, while the seed budget
    allows), so every scheduled seed starts as early as possible;
 2. FOSSILIZE a HOLDING seed;
@@ -16,6 +20,7 @@ A partial `alpha_target` (half, seventy) keeps a seed blending for good: reachin
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +30,8 @@ from tamiyo.core.actions import (
     BLUEPRINT_IDS,
     HEAD_NAMES,
     IRRELEVANT_HEAD_VALUE,
+    AlphaCurveAction,
+    AlphaSpeedAction,
     AlphaTargetAction,
     FactoredAction,
     GerminationStyle,
@@ -33,6 +40,7 @@ from tamiyo.core.actions import (
     blueprint_from_id,
     topology_blueprints,
 )
+from tamiyo.core.legality import illegal_reason
 from tamiyo.core.observation import ObservationBatch, SlotReport, TrainingSignals
 from tamiyo.core.slots import SlotConfig
 from tamiyo.core.stages import ADVANCE_TARGET, SeedStage
@@ -71,6 +79,7 @@ class SchedulePolicyBundle(FixedPolicyBundle):
         style: str = "sigmoid_add",
         tempo: str = "standard",
         alpha_target: str = "full",
+        prune_below: float | None = None,
     ) -> None:
         super().__init__(slot_config, topology, obs_dim)
         self.blueprint = blueprint_from_id(blueprint)
@@ -94,7 +103,13 @@ class SchedulePolicyBundle(FixedPolicyBundle):
         self.style = _choice(GerminationStyle, style, "style")
         self.tempo = _choice(TempoAction, tempo, "tempo")
         self.alpha_target = _choice(AlphaTargetAction, alpha_target, "alpha_target")
-        self._settings = {"start_epoch": start_epoch, "style": style, "tempo": tempo, "alpha_target": alpha_target}
+        if prune_below is not None and (isinstance(prune_below, bool) or not isinstance(prune_below, int | float)
+                                        or not math.isfinite(prune_below)):
+            raise ValueError(f"schedule prune_below must be a finite number of accuracy points or null, "
+                             f"got {prune_below!r}")
+        self.prune_below = prune_below
+        self._settings = {"start_epoch": start_epoch, "style": style, "tempo": tempo, "alpha_target": alpha_target,
+                          "prune_below": prune_below}
         self._slots = "all slots" if slots == "all" else "+".join(slots)
 
     def describe(self) -> str:
@@ -106,6 +121,11 @@ class SchedulePolicyBundle(FixedPolicyBundle):
 
     def decide(self, signals: TrainingSignals, reports: Sequence[SlotReport]) -> FactoredAction:
         """The schedule's action for one env (see the module docstring for the order of preference)."""
+        if self.prune_below is not None:
+            for slot in self.slot_indices:
+                if self._failing(reports[slot]):
+                    return _action(op=LifecycleOp.PRUNE, slot=slot, alpha_speed=AlphaSpeedAction.INSTANT,
+                                   alpha_curve=AlphaCurveAction.LINEAR)
         budget_left = signals.max_seeds == 0 or signals.seeds_used < signals.max_seeds
         if signals.epoch >= self.start_epoch and budget_left:
             for slot in self.slot_indices:
@@ -121,6 +141,13 @@ class SchedulePolicyBundle(FixedPolicyBundle):
         ready = [s for s in advancing if reports[s].stage != SeedStage.BLENDING or reports[s].alpha_holding]
         slot = max(ready or advancing, key=lambda s: reports[s].epochs_in_stage)
         return _action(op=LifecycleOp.ADVANCE, slot=slot)
+
+    def _failing(self, report: SlotReport) -> bool:
+        """A seed measured below `prune_below` that may be pruned now."""
+        assert self.prune_below is not None
+        return (report.counterfactual is not None and report.counterfactual < self.prune_below
+                and illegal_reason(LifecycleOp.PRUNE, report.stage, report.alpha_holding, report.age,
+                                   budget_left=True) is None)
 
     def get_action(
         self,
