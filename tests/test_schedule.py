@@ -160,6 +160,23 @@ def test_comparison_picks_the_schedule_on_training_seeds_and_adds_static_final_c
     assert (out / "comparison_pareto.png").stat().st_size > 0
 
 
+def test_comparison_runs_a_baseline_given_as_a_policy_config_and_names_it_by_its_settings(tmp_path):
+    closed_loop = "{name:schedule,blueprint:conv_light,slots:[r0c2],prune_below:1.5}"
+    compare_command(compose_cfg("compare", tmp_path, "env.max_epochs=2", "seeds=1", "schedule_grid=null",
+                                f"baselines=[static,{closed_loop}]", "static_final=[schedule_1]",
+                                "reference=schedule_1"))
+    out = tmp_path / "out"
+    label = "schedule: conv_light in r0c2, prune_below=1.5"
+    rows = read_csv(out / "comparison.csv")
+    assert [r["policy"] for r in rows] == ["static", label, f"static-final: {label}"]
+    assert float(rows[0]["diff_objective_mean"]) == pytest.approx(
+        float(rows[0]["objective_mean"]) - float(rows[1]["objective_mean"]))
+    assert (out / "lifecycle_schedule_1.png").stat().st_size > 0
+    with pytest.raises(ConfigError, match=r"baselines entries are policy names or configs with a name, got"):
+        compare_command(compose_cfg("compare", tmp_path, "schedule_grid=null", "reference=null", "static_final=[]",
+                                    "baselines=[{blueprint:conv_light}]"))
+
+
 def test_comparison_refuses_selection_on_the_held_out_seeds(tmp_path):
     with pytest.raises(ConfigError, match=r"train_seeds \[0\] and seeds \[0, 1\] overlap"):
         compare_command(compose_cfg("compare", tmp_path, "seeds=2", "train_seeds=[0]", "reference=null",

@@ -196,6 +196,24 @@ def evaluate_command(cfg: DictConfig) -> Path:
                           {"": evaluation.lifecycle})
 
 
+def _baseline_entries(cfg: DictConfig) -> dict[str, dict]:
+    """`baselines` as {name: policy options}: a name stands for `conf/policy/<name>.yaml`; a mapping
+    `{name: <policy>, <key>: <value>, …}` changes that file's options and is called `<policy>_<position>`
+    in `static_final`, `reference` and file names (tables name it by its description)."""
+    if not isinstance(cfg.baselines, ListConfig):
+        raise ConfigError(f"baselines must be a list of policy names or policy configs, got {cfg.baselines!r}")
+    entries: dict[str, dict] = {}
+    for position, entry in enumerate(cfg.baselines):
+        if isinstance(entry, str):
+            entries[entry] = {"name": entry, **_policy_group_options(entry)}
+            continue
+        if not isinstance(entry, DictConfig) or not isinstance(entry.get("name"), str):
+            raise ConfigError(f"baselines entries are policy names or configs with a name, got {entry!r}")
+        options = {**_policy_group_options(entry.name), **OmegaConf.to_container(entry, resolve=True)}
+        entries[f"{entry.name}_{position}"] = options
+    return entries
+
+
 def _name_list(cfg: DictConfig, key: str) -> list[str]:
     value = cfg[key]
     if not isinstance(value, ListConfig) or not all(isinstance(v, str) for v in value):
@@ -241,7 +259,7 @@ def compare_command(cfg: DictConfig) -> Path:
     with a learned checkpoint, `learning_curve.png` (its run's training curve with baseline lines).
     """
     seeds, episodes = _validated(cfg)
-    baselines, finals = _name_list(cfg, "baselines"), _name_list(cfg, "static_final")
+    baselines, finals = _baseline_entries(cfg), _name_list(cfg, "static_final")
     reference = cfg.reference
     if cfg.ckpt_path is None and "learned" in [reference, *finals]:
         raise ConfigError("ckpt_path is required: the comparison needs a learned checkpoint (or ckpt_path=latest); "
@@ -259,7 +277,7 @@ def compare_command(cfg: DictConfig) -> Path:
     with closing(build_eval_env(cfg)) as env:
         objective = build_objective(cfg)
         grid = _schedule_points(cfg, env) if cfg.schedule_grid is not None else []
-        policies = {name: _baseline(cfg, name, _policy_group_options(name), env) for name in baselines}
+        policies = {name: _baseline(cfg, options.pop("name"), options, env) for name, options in baselines.items()}
         out_dir = Path(cfg.paths.output_dir)
         ckpt = None
         if cfg.ckpt_path is not None:
