@@ -4,11 +4,12 @@
 as for training. Keys of its own: `seeds` (a count n, meaning seeds 0..n-1, or a list of seeds),
 `episodes` (per seed), `deterministic` (arg-max actions of a learned policy instead of sampling),
 `progress`. `ckpt_path` names a training checkpoint (or `latest`: the newest `last.ckpt` of a single
-training run under `paths.output_root/train/runs`; `latest_any` also counts multirun jobs). Every table reports the objective of `objective.param_weight`.
-`conf/compare.yaml` adds `baselines` (fixed policies run next to the learned one), `schedule_grid`
-and `train_seeds` (fixed schedules searched on training seeds, the best reported on `seeds`),
-`static_final` (controllers whose final architectures are retrained from scratch as fixed networks)
-and `reference` (the controller paired differences are taken to).
+training run under `paths.output_root/train/runs`; `latest_any` also counts multirun jobs). Every
+table reports the objective of `objective.param_weight`.
+`conf/compare.yaml` adds `baselines` (fixed policies, by name or by config, run next to the learned
+one), `schedule_grid` and `train_seeds` (fixed schedules searched on training seeds, the best reported
+on `seeds`), `static_final` (controllers whose final architectures are retrained from scratch as fixed
+networks) and `reference` (the controller paired differences are taken to).
 """
 
 from __future__ import annotations
