@@ -197,21 +197,21 @@ def evaluate_command(cfg: DictConfig) -> Path:
                           {"": evaluation.lifecycle})
 
 
-def _baseline_entries(cfg: DictConfig) -> dict[str, dict]:
-    """`baselines` as {name: policy options}: a name stands for `conf/policy/<name>.yaml`; a mapping
+def _baseline_entries(cfg: DictConfig) -> dict[str, tuple[str, dict]]:
+    """`baselines` as {name: (policy, options)}: a name stands for `conf/policy/<name>.yaml`; a mapping
     `{name: <policy>, <key>: <value>, …}` changes that file's options and is called `<policy>_<position>`
     in `static_final`, `reference` and file names (tables name it by its description)."""
     if not isinstance(cfg.baselines, ListConfig):
         raise ConfigError(f"baselines must be a list of policy names or policy configs, got {cfg.baselines!r}")
-    entries: dict[str, dict] = {}
+    entries: dict[str, tuple[str, dict]] = {}
     for position, entry in enumerate(cfg.baselines):
         if isinstance(entry, str):
-            entries[entry] = {"name": entry, **_policy_group_options(entry)}
+            entries[entry] = (entry, _policy_group_options(entry))
             continue
         if not isinstance(entry, DictConfig) or not isinstance(entry.get("name"), str):
             raise ConfigError(f"baselines entries are policy names or configs with a name, got {entry!r}")
-        options = {**_policy_group_options(entry.name), **OmegaConf.to_container(entry, resolve=True)}
-        entries[f"{entry.name}_{position}"] = options
+        changed = {k: v for k, v in OmegaConf.to_container(entry, resolve=True).items() if k != "name"}
+        entries[f"{entry.name}_{position}"] = (entry.name, {**_policy_group_options(entry.name), **changed})
     return entries
 
 
@@ -278,7 +278,7 @@ def compare_command(cfg: DictConfig) -> Path:
     with closing(build_eval_env(cfg)) as env:
         objective = build_objective(cfg)
         grid = _schedule_points(cfg, env) if cfg.schedule_grid is not None else []
-        policies = {name: _baseline(cfg, options.pop("name"), options, env) for name, options in baselines.items()}
+        policies = {name: _baseline(cfg, policy, options, env) for name, (policy, options) in baselines.items()}
         out_dir = Path(cfg.paths.output_dir)
         ckpt = None
         if cfg.ckpt_path is not None:

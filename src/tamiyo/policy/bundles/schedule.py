@@ -62,6 +62,13 @@ def _action(**relevant: int) -> FactoredAction:
     return FactoredAction.from_indices([relevant.get(head, IRRELEVANT_HEAD_VALUE[head]) for head in HEAD_NAMES])
 
 
+def _prunable_below(report: SlotReport, threshold: float) -> bool:
+    """A seed measured below `threshold` accuracy points that may be pruned now."""
+    return (report.counterfactual is not None and report.counterfactual < threshold
+            and illegal_reason(LifecycleOp.PRUNE, report.stage, report.alpha_holding, report.age,
+                               budget_left=True) is None)
+
+
 @register_policy("schedule")
 class SchedulePolicyBundle(FixedPolicyBundle):
     """Germinate `blueprint` in `slots` ("all" or a list of slot ids) from `start_epoch`, then grow ASAP."""
@@ -123,7 +130,7 @@ class SchedulePolicyBundle(FixedPolicyBundle):
         """The schedule's action for one env (see the module docstring for the order of preference)."""
         if self.prune_below is not None:
             for slot in self.slot_indices:
-                if self._failing(reports[slot]):
+                if _prunable_below(reports[slot], self.prune_below):
                     return _action(op=LifecycleOp.PRUNE, slot=slot, alpha_speed=AlphaSpeedAction.INSTANT,
                                    alpha_curve=AlphaCurveAction.LINEAR)
         budget_left = signals.max_seeds == 0 or signals.seeds_used < signals.max_seeds
@@ -141,13 +148,6 @@ class SchedulePolicyBundle(FixedPolicyBundle):
         ready = [s for s in advancing if reports[s].stage != SeedStage.BLENDING or reports[s].alpha_holding]
         slot = max(ready or advancing, key=lambda s: reports[s].epochs_in_stage)
         return _action(op=LifecycleOp.ADVANCE, slot=slot)
-
-    def _failing(self, report: SlotReport) -> bool:
-        """A seed measured below `prune_below` that may be pruned now."""
-        assert self.prune_below is not None
-        return (report.counterfactual is not None and report.counterfactual < self.prune_below
-                and illegal_reason(LifecycleOp.PRUNE, report.stage, report.alpha_holding, report.age,
-                                   budget_left=True) is None)
 
     def get_action(
         self,
