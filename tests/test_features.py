@@ -29,6 +29,7 @@ from tamiyo.policy.features import (
     context_feature_index,
     extract_features,
     obs_dim,
+    seed_gradient_feature_index,
     slot_feature_index,
 )
 
@@ -56,7 +57,7 @@ def features_of(sig: TrainingSignals, slots: list[SlotReport]) -> torch.Tensor:
     return extract_features(ObservationBatch.pack([sig], [slots]))[0]
 
 
-@pytest.mark.parametrize(("num_slots", "width"), [(1, 64), (2, 103), (3, 142), (5, 220)])
+@pytest.mark.parametrize(("num_slots", "width"), [(1, 65), (2, 105), (3, 145), (5, 225)])
 def test_obs_dim(num_slots: int, width: int) -> None:
     assert obs_dim(num_slots) == width
     out = extract_features(ObservationBatch.pack([signals()] * 2, [[SlotReport.empty()] * num_slots] * 2))
@@ -73,7 +74,8 @@ def test_slot_blocks_tile_the_vector() -> None:
     assert slot_feature_index(0, SlotFeature.IS_ACTIVE) == 23
     last_slot_end = slot_feature_index(2, SlotFeature.BLUEPRINT_ONE_HOT) + len(BlueprintAction)
     assert last_slot_end == context_feature_index(3, ContextFeature.HOST_SIZE)
-    assert context_feature_index(3, ContextFeature.INPUT_DIMS) + 1 == obs_dim(3)
+    assert context_feature_index(3, ContextFeature.INPUT_DIMS) + 1 == seed_gradient_feature_index(3, 0)
+    assert seed_gradient_feature_index(3, 2) + 1 == obs_dim(3)
 
 
 @pytest.mark.parametrize(
@@ -84,8 +86,16 @@ def test_context_columns_tell_the_host_size_and_input_kind(
     host_params: int, input_dims: int, expected: tuple[float, float]
 ) -> None:
     out = features_of(signals(host_params=host_params, input_dims=input_dims), [SlotReport.empty()] * 3)
-    context = out[context_feature_index(3, ContextFeature.HOST_SIZE) :]
+    context = out[context_feature_index(3, ContextFeature.HOST_SIZE) : seed_gradient_feature_index(3, 0)]
     assert context.tolist() == pytest.approx(expected, abs=1e-6)
+
+
+def test_seed_gradient_columns_tell_a_dead_seed_from_a_healthy_one() -> None:
+    dead = SlotReport(stage=SeedStage.TRAINING, epochs_in_stage=1, age=2, gradient_ratio=0.0)
+    healthy = SlotReport(stage=SeedStage.TRAINING, epochs_in_stage=1, age=2, gradient_ratio=0.75)
+    out = features_of(signals(), [dead, SlotReport.empty(), healthy])
+    columns = out[seed_gradient_feature_index(3, 0) :]
+    assert columns.tolist() == pytest.approx([0.0, 0.0, 0.75 / 1.75], abs=1e-6)
 
 
 def test_base_block_values() -> None:

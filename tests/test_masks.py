@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tamiyo.core.actions import HEAD_NAMES, AlphaMode, BlueprintAction, GerminationStyle, LifecycleOp
-from tamiyo.core.observation import ObservationBatch, SlotField, SlotReport, TrainingSignals
+from tamiyo.core.observation import NUM_SLOT_FIELDS, ObservationBatch, SlotField, SlotReport, TrainingSignals
 from tamiyo.core.stages import SeedStage
 from tamiyo.policy.masks import ActionMasks, compute_masks
 
@@ -181,7 +181,7 @@ def test_invalid_stage_values_raise(value: int) -> None:
 
 
 def test_zero_slots_raise() -> None:
-    obs = ObservationBatch(signals=batch([[slot(SeedStage.DORMANT)]]).signals, slots=torch.zeros(1, 0, 17))
+    obs = ObservationBatch(signals=batch([[slot(SeedStage.DORMANT)]]).signals, slots=torch.zeros(1, 0, NUM_SLOT_FIELDS))
     with pytest.raises(ValueError, match="0 slots"):
         compute_masks(obs)
 

@@ -83,6 +83,29 @@ def test_schedule_with_prune_below_prunes_a_harmful_seed_once_alpha_settles_and_
         LifecycleOp.ADVANCE)
 
 
+@pytest.mark.parametrize("failure_rate", [0.0, 1.0])
+def test_schedule_with_prune_dead_prunes_a_failed_seed_after_its_training_epoch_before_it_blends(failure_rate):
+    env = SeedEnv(make_task("mnist1d", train_subset=128, val_subset=64),
+                  EnvConfig(max_epochs=8, seed_failure_rate=failure_rate, max_seeds=2))
+    bundle = create_policy("schedule", SLOTS, "cnn", blueprint="conv_light", slots=["r0c1"], prune_dead=True)
+    signals_, reports = env.reset(seed=0, episode=0)
+    ops, stages, ratios = [], [], []
+    for _ in range(3):
+        action = bundle.decide(signals_, reports)
+        result = env.step(action)
+        signals_, reports = result.signals, result.reports
+        ops.append(action.op)
+        stages.append(reports[1].stage)
+        ratios.append(reports[1].gradient_ratio)
+    # GERMINATE, ADVANCE to TRAINING; its TRAINING epoch measures the gradient, and a dead seed is pruned at once.
+    assert ops[:2] == [LifecycleOp.GERMINATE, LifecycleOp.ADVANCE] and stages[1] == SeedStage.TRAINING
+    if failure_rate:
+        assert ratios[1] == 0.0 and (ops[2], stages[2]) == (LifecycleOp.PRUNE, SeedStage.EMBARGOED)
+    else:
+        assert ratios[1] > 0.1 and (ops[2], stages[2]) == (LifecycleOp.ADVANCE, SeedStage.BLENDING)
+    assert bundle.describe() == "schedule: conv_light in r0c1, prune_dead=True"
+
+
 @pytest.mark.parametrize(("options", "message"), [
     ({"blueprint": "lora"}, r"schedule blueprint 'lora' is not available for a 'cnn' host"),
     ({"slots": ["r9c9"]}, r"schedule slots \['r9c9'\] are not enabled slots of this env"),
@@ -90,6 +113,7 @@ def test_schedule_with_prune_below_prunes_a_harmful_seed_once_alpha_settles_and_
     ({"tempo": "quick"}, r"schedule tempo must be one of \['fast', 'standard', 'slow'\], got 'quick'"),
     ({"start_epoch": -1}, r"schedule start_epoch must be an integer ≥ 0"),
     ({"prune_below": "low"}, r"schedule prune_below must be a finite number of accuracy points or null, got 'low'"),
+    ({"prune_dead": "yes"}, r"schedule prune_dead must be true or false, got 'yes'"),
 ])
 def test_bad_schedule_settings_are_refused(options, message):
     with pytest.raises(ValueError, match=message):

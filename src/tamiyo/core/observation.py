@@ -68,6 +68,7 @@ class SlotField(IntEnum):
     IMPROVEMENT_SINCE_STAGE_START = 14
     TOTAL_IMPROVEMENT = 15
     SEED_PARAMS = 16
+    GRADIENT_RATIO = 17  # seed/host gradient intensity per parameter; 0 until a TRAINING epoch, and for a dead seed
 
 
 NUM_SLOT_FIELDS = len(SlotField)
@@ -147,6 +148,7 @@ class SlotReport:
     improvement_since_stage_start: float = 0.0
     total_improvement: float = 0.0
     seed_params: int = 0
+    gradient_ratio: float = 0.0
 
     @classmethod
     def empty(cls) -> SlotReport:
@@ -186,6 +188,7 @@ class SlotReport:
             improvement_since_stage_start=row[SlotField.IMPROVEMENT_SINCE_STAGE_START],
             total_improvement=row[SlotField.TOTAL_IMPROVEMENT],
             seed_params=int(row[SlotField.SEED_PARAMS]),
+            gradient_ratio=row[SlotField.GRADIENT_RATIO],
         )
 
 

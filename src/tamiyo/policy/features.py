@@ -1,7 +1,8 @@
 """Observation features: one fixed-width float32 vector per environment.
 
 Layout: `BaseFeature` columns `[0, 23)`, then one 39-wide `SlotFeature` block per slot in slot-config
-order (slot k starts at `23 + 39·k`), then the 2 `ContextFeature` columns, so `obs_dim(3) = 142`.
+order (slot k starts at `23 + 39·k`), then the 2 `ContextFeature` columns, then one seed-gradient column
+per slot, so `obs_dim(3) = 145`.
 The meaning follows esper-lite's layout; where esper-lite had raw or scaffolding-only values (global
 step, raw parameter count, interaction/boost/upstream/downstream sums) we use fields our environments
 report.
@@ -52,10 +53,17 @@ Every column is scaled to roughly unit range here, before any running normaliser
 | 0 HOST_SIZE    | log10(host params) / 7                              | [0, 1]  |
 | 1 INPUT_DIMS   | spatial dimensions of one input / 3 (1 = sequence, 2 = image) | [0, 1] |
 
+| seed-gradient column k | value                                                      | range  |
+|------------------------|------------------------------------------------------------|--------|
+| SEED_GRADIENT of slot k | r / (1 + r), r = the seed's gradient ratio (`SlotField.GRADIENT_RATIO`) | [0, 1) |
+
 The context columns say which kind of episode this is (they are constant within one): when episodes
 draw their task and host width, the right growth depends on them, and from epoch 0 on the accuracy
-trajectory alone does not tell. They come last so that a controller trained before they existed can
-be warm-started with zero weight on them (`tamiyo.training.module.PPOModule.load_policy_weights`).
+trajectory alone does not tell. The seed-gradient columns tell a dead seed (no gradient reaches it, so it
+never learns: 0 after its first TRAINING epoch) from a healthy one (about 0.3–0.7) epochs before its
+contribution can be measured. Columns are only ever appended, so that a controller trained before they
+existed can be warm-started with zero weight on them
+(`tamiyo.training.module.PPOModule.load_policy_weights`).
 
 "Loss scale" is `SignalField.LOSS_SCALE`, the per-sample loss of an uninformed predictor, so losses
 are comparable across tasks. Non-finite inputs never leak out: NaN becomes 0 and ±inf the column's
@@ -123,6 +131,7 @@ class ContextFeature(IntEnum):
 BASE_FEATURES = 23
 SLOT_FEATURES = 39
 CONTEXT_FEATURES = len(ContextFeature)
+SEED_GRADIENT_FEATURES = 1  # per slot
 HOST_SIZE_DECADES = 7.0  # log10 of the parameter count that maps to 1.0 (10 M)
 INPUT_DIMS_SCALE = 3.0  # volumes map to 1.0
 NUM_STAGES = len(STAGE_ONE_HOT_INDEX)
@@ -140,7 +149,7 @@ def obs_dim(num_slots: int) -> int:
     """Width of the feature vector for `num_slots` slots."""
     if num_slots < 1:
         raise ValueError(f"num_slots must be ≥ 1, got {num_slots}")
-    return BASE_FEATURES + SLOT_FEATURES * num_slots + CONTEXT_FEATURES
+    return BASE_FEATURES + (SLOT_FEATURES + SEED_GRADIENT_FEATURES) * num_slots + CONTEXT_FEATURES
 
 
 def slot_feature_index(slot: int, feature: SlotFeature) -> int:
@@ -151,6 +160,11 @@ def slot_feature_index(slot: int, feature: SlotFeature) -> int:
 def context_feature_index(num_slots: int, feature: ContextFeature) -> int:
     """Column of `feature` in the flat feature vector of `num_slots` slots."""
     return BASE_FEATURES + SLOT_FEATURES * num_slots + feature
+
+
+def seed_gradient_feature_index(num_slots: int, slot: int) -> int:
+    """Column of slot `slot`'s seed gradient in the flat feature vector of `num_slots` slots."""
+    return BASE_FEATURES + SLOT_FEATURES * num_slots + CONTEXT_FEATURES + slot
 
 
 class _Divisor(IntEnum):
@@ -327,6 +341,12 @@ def _context_features(signals: torch.Tensor) -> torch.Tensor:
     return torch.stack((host_size, input_dims), dim=1).nan_to_num_(nan=0.0).clamp_(0.0, 1.0)
 
 
+def _seed_gradient_features(slots: torch.Tensor) -> torch.Tensor:
+    """The `[N, S]` seed-gradient columns: r / (1 + r) maps every ratio into [0, 1) without a scale to choose."""
+    ratio = slots[..., SlotField.GRADIENT_RATIO].nan_to_num(nan=0.0, posinf=_NON_FINITE).clamp_(0.0, _NON_FINITE)
+    return ratio / (1.0 + ratio)
+
+
 def extract_features(obs: ObservationBatch) -> torch.Tensor:
     """Features `[N, obs_dim(S)]` (float32) of every env, computed as whole-batch tensor ops."""
     const = _constants(obs.signals.device)
@@ -337,7 +357,9 @@ def extract_features(obs: ObservationBatch) -> torch.Tensor:
     out = torch.empty(n, obs_dim(num_slots), dtype=torch.float32, device=obs.signals.device)
     out[:, :BASE_FEATURES] = _base_features(obs.signals, max_epochs, const)
     context_start = BASE_FEATURES + SLOT_FEATURES * num_slots
-    out[:, context_start:] = _context_features(obs.signals)
+    gradient_start = context_start + CONTEXT_FEATURES
+    out[:, context_start:gradient_start] = _context_features(obs.signals)
+    out[:, gradient_start:] = _seed_gradient_features(obs.slots)
     block = out[:, BASE_FEATURES:context_start].view(n, num_slots, SLOT_FEATURES)
     block[..., SlotFeature.IS_ACTIVE] = stages != SeedStage.DORMANT
     block[..., SlotFeature.STAGE_ONE_HOT : SlotFeature.ALPHA] = stages.unsqueeze(-1) == const.stage_values

@@ -3,10 +3,11 @@
 The strongest simple baseline a learned controller must beat: it never looks at accuracy, only at
 the slot stages, so it is an open-loop plan. Each epoch it takes one action, the first that applies:
 
-0. only with `prune_below` set (a closed-loop variant, no longer a fixed plan): PRUNE, instantly, a
-   scheduled seed whose measured counterfactual contribution is below `prune_below` accuracy points as
-   soon as pruning is legal (alpha settled); its slot is germinated again by rule 1 once the embargo
-   has passed, while the seed budget allows;
+0. only with `prune_dead` or `prune_below` set (closed-loop variants, no longer fixed plans): PRUNE,
+   instantly, a scheduled seed that is dead (`prune_dead`: no gradient reached it in its TRAINING
+   epoch, so it can never learn) or whose measured counterfactual contribution is below `prune_below`
+   accuracy points, as soon as pruning is legal (alpha settled); its slot is germinated again by rule 1
+   once the embargo has passed, while the seed budget allows;
 1. GERMINATE the first scheduled slot that is empty (from `start_epoch` on, while the seed budget
    allows), so every scheduled seed starts as early as possible;
 2. FOSSILIZE a HOLDING seed;
@@ -62,11 +63,18 @@ def _action(**relevant: int) -> FactoredAction:
     return FactoredAction.from_indices([relevant.get(head, IRRELEVANT_HEAD_VALUE[head]) for head in HEAD_NAMES])
 
 
-def _prunable_below(report: SlotReport, threshold: float) -> bool:
-    """A seed measured below `threshold` accuracy points that may be pruned now."""
-    return (report.counterfactual is not None and report.counterfactual < threshold
-            and illegal_reason(LifecycleOp.PRUNE, report.stage, report.alpha_holding, report.age,
-                               budget_left=True) is None)
+def _is_dead(report: SlotReport) -> bool:
+    """A seed that trained an epoch in TRAINING without any gradient reaching it."""
+    return report.stage == SeedStage.TRAINING and report.epochs_in_stage >= 1 and report.gradient_ratio == 0.0
+
+
+def _is_below(report: SlotReport, threshold: float | None) -> bool:
+    """A seed measured below `threshold` accuracy points (never, when `threshold` is None)."""
+    return threshold is not None and report.counterfactual is not None and report.counterfactual < threshold
+
+
+def _may_prune(report: SlotReport) -> bool:
+    return illegal_reason(LifecycleOp.PRUNE, report.stage, report.alpha_holding, report.age, budget_left=True) is None
 
 
 @register_policy("schedule")
@@ -87,6 +95,7 @@ class SchedulePolicyBundle(FixedPolicyBundle):
         tempo: str = "standard",
         alpha_target: str = "full",
         prune_below: float | None = None,
+        prune_dead: bool = False,
     ) -> None:
         super().__init__(slot_config, topology, obs_dim)
         self.blueprint = blueprint_from_id(blueprint)
@@ -115,8 +124,11 @@ class SchedulePolicyBundle(FixedPolicyBundle):
             raise ValueError(f"schedule prune_below must be a finite number of accuracy points or null, "
                              f"got {prune_below!r}")
         self.prune_below = prune_below
+        if not isinstance(prune_dead, bool):
+            raise ValueError(f"schedule prune_dead must be true or false, got {prune_dead!r}")
+        self.prune_dead = prune_dead
         self._settings = {"start_epoch": start_epoch, "style": style, "tempo": tempo, "alpha_target": alpha_target,
-                          "prune_below": prune_below}
+                          "prune_below": prune_below, "prune_dead": prune_dead}
         self._slots = "all slots" if slots == "all" else "+".join(slots)
 
     def describe(self) -> str:
@@ -128,10 +140,10 @@ class SchedulePolicyBundle(FixedPolicyBundle):
 
     def decide(self, signals: TrainingSignals, reports: Sequence[SlotReport]) -> FactoredAction:
         """The schedule's action for one env (see the module docstring for the order of preference)."""
-        if self.prune_below is not None:
-            for slot in self.slot_indices:
-                if _prunable_below(reports[slot], self.prune_below):
-                    return _action(op=LifecycleOp.PRUNE, slot=slot, alpha_speed=AlphaSpeedAction.INSTANT,
+        for slot in self.slot_indices:
+            report = reports[slot]
+            if (self.prune_dead and _is_dead(report) or _is_below(report, self.prune_below)) and _may_prune(report):
+                return _action(op=LifecycleOp.PRUNE, slot=slot, alpha_speed=AlphaSpeedAction.INSTANT,
                                    alpha_curve=AlphaCurveAction.LINEAR)
         budget_left = signals.max_seeds == 0 or signals.seeds_used < signals.max_seeds
         if signals.epoch >= self.start_epoch and budget_left:
