@@ -313,7 +313,7 @@ def test_per_head_metrics_average_only_over_relevant_steps():
     ("mixed_controller", {"updates": 50, "env.num_envs": 16, "env.seed_failure_rate": 0.3,
                           "ppo.critic_warmup_updates": 5, "ppo.lr": 5e-4}),
     ("mixed_imitation", {"updates": 50, "imitation.updates": 10, "imitation.teacher.name": "schedule",
-                         "imitation.teacher.blueprint": "conv_heavy", "imitation.teacher.prune_below": 2.0,
+                         "imitation.teacher.blueprint": "conv_heavy", "imitation.teacher.prune_dead": True,
                          "imitation.entropy_coef.blueprint": 0.6}),
 ])
 def test_experiment_configs_compose(experiment, expected):
