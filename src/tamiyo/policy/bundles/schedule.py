@@ -144,7 +144,7 @@ class SchedulePolicyBundle(FixedPolicyBundle):
             report = reports[slot]
             if (self.prune_dead and _is_dead(report) or _is_below(report, self.prune_below)) and _may_prune(report):
                 return _action(op=LifecycleOp.PRUNE, slot=slot, alpha_speed=AlphaSpeedAction.INSTANT,
-                                   alpha_curve=AlphaCurveAction.LINEAR)
+                               alpha_curve=AlphaCurveAction.LINEAR)
         budget_left = signals.max_seeds == 0 or signals.seeds_used < signals.max_seeds
         if signals.epoch >= self.start_epoch and budget_left:
             for slot in self.slot_indices:
