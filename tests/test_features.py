@@ -28,6 +28,7 @@ from tamiyo.policy.features import (
     SlotFeature,
     context_feature_index,
     extract_features,
+    gradient_measured_feature_index,
     obs_dim,
     seed_gradient_feature_index,
     slot_feature_index,
@@ -57,7 +58,7 @@ def features_of(sig: TrainingSignals, slots: list[SlotReport]) -> torch.Tensor:
     return extract_features(ObservationBatch.pack([sig], [slots]))[0]
 
 
-@pytest.mark.parametrize(("num_slots", "width"), [(1, 65), (2, 105), (3, 145), (5, 225)])
+@pytest.mark.parametrize(("num_slots", "width"), [(1, 66), (2, 107), (3, 148), (5, 230)])
 def test_obs_dim(num_slots: int, width: int) -> None:
     assert obs_dim(num_slots) == width
     out = extract_features(ObservationBatch.pack([signals()] * 2, [[SlotReport.empty()] * num_slots] * 2))
@@ -75,7 +76,8 @@ def test_slot_blocks_tile_the_vector() -> None:
     last_slot_end = slot_feature_index(2, SlotFeature.BLUEPRINT_ONE_HOT) + len(BlueprintAction)
     assert last_slot_end == context_feature_index(3, ContextFeature.HOST_SIZE)
     assert context_feature_index(3, ContextFeature.INPUT_DIMS) + 1 == seed_gradient_feature_index(3, 0)
-    assert seed_gradient_feature_index(3, 2) + 1 == obs_dim(3)
+    assert seed_gradient_feature_index(3, 2) + 1 == gradient_measured_feature_index(3, 0)
+    assert gradient_measured_feature_index(3, 2) + 1 == obs_dim(3)
 
 
 @pytest.mark.parametrize(
@@ -94,8 +96,23 @@ def test_seed_gradient_columns_tell_a_dead_seed_from_a_healthy_one() -> None:
     dead = SlotReport(stage=SeedStage.TRAINING, epochs_in_stage=1, age=2, gradient_ratio=0.0)
     healthy = SlotReport(stage=SeedStage.TRAINING, epochs_in_stage=1, age=2, gradient_ratio=0.75)
     out = features_of(signals(), [dead, SlotReport.empty(), healthy])
-    columns = out[seed_gradient_feature_index(3, 0) :]
+    columns = out[seed_gradient_feature_index(3, 0) : gradient_measured_feature_index(3, 0)]
     assert columns.tolist() == pytest.approx([0.0, 0.0, 0.75 / 1.75], abs=1e-6)
+
+
+def test_gradient_measured_columns_tell_a_dead_seed_from_one_not_measured_yet() -> None:
+    dead = SlotReport(stage=SeedStage.TRAINING, epochs_in_stage=1, age=2, gradient_ratio=0.0)
+    unmeasured = SlotReport(stage=SeedStage.GERMINATED, epochs_in_stage=1, age=1)
+    out = features_of(signals(), [dead, unmeasured, SlotReport.empty()])
+    ratios = out[seed_gradient_feature_index(3, 0) : gradient_measured_feature_index(3, 0)]
+    assert ratios.tolist() == [0.0, 0.0, 0.0]
+    assert out[gradient_measured_feature_index(3, 0) :].tolist() == [1.0, 0.0, 0.0]
+
+
+def test_an_unmeasured_gradient_ratio_travels_through_the_observation_tensor_as_none() -> None:
+    batch = ObservationBatch.pack([signals()], [[SlotReport(gradient_ratio=0.0), SlotReport()]])
+    _, reports = batch.unpack(0)
+    assert [r.gradient_ratio for r in reports] == [0.0, None]
 
 
 def test_base_block_values() -> None:

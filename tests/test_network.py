@@ -14,7 +14,7 @@ from tamiyo.policy.masks import ActionMasks
 from tamiyo.policy.network import FactoredRecurrentActorCritic
 from tamiyo.policy.relevance import HeadRelevance
 
-OBS_DIM = 145
+OBS_DIM = 148
 SLOTS = SlotConfig.default()
 SIZES = head_sizes(SLOTS)
 
@@ -82,9 +82,9 @@ def only_op(n: int, op: LifecycleOp) -> ActionMasks:
 
 
 def test_parameter_count_at_the_defaults():
-    assert sum(p.numel() for p in make_net().parameters()) == 229_098  # with the 6 × 128 op embedding
+    assert sum(p.numel() for p in make_net().parameters()) == 229_482  # with the 6 × 128 op embedding
     unconditioned = FactoredRecurrentActorCritic(OBS_DIM, SLOTS, op_conditioning=False)
-    assert sum(p.numel() for p in unconditioned.parameters()) == 228_330  # the reference's count + 5 inputs
+    assert sum(p.numel() for p in unconditioned.parameters()) == 228_714  # the reference's count + 8 inputs
 
 
 def test_state_dict_names_every_head():
@@ -218,7 +218,7 @@ def test_get_action_shapes(obs_shape):
 
 
 def test_get_action_refuses_more_than_one_step():
-    with pytest.raises(ValueError, match=r"one step.*\(4, 2, 145\)"):
+    with pytest.raises(ValueError, match=r"one step.*\(4, 2, 148\)"):
         make_net().get_action(torch.randn(4, 2, OBS_DIM), None, make_masks(4))
 
 
@@ -317,13 +317,13 @@ def test_observation_width_mismatch_names_both_widths():
     net = make_net()
     masks = {name: torch.ones(1, 2, n, dtype=torch.bool) for name, n in SIZES.items()}
     actions = {name: torch.zeros(1, 2, dtype=torch.long) for name in HEAD_NAMES}
-    message = "observation width 144 does not match the network's obs_dim 145"
+    message = "observation width 147 does not match the network's obs_dim 148"
     with pytest.raises(ValueError, match=message):
-        net(torch.randn(1, 2, 144), op=_ops(1, 2))
+        net(torch.randn(1, 2, 147), op=_ops(1, 2))
     with pytest.raises(ValueError, match=message):
-        net.get_action(torch.randn(1, 144), None, make_masks(1))
+        net.get_action(torch.randn(1, 147), None, make_masks(1))
     with pytest.raises(ValueError, match=message):
-        net.evaluate_actions(torch.randn(1, 2, 144), actions, masks)
+        net.evaluate_actions(torch.randn(1, 2, 147), actions, masks)
 
 
 def test_get_action_refuses_a_hidden_state_of_the_wrong_shape():

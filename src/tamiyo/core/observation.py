@@ -68,7 +68,7 @@ class SlotField(IntEnum):
     IMPROVEMENT_SINCE_STAGE_START = 14
     TOTAL_IMPROVEMENT = 15
     SEED_PARAMS = 16
-    GRADIENT_RATIO = 17  # seed/host gradient intensity per parameter; 0 until a TRAINING epoch, and for a dead seed
+    GRADIENT_RATIO = 17  # seed/host gradient intensity per parameter; NaN until measured, 0 for a dead seed
 
 
 NUM_SLOT_FIELDS = len(SlotField)
@@ -148,7 +148,7 @@ class SlotReport:
     improvement_since_stage_start: float = 0.0
     total_improvement: float = 0.0
     seed_params: int = 0
-    gradient_ratio: float = 0.0
+    gradient_ratio: float | None = None  # None until a TRAINING epoch measured it
 
     @classmethod
     def empty(cls) -> SlotReport:
@@ -163,13 +163,15 @@ class SlotReport:
         return self.alpha_mode == AlphaMode.HOLD
 
     def to_row(self) -> list[float]:
-        row = [float(getattr(self, f.name)) if f.name != "counterfactual" else 0.0 for f in fields(self)]
+        optional = {"counterfactual", "gradient_ratio"}  # None (not measured) travels as NaN
+        row = [float(getattr(self, f.name)) if f.name not in optional else 0.0 for f in fields(self)]
         row[SlotField.COUNTERFACTUAL] = math.nan if self.counterfactual is None else float(self.counterfactual)
+        row[SlotField.GRADIENT_RATIO] = math.nan if self.gradient_ratio is None else float(self.gradient_ratio)
         return row
 
     @classmethod
     def from_row(cls, row: list[float]) -> SlotReport:
-        cf = row[SlotField.COUNTERFACTUAL]
+        cf, ratio = row[SlotField.COUNTERFACTUAL], row[SlotField.GRADIENT_RATIO]
         return cls(
             stage=SeedStage(int(row[SlotField.STAGE])),
             epochs_in_stage=int(row[SlotField.EPOCHS_IN_STAGE]),
@@ -188,7 +190,7 @@ class SlotReport:
             improvement_since_stage_start=row[SlotField.IMPROVEMENT_SINCE_STAGE_START],
             total_improvement=row[SlotField.TOTAL_IMPROVEMENT],
             seed_params=int(row[SlotField.SEED_PARAMS]),
-            gradient_ratio=row[SlotField.GRADIENT_RATIO],
+            gradient_ratio=None if math.isnan(ratio) else ratio,
         )
 
 

@@ -477,7 +477,7 @@ class SeedSlot(nn.Module):
             improvement_since_stage_start=self.metrics.improvement_since_stage_start,
             total_improvement=self.metrics.total_improvement,
             seed_params=self.seed_param_count,
-            gradient_ratio=self.metrics.gradient_ratio or 0.0,
+            gradient_ratio=self.metrics.gradient_ratio,
         )
 
     def snapshot(self) -> SlotSnapshot:

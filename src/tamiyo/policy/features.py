@@ -2,7 +2,7 @@
 
 Layout: `BaseFeature` columns `[0, 23)`, then one 39-wide `SlotFeature` block per slot in slot-config
 order (slot k starts at `23 + 39·k`), then the 2 `ContextFeature` columns, then one seed-gradient column
-per slot, so `obs_dim(3) = 145`.
+per slot, then one gradient-measured column per slot, so `obs_dim(3) = 148`.
 The meaning follows esper-lite's layout; where esper-lite had raw or scaffolding-only values (global
 step, raw parameter count, interaction/boost/upstream/downstream sums) we use fields our environments
 report.
@@ -55,13 +55,18 @@ Every column is scaled to roughly unit range here, before any running normaliser
 
 | seed-gradient column k | value                                                      | range  |
 |------------------------|------------------------------------------------------------|--------|
-| SEED_GRADIENT of slot k | r / (1 + r), r = the seed's gradient ratio (`SlotField.GRADIENT_RATIO`) | [0, 1) |
+| SEED_GRADIENT of slot k | r / (1 + r), r = the seed's gradient ratio (`SlotField.GRADIENT_RATIO`); 0 until measured | [0, 1) |
+
+| gradient-measured column k | value                                                  | range  |
+|----------------------------|--------------------------------------------------------|--------|
+| GRADIENT_MEASURED of slot k | 1 once a TRAINING epoch measured the seed's gradient ratio | {0, 1} |
 
 The context columns say which kind of episode this is (they are constant within one): when episodes
 draw their task and host width, the right growth depends on them, and from epoch 0 on the accuracy
 trajectory alone does not tell. The seed-gradient columns tell a dead seed (no gradient reaches it, so it
 never learns: 0 after its first TRAINING epoch) from a healthy one (about 0.3–0.7) epochs before its
-contribution can be measured. Columns are only ever appended, so that a controller trained before they
+contribution can be measured; the gradient-measured columns tell that measured 0 from a seed not measured yet
+(or an empty slot), which the seed-gradient column alone shows as 0 too. Columns are only ever appended, so that a controller trained before they
 existed can be warm-started with zero weight on them
 (`tamiyo.training.module.PPOModule.load_policy_weights`).
 
@@ -131,7 +136,7 @@ class ContextFeature(IntEnum):
 BASE_FEATURES = 23
 SLOT_FEATURES = 39
 CONTEXT_FEATURES = len(ContextFeature)
-SEED_GRADIENT_FEATURES = 1  # per slot
+SEED_GRADIENT_FEATURES = 2  # per slot: the ratio and whether it was measured
 HOST_SIZE_DECADES = 7.0  # log10 of the parameter count that maps to 1.0 (10 M)
 INPUT_DIMS_SCALE = 3.0  # volumes map to 1.0
 NUM_STAGES = len(STAGE_ONE_HOT_INDEX)
@@ -165,6 +170,11 @@ def context_feature_index(num_slots: int, feature: ContextFeature) -> int:
 def seed_gradient_feature_index(num_slots: int, slot: int) -> int:
     """Column of slot `slot`'s seed gradient in the flat feature vector of `num_slots` slots."""
     return BASE_FEATURES + SLOT_FEATURES * num_slots + CONTEXT_FEATURES + slot
+
+
+def gradient_measured_feature_index(num_slots: int, slot: int) -> int:
+    """Column of slot `slot`'s gradient-measured flag in the flat feature vector of `num_slots` slots."""
+    return seed_gradient_feature_index(num_slots, num_slots) + slot
 
 
 class _Divisor(IntEnum):
@@ -342,9 +352,11 @@ def _context_features(signals: torch.Tensor) -> torch.Tensor:
 
 
 def _seed_gradient_features(slots: torch.Tensor) -> torch.Tensor:
-    """The `[N, S]` seed-gradient columns: r / (1 + r) maps every ratio into [0, 1) without a scale to choose."""
-    ratio = slots[..., SlotField.GRADIENT_RATIO].nan_to_num(nan=0.0, posinf=_NON_FINITE).clamp_(0.0, _NON_FINITE)
-    return ratio / (1.0 + ratio)
+    """The `[N, 2S]` seed-gradient columns then gradient-measured flags: r / (1 + r) maps every ratio into [0, 1)
+    without a scale to choose; an unmeasured ratio (NaN) shows as 0 with its flag at 0."""
+    raw = slots[..., SlotField.GRADIENT_RATIO]
+    ratio = raw.nan_to_num(nan=0.0, posinf=_NON_FINITE).clamp_(0.0, _NON_FINITE)
+    return torch.cat((ratio / (1.0 + ratio), (~raw.isnan()).float()), dim=-1)
 
 
 def extract_features(obs: ObservationBatch) -> torch.Tensor:
