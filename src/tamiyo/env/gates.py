@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tamiyo.core.stages import SeedStage
+from tamiyo.env.metrics import SeedMetrics
 
 if TYPE_CHECKING:
     from tamiyo.env.alpha import AlphaController
-    from tamiyo.env.slot import SeedMetrics
 
 # Alpha within this of 1.0 counts as fully blended in.
 FULL_ALPHA = 1.0 - 1e-6

@@ -49,6 +49,7 @@ from tamiyo.core.stages import (
 from tamiyo.env.alpha import DEFAULT_STEEPNESS, AlphaController, check_ramp_steps, curve_action
 from tamiyo.env.blending import GateNetwork, blend, check_layout, per_sample_alpha
 from tamiyo.env.gates import FULL_ALPHA, GateConfig, GateResult, check_gate
+from tamiyo.env.metrics import SeedMetrics
 
 EMBARGO_EPOCHS = 5  # cool-down after a prune before the slot starts resetting
 RESETTING_EPOCHS = 1
@@ -66,26 +67,6 @@ _BLEND_RAMP: dict[BlendShape, tuple[AlphaCurve, float]] = {
 
 class IllegalSlotOperationError(ValueError):
     """A lifecycle operation that is not legal in the slot's current stage or alpha state."""
-
-
-@dataclass
-class SeedMetrics:
-    """Validation numbers of one seed (accuracies in percent, contributions in percentage points)."""
-
-    accuracy_at_germination: float
-    accuracy_at_stage_start: float
-    current_accuracy: float
-    counterfactual: float | None = None  # last measured: val accuracy with the seed minus with its alpha at 0
-    contribution_velocity: float = 0.0
-    gradient_ratio: float | None = None  # EMA of the per-parameter seed/host gradient-norm ratio
-
-    @property
-    def total_improvement(self) -> float:
-        return self.current_accuracy - self.accuracy_at_germination
-
-    @property
-    def improvement_since_stage_start(self) -> float:
-        return self.current_accuracy - self.accuracy_at_stage_start
 
 
 @dataclass(frozen=True)
