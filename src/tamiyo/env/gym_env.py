@@ -67,6 +67,11 @@ ENV_ID = "tamiyo/SeedLifecycle-v0"
 ILLEGAL_ACTION_MODES = ("raise", "wait")
 NUM_OPS = len(LifecycleOp)
 _TIMING_KEYS = ("time_train_s", "time_validate_s", "time_step_s")
+# Slot fields that are NaN until measured, and the observation key of their measured flags.
+_MEASURED_FIELDS = {
+    SlotField.COUNTERFACTUAL: "counterfactual_measured",
+    SlotField.GRADIENT_RATIO: "gradient_measured",
+}
 # Defaults of the `env` and `reward` config groups, for building the env by keyword.
 _ENV_DEFAULTS: dict[str, Any] = {
     "max_epochs": 25, "batch_size": 128, "max_seeds": 3, "strict_gates": False, "slots": None,
@@ -79,6 +84,7 @@ def observation_space(num_slots: int) -> spaces.Dict:
         "signals": spaces.Box(-np.inf, np.inf, (NUM_SIGNAL_FIELDS,), np.float32),
         "slots": spaces.Box(-np.inf, np.inf, (num_slots, NUM_SLOT_FIELDS), np.float32),
         "counterfactual_measured": spaces.MultiBinary(num_slots),
+        "gradient_measured": spaces.MultiBinary(num_slots),
         "legal_ops": spaces.MultiBinary((num_slots, NUM_OPS)),
         "legal_blueprints": spaces.MultiBinary(len(BlueprintAction)),
     })
@@ -93,8 +99,10 @@ def to_gym_observation(
 ) -> dict[str, np.ndarray]:
     """One env's observation as the `Dict` space's arrays."""
     slots = np.array([r.to_row() for r in reports], dtype=np.float32)
-    measured = ~np.isnan(slots[:, SlotField.COUNTERFACTUAL])
-    slots[~measured, SlotField.COUNTERFACTUAL] = 0.0
+    # Box spaces hold no NaN: an unmeasured value reads 0 and its flag says which zero it is.
+    measured = {field: ~np.isnan(slots[:, field]) for field in _MEASURED_FIELDS}
+    for field, flags in measured.items():
+        slots[~flags, field] = 0.0
     budget = budget_left(signals.seeds_used, signals.max_seeds)
     legal = np.zeros((len(reports), NUM_OPS), dtype=np.int8)
     for index, report in enumerate(reports):
@@ -105,7 +113,7 @@ def to_gym_observation(
     return {
         "signals": np.array(signals.to_row(), dtype=np.float32),
         "slots": slots,
-        "counterfactual_measured": measured.astype(np.int8),
+        **{key: measured[field].astype(np.int8) for field, key in _MEASURED_FIELDS.items()},
         "legal_ops": legal,
         "legal_blueprints": blueprints,
     }
@@ -114,10 +122,9 @@ def to_gym_observation(
 def observation_batch(obs: Mapping[str, np.ndarray], device: torch.device | str = "cpu") -> ObservationBatch:
     """Stacked gym observations `[N, ...]` back into the trainer's `ObservationBatch` (lossless)."""
     slots = torch.as_tensor(np.array(obs["slots"], dtype=np.float32))
-    measured = torch.as_tensor(np.array(obs["counterfactual_measured"])).bool()
-    slots[..., SlotField.COUNTERFACTUAL] = torch.where(
-        measured, slots[..., SlotField.COUNTERFACTUAL], torch.tensor(float("nan"))
-    )
+    for field, key in _MEASURED_FIELDS.items():
+        measured = torch.as_tensor(np.array(obs[key])).bool()
+        slots[..., field] = torch.where(measured, slots[..., field], torch.tensor(float("nan")))
     signals = torch.as_tensor(np.array(obs["signals"], dtype=np.float32))
     return ObservationBatch(signals=signals.to(device), slots=slots.to(device))
 
