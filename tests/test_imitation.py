@@ -47,7 +47,8 @@ def _minibatch(op: torch.Tensor, returns: torch.Tensor) -> Minibatch:
     actions["op"] = op
     return Minibatch(env_indices=torch.arange(b), obs=torch.zeros(b, t, 1), actions=actions, masks={}, log_probs={},
                      values=torch.zeros(b, t), advantages=torch.zeros(b, t), returns=returns,
-                     initial_hidden=(torch.zeros(1), torch.zeros(1)))
+                     initial_hidden=(torch.zeros(1), torch.zeros(1)), rollout_advantage_mean=torch.zeros(()),
+                     rollout_advantage_std=torch.zeros(()))
 
 
 def test_imitation_loss_is_the_whole_actions_nll_plus_the_value_error():
@@ -76,12 +77,35 @@ def test_imitation_loss_is_the_whole_actions_nll_plus_the_value_error():
     (["imitation.entropy_coef=-1"], r"^imitation.entropy_coef must be a number ≥ 0 or a mapping head → number ≥ 0"),
     (["imitation.updates=1", "updates=2", "policy=heuristic", TEACHER],
      r"^policy config: imitation.updates needs a policy that learns; 'heuristic' has nothing to train$"),
+    (["imitation.guide_coef=0.5"], r"^imitation.guide_coef=0.5 needs imitation.teacher, a policy config"),
+    (["imitation.guide_coef_end=-1", TEACHER], r"^imitation.guide_coef_end must be a number ≥ 0, got -1$"),
+    (["imitation.guide_coef=1", "policy=heuristic", TEACHER],
+     r"^policy config: imitation.guide_coef needs a policy that learns; 'heuristic' has nothing to train$"),
     (["imitation.updates=1", "updates=2", "imitation.teacher={name:schedule,blueprint:huge}"],
      r"^policy config: imitation.teacher: unknown blueprint 'huge'; choose one of"),
 ])
 def test_bad_imitation_settings_are_one_line_errors(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
         train(make_cfg(tmp_path, *overrides))
+
+
+def test_the_guide_term_anneals_and_pulls_ppo_towards_the_teacher_in_the_states_it_visits(tmp_path):
+    guide = ["imitation.guide_coef=4.0", "imitation.guide_coef_end=2.0", TEACHER, "ppo.lr=0.003"]
+    train(make_cfg(tmp_path, "updates=4", *guide))
+    rows = read_csv(tmp_path / "run" / "csv" / "metrics.csv")
+    assert [float(row["guide/coef"]) for row in rows] == pytest.approx([4.0, 4.0 - 2 / 3, 4.0 - 4 / 3, 2.0])
+    probs = [float(row["guide/teacher_prob"]) for row in rows]
+    agreement = [float(row["guide/agreement"]) for row in rows]
+    assert probs[0] < 0.2 and probs[-1] > 3 * probs[0]  # the NLL term, not PPO's own reward, raises it
+    assert 0.0 <= agreement[0] < agreement[-1] <= 1.0
+    assert all(float(row["loss/guide"]) > 0 for row in rows)
+    assert float(rows[0]["onpolicy/max_logprob_gap"]) < 1e-5  # the guide only advises: the rollout stays on-policy
+
+
+def test_a_guide_set_to_zero_records_no_teacher_and_logs_no_guide_metrics(tmp_path):
+    train(make_cfg(tmp_path, "updates=2", "imitation.updates=1", TEACHER))
+    rows = read_csv(tmp_path / "run" / "csv" / "metrics.csv")
+    assert all(not row.get("guide/coef") for row in rows)
 
 
 def test_a_resume_cannot_change_the_imitation(tmp_path):

@@ -32,6 +32,7 @@ def _batch(ops: list[list[int]], advantages=None, seed: int = 0) -> Minibatch:
     op = torch.tensor(ops)
     b, t = op.shape
     shape = (b, t)
+    advantages = torch.randn(shape, generator=gen) if advantages is None else advantages
     return Minibatch(
         env_indices=torch.arange(b),
         obs=torch.zeros(b, t, 2),
@@ -39,9 +40,11 @@ def _batch(ops: list[list[int]], advantages=None, seed: int = 0) -> Minibatch:
         masks={h: torch.ones(b, t, n, dtype=torch.bool) for h, n in HEADS.items()},
         log_probs={h: -torch.rand(shape, generator=gen) for h in HEAD_NAMES},
         values=torch.zeros(shape),
-        advantages=torch.randn(shape, generator=gen) if advantages is None else advantages,
+        advantages=advantages,
         returns=torch.zeros(shape),
         initial_hidden=(torch.zeros(1, b, 4), torch.zeros(1, b, 4)),
+        rollout_advantage_mean=advantages.mean(),  # this minibatch is the whole rollout
+        rollout_advantage_std=advantages.std(correction=0),
     )
 
 
@@ -74,9 +77,22 @@ def test_ratio_one_and_kl_zero_when_log_probs_unchanged():
 def test_policy_loss_without_advantage_normalisation_is_minus_mean_advantage():
     adv = torch.tensor([[1.0, 2.0, 3.0]])
     batch = _batch([[G, W, W]], advantages=adv)
-    _, m = ppo_loss(_same_as_old(batch), batch, PPOLossConfig(normalize_advantages=False), COEF)
+    _, m = ppo_loss(_same_as_old(batch), batch, PPOLossConfig(advantage_normalization="none"), COEF)
     assert m["loss/policy"].item() == pytest.approx(-2.0)
     assert m["advantage/mean"].item() == pytest.approx(2.0)
+
+
+def test_rollout_normalisation_scales_by_the_whole_rollout_not_the_minibatch():
+    # A minibatch of good episodes only: per minibatch, half its steps would be pushed down.
+    adv = torch.tensor([[1.0, 2.0, 3.0]])
+    batch = dataclasses.replace(_batch([[G, W, W]], advantages=adv), rollout_advantage_mean=torch.tensor(0.0),
+                                rollout_advantage_std=torch.tensor(2.0))
+    _, rollout = ppo_loss(_same_as_old(batch), batch, PPOLossConfig(advantage_normalization="rollout"), COEF)
+    _, minibatch = ppo_loss(_same_as_old(batch), batch, PPOLossConfig(advantage_normalization="minibatch"), COEF)
+    assert rollout["loss/policy"].item() == pytest.approx(-1.0, rel=1e-6)  # −mean(A / 2)
+    assert minibatch["loss/policy"].item() == pytest.approx(0.0, abs=1e-6)  # centred on this minibatch
+    with pytest.raises(ValueError, match="advantage_normalization must be one of"):
+        PPOLossConfig(advantage_normalization="episode")
 
 
 def test_joint_and_per_head_differ_when_heads_move_apart():
@@ -86,7 +102,7 @@ def test_joint_and_per_head_differ_when_heads_move_apart():
     with torch.no_grad():  # blueprint up by 0.5, tempo down by 0.5: the joint action's probability is unchanged
         new.log_probs["blueprint"] += 0.5
         new.log_probs["tempo"] -= 0.5
-    cfg = dict(normalize_advantages=False)
+    cfg = dict(advantage_normalization="none")
     _, joint = ppo_loss(new, batch, PPOLossConfig(ratio="joint", **cfg), COEF)
     _, per_head = ppo_loss(new, batch, PPOLossConfig(ratio="per_head", **cfg), COEF)
 
@@ -110,7 +126,7 @@ def test_per_head_surrogate_weighs_each_relevant_step_like_the_policy_gradient()
     new = _same_as_old(batch)
     with torch.no_grad():
         new.log_probs["blueprint"][0, 0] += 0.1  # only the GERMINATE step has a blueprint choice
-    _, m = ppo_loss(new, batch, PPOLossConfig(ratio="per_head", normalize_advantages=False), COEF)
+    _, m = ppo_loss(new, batch, PPOLossConfig(ratio="per_head", advantage_normalization="none"), COEF)
     # Every relevant step weighs 1/(b·T) = 1/4. op: −mean(A) = −1.75; blueprint: −e^0.1·4/4 (its one
     # relevant step); slot, tempo, style and alpha_target: −4/4 each; alpha_speed/alpha_curve: no step → 0.
     expected = -1.75 - math.exp(0.1) * 4 / 4 - 4 * 4 / 4

@@ -185,3 +185,40 @@ def test_constructor_rejects_bad_sizes():
         RolloutStorage(N, 0, D, HEADS, HIDDEN_SHAPE)
     with pytest.raises(ValueError, match=r"hidden_shape must be the LSTM state shape \(num_layers, num_envs=5, "):
         RolloutStorage(N, T, D, HEADS, (LAYERS, H))
+
+
+def _guide(step: int, n: int = N) -> dict:
+    """A guide's choice at `step`: action (step + 1) mod size of every head, and only that action allowed."""
+    actions = {h: torch.full((n,), (step + 1) % size, dtype=torch.long) for h, size in HEADS.items()}
+    masks = {h: torch.nn.functional.one_hot(actions[h], size).bool() for h, size in HEADS.items()}
+    return {"guide_actions": actions, "guide_masks": masks}
+
+
+def test_minibatches_carry_the_guides_actions_and_the_whole_rollouts_advantage_statistics():
+    storage = RolloutStorage(N, T, D, HEADS, HIDDEN_SHAPE)
+    storage.set_initial_hidden(_zeros_hidden())
+    for t in range(T):
+        storage.insert(t, **_step_data(t), **_guide(t))
+    storage.compute_returns(gamma=0.99, gae_lambda=0.95)
+    assert storage.guided
+    batch = next(storage.minibatches(2, torch.Generator().manual_seed(0)))
+    assert batch.guide_actions["op"].tolist() == [[(t + 1) % HEADS["op"] for t in range(T)]] * len(batch.env_indices)
+    assert batch.guide_masks["slot"].sum(dim=-1).eq(1).all()
+    assert float(batch.rollout_advantage_mean) == pytest.approx(float(storage.advantages.mean()))
+    assert float(batch.rollout_advantage_std) == pytest.approx(float(storage.advantages.std(correction=0)))
+    unguided = _filled_storage()
+    assert not unguided.guided and next(unguided.minibatches(1, torch.Generator())).guide_actions is None
+
+
+def test_a_rollout_records_a_guides_action_at_every_step_or_at_none():
+    storage = RolloutStorage(N, T, D, HEADS, HIDDEN_SHAPE)
+    storage.set_initial_hidden(_zeros_hidden())
+    storage.insert(0, **_step_data(0), **_guide(0))
+    with pytest.raises(ValueError, match="a rollout records a guide's action at every step or at none; step 1"):
+        storage.insert(1, **_step_data(1))
+    storage.set_initial_hidden(_zeros_hidden())
+    storage.insert(0, **_step_data(0))
+    with pytest.raises(ValueError, match="at every step or at none; step 1 breaks that"):
+        storage.insert(1, **_step_data(1), **_guide(1))
+    with pytest.raises(ValueError, match="guide_actions and guide_masks go together"):
+        storage.insert(1, **_step_data(1), guide_actions=_guide(1)["guide_actions"])

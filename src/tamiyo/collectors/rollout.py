@@ -67,17 +67,20 @@ class RolloutCollector:
         episode: int,
         deterministic: bool = False,
         learner_hidden: Hidden | None = None,
+        guide: PolicyBundle | None = None,
     ) -> dict[str, float]:
         """Run one episode in every env; fill `storage` (if given) and return episode statistics.
 
         When `policy` is a teacher acting for another policy (imitation), `learner_hidden` is that learner's
-        initial hidden state, which `storage` records as the start of its sequences.
+        initial hidden state, which `storage` records as the start of its sequences. A `guide` (a teacher) is
+        asked at every step what it would do in the state `policy` reached, and `storage` records its action.
 
         Not under inference mode as a whole: the envs train their host networks with autograd.
         """
         env = self.env
         obs = env.reset(seed=seed, episode_index=episode)
         hidden = policy.initial_hidden(env.num_envs)
+        guide_hidden = None if guide is None else guide.initial_hidden(env.num_envs)
         if storage is not None:
             storage.set_initial_hidden(hidden if learner_hidden is None else learner_hidden)
         device = policy.device
@@ -99,6 +102,9 @@ class RolloutCollector:
                 masks = compute_masks(obs, env.topology).to(device)
                 with self._autocast(device):
                     result = policy.get_action(policy_obs, hidden, masks, deterministic=deterministic, context=obs)
+                    advice = None if guide is None else guide.get_action(
+                        policy_obs, guide_hidden, masks, deterministic=True, context=obs
+                    )
             actions = actions_to_factored(result.actions)
             timings["time/act_s"] += time.perf_counter() - started
             started = time.perf_counter()
@@ -129,7 +135,11 @@ class RolloutCollector:
                     value=result.value,
                     reward=rewards,
                     done=dones,
+                    guide_actions=None if advice is None else advice.actions,
+                    guide_masks=None if advice is None else advice.masks,
                 )
+            if advice is not None:
+                guide_hidden = advice.hidden
             obs, hidden, last_infos = next_obs, result.hidden, infos
         if storage is not None and storage.cut_rows.any():
             # Only a rollout cut before its episode ends continues from V; an episode end is terminal.

@@ -12,7 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from tamiyo.core.errors import ConfigError
-from tamiyo.ppo.loss import per_head_coefficients
+from tamiyo.ppo.loss import ADVANTAGE_NORMALIZATIONS, per_head_coefficients
 
 PRECISIONS = ("32", "bf16", "fp16")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
@@ -50,7 +50,13 @@ _RULES: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
     "ppo.num_minibatches": ((int,), _positive, "an integer > 0"),
     "ppo.max_grad_norm": ((float, int), _positive, "a number > 0"),
     "ppo.ratio": ((str,), lambda x: x in ("joint", "per_head"), "'joint' or 'per_head'"),
+    "ppo.advantage_normalization": ((str,), lambda x: x in ADVANTAGE_NORMALIZATIONS, "'rollout', 'minibatch' or 'none'"),
     "imitation.updates": ((int,), _non_negative, "an integer ≥ 0"),
+    "imitation.guide_coef": ((float, int), _non_negative, "a number ≥ 0"),
+    "validation.every": ((int,), _non_negative, "an integer ≥ 0 (0 = off)"),
+    "validation.episodes": ((int,), _positive, "an integer > 0"),
+    "validation.seed": ((int,), _non_negative, "an integer ≥ 0"),
+    "imitation.guide_coef_end": ((float, int), _non_negative, "a number ≥ 0"),
 }
 
 
@@ -85,14 +91,18 @@ def _check_entropy_coef(key: str, value: Any) -> None:
 
 
 def _check_imitation(cfg: DictConfig) -> None:
-    """Imitation updates need a teacher that acts (a policy config with a name) and a policy that learns."""
+    """Imitation updates and a guide need a teacher that acts (a policy config with a name) and a policy that
+    learns."""
     _check_entropy_coef("imitation.entropy_coef", _lookup(cfg, "imitation.entropy_coef"))
-    if not cfg.imitation.updates:
+    imitation = cfg.imitation
+    users = [f"imitation.{key}={imitation[key]}" for key in ("updates", "guide_coef", "guide_coef_end")
+             if imitation[key]]
+    if not users:
         return
-    teacher = cfg.imitation.teacher
+    teacher = imitation.teacher
     if not isinstance(teacher, DictConfig) or not isinstance(teacher.get("name"), str):
         raise ConfigError(
-            f"imitation.updates={cfg.imitation.updates} needs imitation.teacher, a policy config such as "
+            f"{users[0]} needs imitation.teacher, a policy config such as "
             f"{{name: schedule, blueprint: conv_heavy, slots: [r0c1]}}; got {teacher!r}"
         )
     if cfg.imitation.updates >= cfg.updates:

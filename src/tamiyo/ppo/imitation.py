@@ -25,6 +25,14 @@ from tamiyo.ppo.loss import (
 from tamiyo.ppo.storage import Minibatch
 
 
+def teacher_nll(evaluated: EvaluatedActions) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean negative log-likelihood of the evaluated (teacher's) whole actions over the steps, and the mean
+    probability of those actions (detached). Irrelevant heads carry log-prob 0, so the sum over heads is the
+    log-probability of the whole action."""
+    joint_log_prob = torch.stack([evaluated.log_probs[h].float() for h in HEAD_NAMES]).sum(dim=0)
+    return -joint_log_prob.mean(), joint_log_prob.detach().exp().mean()
+
+
 def imitation_loss(
     evaluated: EvaluatedActions,
     batch: Minibatch,
@@ -35,11 +43,8 @@ def imitation_loss(
     steps (each head's normalised entropy over its relevant steps, weighted as in `ppo_loss`), and detached
     metrics: `loss/{total,imitation,value,entropy}`, `imitation/teacher_prob` (mean probability the policy gives
     the teacher's whole action) and, per head, `entropy/<head>` and `relevant_steps/<head>` as in `ppo_loss`.
-
-    Irrelevant heads carry log-prob 0, so the sum over heads is the log-probability of the whole action.
     """
-    joint_log_prob = torch.stack([evaluated.log_probs[h].float() for h in HEAD_NAMES]).sum(dim=0)
-    nll = -joint_log_prob.mean()
+    nll, teacher_prob = teacher_nll(evaluated)
     value_loss = 0.5 * (evaluated.value.float() - batch.returns).square().mean()
     relevant = head_relevance(batch.actions["op"])
     coef = per_head_coefficients(entropy_coef)
@@ -51,7 +56,7 @@ def imitation_loss(
             "loss/imitation": nll.detach(),
             "loss/value": value_loss.detach(),
             "loss/entropy": entropy_loss.detach(),
-            "imitation/teacher_prob": joint_log_prob.exp().mean(),
+            "imitation/teacher_prob": teacher_prob,
         }
         metrics.update(head_entropy_metrics(evaluated.entropy, relevant))
     return loss, metrics

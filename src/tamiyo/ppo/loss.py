@@ -27,6 +27,7 @@ from tamiyo.policy.relevance import HeadRelevance
 from tamiyo.ppo.storage import Minibatch
 
 RATIO_MODES = ("joint", "per_head")
+ADVANTAGE_NORMALIZATIONS = ("rollout", "minibatch", "none")
 _ADVANTAGE_EPS = 1e-8
 
 
@@ -51,7 +52,10 @@ class PPOLossConfig:
     # Starting entropy coefficient per head; one number means the same for every head.
     entropy_coef: float | Mapping[str, float] = 0.01
     ratio: Literal["joint", "per_head"] = "joint"
-    normalize_advantages: bool = True
+    # Centre and scale the advantages by the whole rollout's statistics, by each minibatch's, or not at all.
+    # Per minibatch, a minibatch of a few whole episodes that all went well gets half its advantages negative:
+    # the good episodes are pushed down when their minibatch happens to hold only good ones.
+    advantage_normalization: Literal["rollout", "minibatch", "none"] = "rollout"
 
     def __post_init__(self) -> None:
         if not self.clip_ratio > 0:
@@ -62,6 +66,9 @@ class PPOLossConfig:
             raise ValueError(f"value_coef must be ≥ 0, got {self.value_coef}")
         if self.ratio not in RATIO_MODES:
             raise ValueError(f"ratio must be one of {RATIO_MODES}, got {self.ratio!r}")
+        if self.advantage_normalization not in ADVANTAGE_NORMALIZATIONS:
+            raise ValueError(f"advantage_normalization must be one of {ADVANTAGE_NORMALIZATIONS}, "
+                             f"got {self.advantage_normalization!r}")
         object.__setattr__(self, "entropy_coef", per_head_coefficients(self.entropy_coef))
 
 
@@ -158,7 +165,9 @@ def ppo_loss(
 
     raw_advantages = batch.advantages.float()
     advantages = raw_advantages
-    if cfg.normalize_advantages:
+    if cfg.advantage_normalization == "rollout":
+        advantages = (advantages - batch.rollout_advantage_mean) / (batch.rollout_advantage_std + _ADVANTAGE_EPS)
+    elif cfg.advantage_normalization == "minibatch":
         advantages = (advantages - advantages.mean()) / (advantages.std(correction=0) + _ADVANTAGE_EPS)
 
     # Log-ratios in float32 even when the forward pass ran under reduced-precision autocast.

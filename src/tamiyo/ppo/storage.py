@@ -11,6 +11,9 @@ must see during the update exactly what it saw while acting:
   episode per env (T = episode length, initial hidden state zeros); a chunk of a longer episode
   also works if it is started with the hidden state carried over from the previous chunk.
 
+A rollout may also record a guide's action at every step (the teacher's choice in the state this policy
+visited, with the masks of that choice), for a PPO term that pulls the policy towards the teacher.
+
 Lifecycle per rollout: `set_initial_hidden(hidden)` (starts the rollout) → `insert(step, …)` for
 steps 0..T−1 in order → `set_bootstrap(value)` (only if some env's rollout is cut before its episode
 ends: an episode end is terminal) → `compute_returns(gamma, gae_lambda)` → `minibatches(...)` once per
@@ -43,6 +46,10 @@ class Minibatch:
     advantages: torch.Tensor  # [b, T] GAE advantages (not normalised)
     returns: torch.Tensor  # [b, T] value targets
     initial_hidden: Hidden  # (h, c), each [num_layers, b, hidden_dim]
+    rollout_advantage_mean: torch.Tensor  # 0-d: mean of the advantages over the whole rollout
+    rollout_advantage_std: torch.Tensor  # 0-d: their standard deviation over the whole rollout
+    guide_actions: dict[str, torch.Tensor] | None = None  # head -> [b, T] the guide's actions, when recorded
+    guide_masks: dict[str, torch.Tensor] | None = None  # head -> [b, T, n] the masks of the guide's actions
 
 
 def _check_shape(name: str, tensor: torch.Tensor, shape: tuple[int, ...]) -> None:
@@ -91,6 +98,8 @@ class RolloutStorage:
         self.masks = {h: zeros(*steps, n, dtype=torch.bool) for h, n in self.head_sizes.items()}
         self.actions = {h: zeros(*steps, dtype=torch.long) for h in self.head_sizes}
         self.log_probs = {h: zeros(*steps) for h in self.head_sizes}
+        self.guide_actions = {h: zeros(*steps, dtype=torch.long) for h in self.head_sizes}
+        self.guide_masks = {h: zeros(*steps, n, dtype=torch.bool) for h, n in self.head_sizes.items()}
         self.values = zeros(*steps)
         self.rewards = zeros(*steps)
         self.dones = zeros(*steps, dtype=torch.bool)
@@ -100,6 +109,7 @@ class RolloutStorage:
         self.returns = zeros(*steps)
 
         self._next_step: int | None = None  # None until a rollout is started
+        self._guided_steps = 0  # steps of the current rollout that recorded a guide's action
         self._has_bootstrap = False
         self._has_advantages = False
 
@@ -112,6 +122,7 @@ class RolloutStorage:
             _check_shape(name, tensor, self.hidden_shape)
             stored.copy_(tensor.detach())
         self._next_step = 0
+        self._guided_steps = 0
         self._has_bootstrap = False
         self._has_advantages = False
 
@@ -125,9 +136,12 @@ class RolloutStorage:
         value: torch.Tensor,
         reward: torch.Tensor,
         done: torch.Tensor,
+        guide_actions: Mapping[str, torch.Tensor] | None = None,
+        guide_masks: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
         """Record step `step` for all envs: `obs [N, D]` as the policy saw it (normalised), per-head
-        `masks [N, n]`, `actions [N]`, `log_probs [N]`, and `value`, `reward`, `done`, each `[N]`."""
+        `masks [N, n]`, `actions [N]`, `log_probs [N]`, and `value`, `reward`, `done`, each `[N]`; with a guide,
+        its per-head `guide_actions [N]` and `guide_masks [N, n]` at every step of the rollout or at none."""
         if self._next_step is None:
             raise RuntimeError("insert before set_initial_hidden(): each rollout starts from its initial hidden state")
         if self._next_step == self.num_steps:
@@ -144,6 +158,19 @@ class RolloutStorage:
             _check_shape(f"log_probs[{head!r}]", log_probs[head], (n,))
         for name, tensor in (("value", value), ("reward", reward), ("done", done)):
             _check_shape(name, tensor, (n,))
+        if (guide_actions is None) != (guide_masks is None):
+            raise ValueError("guide_actions and guide_masks go together: give both or neither")
+        if step > 0 and (guide_actions is not None) != (self._guided_steps == step):
+            raise ValueError(f"a rollout records a guide's action at every step or at none; step {step} breaks that")
+        if guide_actions is not None:
+            _check_heads("guide_actions", guide_actions, self.head_sizes)
+            _check_heads("guide_masks", guide_masks, self.head_sizes)
+            for head, size in self.head_sizes.items():
+                _check_shape(f"guide_masks[{head!r}]", guide_masks[head], (n, size))
+                _check_shape(f"guide_actions[{head!r}]", guide_actions[head], (n,))
+                self.guide_actions[head][:, step].copy_(guide_actions[head])
+                self.guide_masks[head][:, step].copy_(guide_masks[head])
+            self._guided_steps += 1
 
         self.obs[:, step].copy_(obs.detach())
         for head in self.head_sizes:
@@ -154,6 +181,11 @@ class RolloutStorage:
         self.rewards[:, step].copy_(reward.detach())
         self.dones[:, step].copy_(done)
         self._next_step += 1
+
+    @property
+    def guided(self) -> bool:
+        """Whether the current rollout recorded a guide's action at its steps."""
+        return self._guided_steps > 0
 
     def set_bootstrap(self, value: torch.Tensor) -> None:
         """V of the observation after the last step, from the hidden state after the last step `[N]`; read
@@ -215,6 +247,8 @@ class RolloutStorage:
             raise ValueError(f"num_minibatches must be in [1, num_envs={self.num_envs}], got {num_minibatches}")
         order = torch.randperm(self.num_envs, generator=generator)
         h, c = self.initial_hidden
+        mean, std = self.advantages.mean(), self.advantages.std(correction=0)
+        guided = self.guided
         for cpu_indices in order.tensor_split(num_minibatches):
             idx = cpu_indices.to(self.device)
             yield Minibatch(
@@ -227,4 +261,8 @@ class RolloutStorage:
                 advantages=self.advantages[idx],
                 returns=self.returns[idx],
                 initial_hidden=(h[:, idx], c[:, idx]),
+                rollout_advantage_mean=mean,
+                rollout_advantage_std=std,
+                guide_actions={head: t[idx] for head, t in self.guide_actions.items()} if guided else None,
+                guide_masks={head: t[idx] for head, t in self.guide_masks.items()} if guided else None,
             )

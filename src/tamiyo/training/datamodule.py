@@ -110,15 +110,22 @@ class RolloutDataModule(L.LightningDataModule):
         return DataLoader(_OneItemPerEpoch(), batch_size=None, num_workers=0)
 
     def collect(
-        self, policy: PolicyBundle, storage: RolloutStorage | None, episode: int, learner_hidden: Hidden | None = None
+        self,
+        policy: PolicyBundle,
+        storage: RolloutStorage | None,
+        episode: int,
+        learner_hidden: Hidden | None = None,
+        guide: PolicyBundle | None = None,
     ) -> dict[str, float]:
         """One episode in every env of this rank; returns the episode statistics of all envs of the run.
-        (`learner_hidden`: see `RolloutCollector.collect`.)"""
+        (`learner_hidden`, `guide`: see `RolloutCollector.collect`.)"""
         normalizers = [self.obs_normalizer.stats]
         if self.reward_normalizer is not None:
             normalizers.append(self.reward_normalizer.return_stats)
         starts = [stats.state_dict() for stats in normalizers]
-        stats = self.collector.collect(policy, storage, seed=self.seed, episode=episode, learner_hidden=learner_hidden)
+        stats = self.collector.collect(
+            policy, storage, seed=self.seed, episode=episode, learner_hidden=learner_hidden, guide=guide
+        )
         per_rank = gather_from_ranks((stats, [normalizer.state_dict() for normalizer in normalizers]))
         if len(per_rank) > 1:
             for index, (normalizer, start) in enumerate(zip(normalizers, starts, strict=True)):

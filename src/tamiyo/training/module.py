@@ -5,7 +5,11 @@ One Lightning epoch is one PPO update: `training_step` asks the DataModule for a
 fit loop's one-batch prefetch never sees a rollout), then runs several epochs of minibatches of
 whole env sequences with manual optimisation. Non-trainable bundles (heuristic, random, static)
 run the same loop without optimiser steps. The first `imitation.updates` updates, when set, collect their
-rollout with a teacher policy and clone its actions instead (`tamiyo.ppo.imitation`).
+rollout with a teacher policy and clone its actions instead (`tamiyo.ppo.imitation`). With
+`imitation.guide_coef` > 0 the PPO updates after them ask the teacher, at every step of this policy's rollout,
+what it would do there, and add `coef · NLL(teacher's action)` to the PPO loss, the coefficient annealed
+linearly from `guide_coef` at the first PPO update to `guide_coef_end` at the last: PPO explores from the clone
+but is pulled back towards the teacher in the states it reaches, instead of drifting below it.
 
 Distributed runs (`trainer=ddp`): Lightning wraps this module in DistributedDataParallel and, under
 manual optimisation, prepares DDP's reducer at every `manual_backward`, so each backward averages the
@@ -32,7 +36,7 @@ from tamiyo.core.seeding import derive_seed, generator
 from tamiyo.core.slots import SlotConfig
 from tamiyo.policy import create_policy
 from tamiyo.policy.protocol import PolicyBundle
-from tamiyo.ppo.imitation import imitation_loss
+from tamiyo.ppo.imitation import imitation_loss, teacher_nll
 from tamiyo.ppo.loss import PPOLossConfig, entropy_coefficients, explained_variance, ppo_loss
 from tamiyo.ppo.storage import RolloutStorage
 from tamiyo.training.distributed import gather_from_ranks
@@ -120,14 +124,18 @@ class PPOModule(L.LightningModule):
         self.bundle: PolicyBundle = create_policy(
             policy["name"], slot_config=self.slot_config, topology=topology, obs_dim=obs_dim, **policy_options
         )
-        imitation = imitation or {"teacher": None, "updates": 0, "entropy_coef": 0.0}
+        imitation = imitation or {"teacher": None, "updates": 0, "entropy_coef": 0.0, "guide_coef": 0.0,
+                                  "guide_coef_end": 0.0}
         self.imitation_updates = imitation["updates"]
         self.imitation_entropy_coef = imitation["entropy_coef"]
+        self.guide_coef = (float(imitation["guide_coef"]), float(imitation["guide_coef_end"]))
         self.teacher: PolicyBundle | None = None
-        if self.imitation_updates:
+        teacher_users = [key for key, used in (("imitation.updates", self.imitation_updates),
+                                               ("imitation.guide_coef", any(self.guide_coef))) if used]
+        if teacher_users:
             if not self.bundle.is_trainable:
                 raise ValueError(
-                    f"imitation.updates needs a policy that learns; {policy['name']!r} has nothing to train"
+                    f"{teacher_users[0]} needs a policy that learns; {policy['name']!r} has nothing to train"
                 )
             teacher_options = {k: v for k, v in imitation["teacher"].items() if k != "name"}
             try:
@@ -144,7 +152,7 @@ class PPOModule(L.LightningModule):
             value_clip=ppo["value_clip"],
             value_coef=ppo["value_coef"],
             ratio=ppo["ratio"],
-            normalize_advantages=ppo["normalize_advantages"],
+            advantage_normalization=ppo["advantage_normalization"],
         )
         if ppo["critic_warmup_updates"] < 0:
             raise ValueError(f"ppo.critic_warmup_updates must be ≥ 0, got {ppo['critic_warmup_updates']}")
@@ -197,6 +205,16 @@ class PPOModule(L.LightningModule):
         return self._storage
 
     # ---- one update --------------------------------------------------------------------------
+    def guide_coefficient(self, update: int) -> float:
+        """The teacher term's coefficient at `update`: 0 while imitating and without a guide, else linear from
+        `guide_coef` at the first PPO update to `guide_coef_end` at the last update of the run."""
+        start, end = self.guide_coef
+        if update < self.imitation_updates or start == end == 0:
+            return 0.0
+        ppo_updates = self.hparams.total_updates - self.imitation_updates
+        progress = min(1.0, (update - self.imitation_updates) / max(ppo_updates - 1, 1))
+        return start + progress * (end - start)
+
     def training_step(self, batch: Any, batch_idx: int) -> None:
         update = self.current_epoch
         datamodule = self.trainer.datamodule
@@ -213,7 +231,8 @@ class PPOModule(L.LightningModule):
             # The teacher's episodes, not this policy's: kept apart from the episode statistics (and `monitor`).
             stats = {k if k == "env_steps" else f"imitation/{k}": v for k, v in stats.items()}
         else:
-            stats = datamodule.collect(self.bundle, storage, update)
+            guide = self.teacher if self.guide_coefficient(update) > 0 else None
+            stats = datamodule.collect(self.bundle, storage, update, guide=guide)
         self.last_rollout_stats = stats
         self.last_rollout_stats["time/rollout_s"] = time.perf_counter() - started
         if storage is None:
@@ -232,6 +251,7 @@ class PPOModule(L.LightningModule):
         optimizer = self.optimizers()
         coef = entropy_coefficients(update, self.hparams.total_updates, ppo["entropy_coef"], ppo["entropy_coef_end"])
         train_actor = update >= ppo["critic_warmup_updates"]
+        guide_coef = self.guide_coefficient(update) if train_actor and storage.guided else 0.0
         shuffle = generator(self.hparams.seed, update, self.global_rank, 2)
         totals = _MetricTotals()
         onpolicy_gap: torch.Tensor | None = None
@@ -255,6 +275,14 @@ class PPOModule(L.LightningModule):
                     )
                 else:
                     loss, metrics = ppo_loss(result, minibatch, self.loss_config, coef, train_actor)
+                if guide_coef > 0:
+                    advised = self.bundle.evaluate_actions(
+                        minibatch.obs, minibatch.guide_actions, minibatch.guide_masks, minibatch.initial_hidden
+                    )
+                    guide_nll, teacher_prob = teacher_nll(advised)
+                    loss = loss + guide_coef * guide_nll
+                    metrics["loss/guide"] = guide_nll.detach()
+                    metrics["guide/teacher_prob"] = teacher_prob
                 if not torch.isfinite(loss):
                     raise PolicyLossNaNError(
                         f"PPO loss is {float(loss)} at update {update}; stopped before checkpointing this update"
@@ -293,6 +321,11 @@ class PPOModule(L.LightningModule):
         out["ppo/early_stop"] = float(early_stop)
         out["ppo/train_actor"] = float(train_actor or imitating)
         out["ppo/imitating"] = float(imitating)
+        if storage.guided:
+            out["guide/coef"] = guide_coef
+            # Steps where this policy chose exactly the teacher's whole action (irrelevant heads agree by construction).
+            same = torch.stack([storage.actions[h] == storage.guide_actions[h] for h in storage.head_sizes]).all(dim=0)
+            out["guide/agreement"] = float(same.float().mean())
         out["return/first_step"] = float(torch.cat([rank["first_returns"] for rank in ranks]).mean())
         if not imitating:  # a teacher's rollout holds no values of this critic
             out["explained_variance"] = float(explained_variance(
