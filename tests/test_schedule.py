@@ -143,7 +143,7 @@ def test_planted_fossils_are_in_the_network_from_epoch_zero():
     assert all((p == host[name]).all() for name, p in fixed.model.host.named_parameters())  # same host init
     result = fixed.step(FactoredAction.wait())
     assert result.info["slot_seeds"] == {"r0c2": "conv_heavy/gate"}
-    with pytest.raises(ValueError, match=r"fossil 'conv_heavy' must be 'blueprint/algorithm'"):
+    with pytest.raises(ValueError, match=r"fossil 'conv_heavy' must be 'blueprint/algorithm\[@alpha\]\[!fault\]'"):
         EnvConfig(fossils={"r0c2": "conv_heavy"})
 
 

@@ -47,9 +47,11 @@ def count_params(module: nn.Module) -> int:
 
 
 class FailedSeed(nn.Module):
-    """A seed whose module broke (a fault model for episodes where seeds sometimes fail): its parameters
-    stay in the network and are paid for, but it never learns and emits its input plus Gaussian noise of
-    the input's scale, so blending it in hurts until it is pruned."""
+    """The `dead` fault: a seed whose module broke. Its parameters stay in the network and are paid for,
+    but it never learns and emits its input plus Gaussian noise of the input's scale, so blending it in
+    hurts until it is pruned. It reads perfectly (a gradient ratio of exactly 0)."""
+
+    fault = "dead"
 
     def __init__(self, seed: nn.Module) -> None:
         super().__init__()
@@ -57,6 +59,41 @@ class FailedSeed(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x + x.detach().std() * torch.randn_like(x)
+
+
+class UnstableSeed(nn.Module):
+    """The `unstable` fault: a seed whose residual change is amplified `gain` times, x + gain·(seed(x) − x),
+    as a badly scaled init or learning rate would. It starts as harmless as the healthy seed (near-identity
+    seeds stay near the identity) and gets real gradient, gain times larger, so its updates overshoot by
+    gain² and it drifts into harm while it trains; only the gradient ratio and the contribution over the
+    following epochs tell it apart from a healthy seed."""
+
+    fault = "unstable"
+
+    def __init__(self, seed: nn.Module, gain: float = 10.0) -> None:
+        super().__init__()
+        if not gain > 1.0:
+            raise ValueError(f"an unstable seed's gain must be > 1, got {gain}")
+        self.seed = seed
+        self.gain = gain
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.gain * (self.seed(x) - x)
+
+
+SEED_FAULTS: dict[str, type[nn.Module]] = {"dead": FailedSeed, "unstable": UnstableSeed}
+
+
+def make_faulty(fault: str, seed: nn.Module) -> nn.Module:
+    """`seed` broken by the named fault (one of `SEED_FAULTS`)."""
+    if fault not in SEED_FAULTS:
+        raise ValueError(f"unknown seed fault {fault!r}; choose from {sorted(SEED_FAULTS)}")
+    return SEED_FAULTS[fault](seed)
+
+
+def seed_fault(module: nn.Module | None) -> str | None:
+    """The fault a planted seed module carries, or None for a healthy one."""
+    return module.fault if isinstance(module, (FailedSeed, UnstableSeed)) else None
 
 
 # ---------------------------------------------------------------- CNN seeds

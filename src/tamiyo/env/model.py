@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from tamiyo.core.slots import SlotConfig, SlotIdError
 from tamiyo.core.stages import SeedStage
@@ -158,6 +159,21 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
 def validation_batches(x: Tensor, y: Tensor, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
     for start in range(0, len(x), batch_size):
         yield x[start : start + batch_size], y[start : start + batch_size]
+
+
+def training_flops_per_sample(model: MorphogeneticModel, x: Tensor) -> int:
+    """FLOPs of one training step's forward and backward pass per sample (matmuls and convolutions;
+    the backward pass costs twice the forward), counted on the model as it is now: seeds at alpha 0 and
+    seeds in isolated training included exactly as training runs them. Eval mode keeps batch-norm
+    statistics untouched; gradients stay enabled because a seed in TRAINING only runs when they are."""
+    was_training = model.training
+    model.eval()
+    try:
+        with FlopCounterMode(display=False) as counter:
+            model(x[:1])
+    finally:
+        model.train(was_training)
+    return 3 * counter.get_total_flops()
 
 
 def validate(

@@ -7,9 +7,11 @@ transition → next observation. An episode ends by truncation after `max_epochs
 
 Randomness: every env owns a private copy of torch's global RNG streams, seeded from
 (seed, env index, episode) at `reset` and swapped in for the duration of each call, so host and seed
-initialisation, data order and dropout never touch the caller's RNG and do not depend on how many
-other envs run or in which order. The same stream draws an episode's task and host width (when the env
-mixes several) and which germinated seeds fail (`seed_failure_rate`).
+initialisation, the episode's task and host width (when the env mixes several) and dropout never touch
+the caller's RNG and do not depend on how many other envs run or in which order. Each epoch's data order
+and each germination's fault draw (`seed_failure_rate`, `seed_faults`) come from generators of their own,
+derived from the same key and the epoch or germination count: what a controller germinates changes
+neither, so a control network trained from scratch on the same episode sees the same batches.
 
 Seed budget: `max_seeds` germinations per episode (0 = unlimited; the shipped env configs set 3, one
 per slot). Pruning does not refund the budget; germination churn is also bounded by the 7-epoch prune
@@ -39,21 +41,25 @@ from tamiyo.core.actions import (
 )
 from tamiyo.core.legality import IllegalActionError, budget_left, illegal_reason, legal_blueprints
 from tamiyo.core.observation import SlotReport, TrainingSignals
-from tamiyo.core.seeding import derive_seed
+from tamiyo.core.seeding import derive_seed, generator
 from tamiyo.core.stages import LIVE_STAGES, SeedStage
-from tamiyo.env.blueprints import FailedSeed, build_seed
+from tamiyo.env.blueprints import SEED_FAULTS, build_seed, make_faulty, seed_fault
 from tamiyo.env.gates import GateConfig, GateResult
 from tamiyo.env.governor import Governor, GovernorConfig
 from tamiyo.env.gradients import GradientRatioMeter
 from tamiyo.env.hosts import build_host, host_slot_config
-from tamiyo.env.model import MorphogeneticModel, Validation, autocast, validate
+from tamiyo.env.model import MorphogeneticModel, Validation, autocast, training_flops_per_sample, validate
 from tamiyo.env.rewards import RewardInputs, make_reward
 from tamiyo.env.tasks import Task, cross_entropy
 from tamiyo.env.tracker import SignalTracker
 
 _RETARGETABLE = frozenset({SeedStage.BLENDING, SeedStage.HOLDING})
 _SEEDED_STAGES = LIVE_STAGES | {SeedStage.FOSSILIZED}
-from tamiyo.core.stages import SeedStage
+# Sub-streams of an episode's seed, apart from the stream that initialises hosts and seeds: the data order
+# of every epoch and the fault draw of every germination depend only on (seed, env, episode, epoch or
+# germination), so a control network trained on the same episode sees the same batches.
+_DATA_ORDER_STREAM = 1
+_FAULT_STREAM = 2
 
 _AUTOCAST_DTYPES = (torch.bfloat16,)
 
@@ -82,8 +88,11 @@ class EnvConfig:
     fossils: Mapping[str, str] = field(default_factory=dict)
     # Host width multipliers; each episode draws one (with the task, when the env has several).
     host_widths: tuple[float, ...] = (1.0,)
-    # Chance that a germinated seed fails: it stays in the network (and is paid for) but never learns.
+    # Chance that a germinated seed fails; a failing seed draws its fault uniformly from `seed_faults`:
+    # "dead" (never learns, noisy output, zero gradient) or "unstable" (learns with an amplified update
+    # and drifts into harm). Either stays in the network and is paid for until pruned.
     seed_failure_rate: float = 0.0
+    seed_faults: tuple[str, ...] = ("dead",)
 
     def __post_init__(self) -> None:
         for name in ("max_epochs", "batch_size", "val_batch_size"):
@@ -106,18 +115,48 @@ class EnvConfig:
             raise ValueError(f"env config host_widths must be positive numbers, got {list(self.host_widths)}")
         if not 0.0 <= self.seed_failure_rate <= 1.0:
             raise ValueError(f"env config seed_failure_rate must be in [0, 1], got {self.seed_failure_rate}")
+        unknown = sorted(set(self.seed_faults) - set(SEED_FAULTS))
+        if not self.seed_faults or unknown:
+            raise ValueError(f"env config seed_faults must name faults from {sorted(SEED_FAULTS)}, "
+                             f"got {list(self.seed_faults)}")
         make_reward(self.reward, **self.reward_config)  # fail on a bad reward name or field now
         for seed in self.fossils.values():
             parse_fossil(seed)
 
 
-def parse_fossil(seed: str) -> tuple[BlueprintAction, AlphaAlgorithm]:
-    """"conv_heavy/add" → (blueprint, blend algorithm); a clear error for anything else."""
-    blueprint, _, algorithm = seed.partition("/")
+@dataclass(frozen=True)
+class Fossil:
+    """A seed planted from epoch 0 of a control network: "blueprint/algorithm[@alpha][!fault]"."""
+
+    blueprint: BlueprintAction
+    algorithm: AlphaAlgorithm
+    alpha: float = 1.0
+    fault: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{BLUEPRINT_IDS[self.blueprint]}/{self.algorithm.name.lower()}"
+        text += "" if self.alpha == 1.0 else f"@{self.alpha:.6g}"
+        return text if self.fault is None else f"{text}!{self.fault}"
+
+
+def parse_fossil(seed: str) -> Fossil:
+    """"conv_heavy/add", "conv_heavy/add@0.5!dead" → a `Fossil`; a clear error for anything else."""
+    spec, _, fault = seed.partition("!")
+    spec, has_alpha, alpha_text = spec.partition("@")
+    blueprint, _, algorithm = spec.partition("/")
     algorithms = [a.name.lower() for a in AlphaAlgorithm]
     if algorithm not in algorithms:
-        raise ValueError(f"fossil {seed!r} must be 'blueprint/algorithm' with an algorithm in {algorithms}")
-    return blueprint_from_id(blueprint), AlphaAlgorithm[algorithm.upper()]
+        raise ValueError(f"fossil {seed!r} must be 'blueprint/algorithm[@alpha][!fault]' with an algorithm in "
+                         f"{algorithms}")
+    if fault and fault not in SEED_FAULTS:
+        raise ValueError(f"fossil {seed!r} names an unknown fault {fault!r}; choose from {sorted(SEED_FAULTS)}")
+    try:
+        alpha = float(alpha_text) if has_alpha else 1.0
+    except ValueError:
+        alpha = math.nan
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"fossil {seed!r} must have an alpha in [0, 1]")
+    return Fossil(blueprint_from_id(blueprint), AlphaAlgorithm[algorithm.upper()], alpha, fault or None)
 
 
 @dataclass(frozen=True)
@@ -262,9 +301,12 @@ class SeedEnv:
         self.governor: Governor | None = None
         self.optimizers = _Optimizers(self.config)
         self._rng_state: dict[str, Tensor] | None = None
+        self._episode_key = (0, env_index, 0)  # (seed, env index, episode) of the current episode
         self.epoch = 0
         self.seeds_used = 0
         self.seeds_failed = 0
+        self.train_flops = 0
+        self._flops_cache: dict[tuple[Any, ...], int] = {}
         self.fossil_contributions: list[float] = []
         self._metrics: _Metrics | None = None
         self._reports: list[SlotReport] = []
@@ -324,7 +366,8 @@ class SeedEnv:
 
     def reset(self, seed: int, episode: int) -> Observation:
         """Start an episode with a fresh host; returns the observation after the initial validation (epoch 0)."""
-        self._seed_private_rng(derive_seed(seed, self.env_index, episode))
+        self._episode_key = (seed, self.env_index, episode)
+        self._seed_private_rng(derive_seed(*self._episode_key))
         with self._private_rng():
             if self._mixed:
                 widths = self.config.host_widths
@@ -338,6 +381,8 @@ class SeedEnv:
             self.epoch = 0
             self.seeds_used = 0
             self.seeds_failed = 0
+            self.train_flops = 0  # spent compute: a rollback undoes an epoch's effect, not its cost
+            self._flops_cache = {}
             self.fossil_contributions = []
             self.tracker.reset()
             result = self._validate()
@@ -355,11 +400,14 @@ class SeedEnv:
     def _plant_fossils(self, accuracy: float) -> None:
         model = self._require_model()
         for slot_id, seed in self.config.fossils.items():
-            blueprint, algorithm = parse_fossil(seed)
-            if blueprint not in topology_blueprints(model.topology):
+            fossil = parse_fossil(seed)
+            if fossil.blueprint not in topology_blueprints(model.topology):
                 raise ValueError(f"fossil {seed!r} is not a blueprint of a {model.topology!r} host")
             slot = model.slot(slot_id)
-            slot.plant_fossil(build_seed(blueprint, model.host.layout, slot.channels), blueprint, algorithm, accuracy)
+            module = build_seed(fossil.blueprint, model.host.layout, slot.channels)
+            if fossil.fault is not None:
+                module = make_faulty(fossil.fault, module)
+            slot.plant_fossil(module, fossil.blueprint, fossil.algorithm, accuracy, fossil.alpha)
         self.optimizers.sync(model)
 
     def _observe(self) -> Observation:
@@ -416,6 +464,7 @@ class SeedEnv:
             rolled_back=rolled_back,
         ))
         slots = list(zip(self.slot_ids, self._reports, strict=True))
+        model = self._require_model()
         info = {
             "epoch": self.epoch,
             "train_loss": signals.train_loss,
@@ -426,13 +475,17 @@ class SeedEnv:
             "seed_params": signals.seed_params,
             "seeds_used": self.seeds_used,
             "seeds_failed": self.seeds_failed,
+            "train_flops": self.train_flops,
             "task": self.task.name,
             "host_width": self.host_width,
             "slot_stages": {sid: r.stage.name for sid, r in slots},
             "slot_alphas": {sid: r.alpha for sid, r in slots},
-            # The grown architecture: blueprint and blend algorithm of every seed in the network.
-            "slot_seeds": {sid: f"{BLUEPRINT_IDS[r.blueprint]}/{r.alpha_algorithm.name.lower()}"
-                           for sid, r in slots if r.stage in _SEEDED_STAGES},
+            # The grown architecture as fossil specs: blueprint, blend algorithm, alpha and fault of every
+            # seed in the network (for a control network that reproduces it; never observed by a policy).
+            "slot_seeds": {
+                sid: str(Fossil(r.blueprint, r.alpha_algorithm, r.alpha, seed_fault(model.slot(sid).seed)))
+                for sid, r in slots if r.stage in _SEEDED_STAGES
+            },
             "counterfactuals": {} if rolled_back else epoch.validation.counterfactuals,
             "action": action.to_indices(),
             "op": LifecycleOp(action.op).name,
@@ -481,8 +534,9 @@ class SeedEnv:
         slot = model.slot(slot_id)
         if op == LifecycleOp.GERMINATE:
             seed = build_seed(action.blueprint, model.host.layout, slot.channels)
-            if self.config.seed_failure_rate > 0 and float(torch.rand(())) < self.config.seed_failure_rate:
-                seed = FailedSeed(seed)
+            fault = self._draw_fault()
+            if fault is not None:
+                seed = make_faulty(fault, seed)
                 self.seeds_failed += 1
             assert self._metrics is not None
             slot.germinate(seed, action.blueprint, action.style, action.tempo_epochs, action.alpha_target_value,
@@ -505,17 +559,36 @@ class SeedEnv:
         slot.prune(action.alpha_speed_steps, action.alpha_curve_shape, action.alpha_curve_steepness)
         return None
 
+    def _draw_fault(self) -> str | None:
+        """The fault of the episode's next germination (None: healthy), from its own sub-stream."""
+        rate, faults = self.config.seed_failure_rate, self.config.seed_faults
+        if rate == 0:
+            return None
+        draw = generator(*self._episode_key, self.seeds_used, _FAULT_STREAM)
+        if float(torch.rand((), generator=draw)) >= rate:
+            return None
+        return faults[int(torch.randint(len(faults), (), generator=draw))]
+
     def _validate(self) -> Validation:
         model = self._require_model()
         return validate(model, self._val_x, self._val_y, self.config.val_batch_size, self.config.autocast_dtype)
+
+    def _flops_per_sample(self, model: MorphogeneticModel) -> int:
+        """Training FLOPs per sample, counted once per set of running seeds (counting costs a traced pass)."""
+        key = tuple((s.blueprint, s.stage, s.alpha == 0.0, id(s.seed)) for s in model.slots)
+        if key not in self._flops_cache:
+            self._flops_cache[key] = training_flops_per_sample(model, self._train_x)
+        return self._flops_cache[key]
 
     def _train_epoch(self) -> tuple[float, float]:
         """One pass over the training split in this env's shuffled order; per-sample mean loss, accuracy %."""
         model = self._require_model()
         self.optimizers.sync(model)
-        model.train()
         x_all, y_all, batch_size = self._train_x, self._train_y, self.config.batch_size
-        order = torch.randperm(len(x_all)).to(self.device)
+        self.train_flops += self._flops_per_sample(model) * len(x_all)
+        model.train()
+        order = torch.randperm(len(x_all), generator=generator(*self._episode_key, self.epoch, _DATA_ORDER_STREAM))
+        order = order.to(self.device)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         gradients = GradientRatioMeter(model.host_parameters(), model.slots, self.device)

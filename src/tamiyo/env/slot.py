@@ -218,12 +218,12 @@ class SeedSlot(nn.Module):
         self._transition(SeedStage.GERMINATED)
 
     def plant_fossil(self, module: nn.Module, blueprint: BlueprintAction, algorithm: AlphaAlgorithm,
-                     accuracy: float) -> None:
-        """Make `module` part of the network from the start: fossilized at alpha 1, never grown.
+                     accuracy: float, alpha: float = 1.0) -> None:
+        """Make `module` part of the network from the start: fossilized at `alpha`, never grown.
 
-        For control networks (a grown architecture trained from scratch as a fixed network). It skips
-        the lifecycle on purpose, so it needs an empty slot; `accuracy` is the current validation
-        accuracy (the seed's improvement baseline)."""
+        For control networks (a grown architecture trained from scratch as a fixed network, at the alpha
+        its seed ended with). It skips the lifecycle on purpose, so it needs an empty slot; `accuracy` is
+        the current validation accuracy (the seed's improvement baseline)."""
         if self.stage is not SeedStage.DORMANT:
             raise IllegalSlotOperationError(f"a fossil can only be planted in an empty slot; {self.slot_id} is "
                                             f"{self.stage.name}")
@@ -231,13 +231,15 @@ class SeedSlot(nn.Module):
         if blueprint is BlueprintAction.NOOP:
             raise ValueError("cannot plant the noop blueprint")
         algorithm = AlphaAlgorithm(algorithm)
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"a fossil's alpha must be in [0, 1], got {alpha}")
         device = self._alpha.device
         self.seed = module.to(device)
         self.gate = GateNetwork(self.channels, self.layout).to(device) if algorithm is AlphaAlgorithm.GATE else None
         self.blueprint = blueprint
         self.alpha_algorithm = algorithm
-        self.blend_target = 1.0
-        self.controller = AlphaController(1.0)
+        self.blend_target = float(alpha)
+        self.controller = AlphaController(float(alpha))
         self.metrics = SeedMetrics(accuracy, accuracy, accuracy)
         self.stage = SeedStage.FOSSILIZED
         self._sync_alpha()

@@ -6,10 +6,11 @@
 * A static-final control retrains the final architecture of a controller's episode from scratch as a
   fixed network (its seeds fossilized from epoch 0, nothing grown), on the same seed, env and episode
   index, so the host initialisation and data order match the grown episode: is growing better than
-  starting big?
-* The summary: one row per controller (mean objective with a 95 % t interval, mean accuracy and added
-  parameters) and paired differences to a reference controller (the learned one), paired by
-  (seed, episode, env).
+  starting big? Each seed is planted at the alpha it ended with and with the fault it had, so the
+  control has the grown network's function class, faults included.
+* The summary: one row per controller (mean objective with a 95 % t interval, mean accuracy, added
+  parameters and training GFLOPs) and paired differences to a reference controller (the learned one),
+  paired by (seed, episode, env).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def select_schedule(
 
 
 def architecture_fossils(architecture: str) -> dict[str, str]:
-    """"r0c1=conv_small/add r0c2=conv_heavy/add" → {"r0c1": "conv_small/add", "r0c2": "conv_heavy/add"}."""
+    """"r0c1=conv_small/add@0.5 r0c2=conv_heavy/add!dead" → {"r0c1": "conv_small/add@0.5", "r0c2": ...}."""
     return dict(item.split("=", 1) for item in architecture.split())
 
 
@@ -127,6 +128,7 @@ class ControllerSummary:
     objective_ci95: float  # half-width of the 95 % t interval of the mean (NaN for n = 1)
     accuracy_mean: float
     added_params_mean: float
+    train_gflops_mean: float
     return_mean: float
     diff_objective_mean: float  # paired mean of (this − reference); NaN for the reference itself
     diff_objective_ci95: float
@@ -166,6 +168,7 @@ def summarise_controllers(results: Sequence[EpisodeResult], reference: str | Non
             objective_ci95=ci95([r.objective for r in rows]),
             accuracy_mean=statistics.fmean(r.final_accuracy for r in rows),
             added_params_mean=statistics.fmean(r.added_params for r in rows),
+            train_gflops_mean=statistics.fmean(r.train_gflops for r in rows),
             return_mean=statistics.fmean(r.episode_return for r in rows),
             diff_objective_mean=statistics.fmean(diffs) if diffs else math.nan,
             diff_objective_ci95=ci95(diffs),
@@ -196,13 +199,13 @@ def _pm(mean: float, half_width: float, fmt: str) -> str:
 def summary_markdown(summaries: Sequence[ControllerSummary], caption: str, reference: str | None) -> str:
     """A caption, then one row per controller; ± is the 95 % t half-width."""
     versus = f" − {reference}" if reference is not None else ""
-    header = (f"| controller | n | objective | final val acc (%) | added params | return | "
+    header = (f"| controller | n | objective | final val acc (%) | added params | train GFLOPs | return | "
               f"objective{versus} (paired) | acc{versus} | added params{versus} |")
-    lines = [caption, "", header, "|---|---|---|---|---|---|---|---|---|"]
+    lines = [caption, "", header, "|---|---|---|---|---|---|---|---|---|---|"]
     for s in summaries:
         cells = [
             _pm(s.objective_mean, s.objective_ci95, ".2f"), f"{s.accuracy_mean:.2f}", f"{s.added_params_mean:,.0f}",
-            f"{s.return_mean:.2f}", _pm(s.diff_objective_mean, s.diff_objective_ci95, "+.2f"),
+            f"{s.train_gflops_mean:.2f}", f"{s.return_mean:.2f}", _pm(s.diff_objective_mean, s.diff_objective_ci95, "+.2f"),
             _pm(s.diff_accuracy_mean, math.nan, "+.2f"), _pm(s.diff_added_params_mean, math.nan, "+,.0f"),
         ]
         lines.append(f"| {s.policy} | {s.n} | " + " | ".join(cells) + " |")

@@ -73,7 +73,8 @@ class EpisodeResult:
     seeds_fossilized: int
     seeds_pruned: int
     seeds_failed: int  # germinated seeds that broke (env.seed_failure_rate), kept or not
-    architecture: str  # the final network's seeds, "slot=blueprint/algorithm" joined by spaces
+    train_gflops: float  # training compute of the episode (forward + backward matmuls and convolutions)
+    architecture: str  # the final network's seeds as fossil specs, "slot=blueprint/algorithm[@alpha][!fault]"
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,7 @@ def episode_results(
             seeds_fossilized=effective("FOSSILIZE"),
             seeds_pruned=effective("PRUNE"),
             seeds_failed=int(final["seeds_failed"]),
+            train_gflops=float(final["train_flops"]) / 1e9,
             architecture=" ".join(f"{sid}={seed}" for sid, seed in sorted(final["slot_seeds"].items())),
         ))
     return results
