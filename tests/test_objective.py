@@ -32,7 +32,7 @@ def test_objective_charges_added_params_relative_to_the_host():
 
 
 def test_default_weight_ranks_the_measured_controllers():
-    """Means measured by scripts/objective_baselines.sh (acc %, added params on the 690-param host)."""
+    """Means measured by scripts/experiments/objective_baselines.sh (acc %, added params on the 690-param host)."""
     judge = Objective()
     measured = {"static": (47.14, 0), "heuristic": (51.96, 306), "conv_light r0c2": (58.94, 800),
                 "conv_heavy r0c2": (62.06, 1600), "conv_light all": (62.56, 1064)}

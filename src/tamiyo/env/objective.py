@@ -10,7 +10,7 @@ A log price (log(1 + added/host)) was rejected because it makes each further par
 favours the largest seeds — the opposite of what a parameter budget is for.
 
 Default `param_weight = 0.05`: doubling the network must buy at least 5 accuracy points. On the
-default mnist1d task (690-parameter host; `scripts/objective_baselines.sh`: seeds 0–4, 25 epochs,
+default mnist1d task (690-parameter host; `scripts/experiments/objective_baselines.sh`: seeds 0–4, 25 epochs,
 "grow as soon as legal" schedules) it ranks conv_light in all slots (62.6 %, +1,064 params) at 54.8,
 conv_light in the last slot (58.9 %, +800) 53.1, conv_heavy in all slots (66.7 %, +2,128) 51.3,
 conv_heavy in the last slot (62.1 %, +1,600) 50.5, conv_small in all slots (52.7 %, +392) 49.8, the

@@ -5,13 +5,13 @@ a fixed policy's return does not drift) in subprocesses with their Hydra run dir
 `--run-root`, reads each run's CSV metrics, compares the mean episode return over the first and
 the last 20 % of updates with the baseline's mean, and plots return and final accuracy per update.
 
-    python scripts/learning_curve.py [--updates N] [--baseline-updates M] [--seed 0]
+    python scripts/experiments/learning_curve.py [--updates N] [--baseline-updates M] [--seed 0]
                                      [--override KEY=VALUE ...] [--threads 1]
                                      [--run-root bench/learning_curve] [--output bench/learning_curve.json]
                                      [--plot bench/learning_curve.png]
 
 Quick check:
-`python scripts/learning_curve.py --updates 3 --baseline-updates 1 --override env.max_epochs=3 env.num_envs=2`.
+`python scripts/experiments/learning_curve.py --updates 3 --baseline-updates 1 --override env.max_epochs=3 env.num_envs=2`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 
 from tamiyo.evaluation.plots import read_metrics_csv  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]  # scripts/experiments/ -> the checkout
 CURVE_KEYS = ("episode/return", "episode/return_std", "episode/final_accuracy", "episode/seeds_fossilized",
               "episode/seeds_pruned", "episode/seeds_germinated", "explained_variance", "approx_kl", "entropy/op",
               "time/rollout_s", "time/ppo_update_s")

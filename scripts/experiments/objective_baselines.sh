@@ -3,9 +3,9 @@
 # of one env per seed, through `scripts/evaluate.py` (one evaluation.csv/.md per controller under
 # bench/objective_baselines/<name>/). Extra arguments are passed to every evaluation, e.g.
 # `objective.param_weight=0.02`.
-#   nohup scripts/objective_baselines.sh > bench/objective_baselines.log 2>&1 &
+#   nohup scripts/experiments/objective_baselines.sh > bench/objective_baselines.log 2>&1 &
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."  # the checkout root: scripts/evaluate.py and bench/ are relative to it
 PYTHON=${PYTHON:-python}
 OUT=bench/objective_baselines
 run() {

@@ -5,11 +5,11 @@ seed (the env's RNG derives from (seed, env index 0, episode 0)), with exactly t
 configuration that `python train.py policy=<name>` composes from `conf/`. Prints a table and writes
 it as JSON and Markdown. Goal: the heuristic beats the static host by ≥ 5 accuracy points.
 
-    python scripts/baselines.py [--policies static random heuristic] [--seeds 0 1 2 3 4]
+    python scripts/experiments/baselines.py [--policies static random heuristic] [--seeds 0 1 2 3 4]
                                 [--epochs N] [--override KEY=VALUE ...] [--threads 1]
                                 [--output bench/baselines.json] [--markdown bench/baselines.md]
 
-Quick check: `python scripts/baselines.py --seeds 0 --epochs 3`.
+Quick check: `python scripts/experiments/baselines.py --seeds 0 --epochs 3`.
 """
 
 from __future__ import annotations

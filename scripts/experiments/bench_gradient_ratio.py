@@ -3,7 +3,7 @@
 Times one host-training epoch of a `SeedEnv` whose first slot holds a seed in TRAINING, with the
 gradient-ratio meter measuring and with it switched off, interleaved so machine load hits both alike.
 
-    python scripts/bench_gradient_ratio.py [--task mnist1d] [--train-subset 4000] [--repeats 8]
+    python scripts/experiments/bench_gradient_ratio.py [--task mnist1d] [--train-subset 4000] [--repeats 8]
 """
 
 from __future__ import annotations

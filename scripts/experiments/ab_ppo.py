@@ -5,10 +5,10 @@ PYTHONPATH) for each seed, one run after the other, and writes the per-update cu
 a JSON file. `compare` reads several such files and prints, per variant, the mean over seeds of the
 episode return, final accuracy and explained variance over the first and last `--fraction` of updates.
 
-    python scripts/ab_ppo.py run --label after --seeds 0 1 2 --updates 15 --output bench/ab/after.json
-    python scripts/ab_ppo.py run --label before --code /path/to/old/checkout --seeds 0 1 2 --updates 15 \\
+    python scripts/experiments/ab_ppo.py run --label after --seeds 0 1 2 --updates 15 --output bench/ab/after.json
+    python scripts/experiments/ab_ppo.py run --label before --code /path/to/old/checkout --seeds 0 1 2 --updates 15 \\
         --output bench/ab/before.json
-    python scripts/ab_ppo.py compare bench/ab/before.json bench/ab/after.json
+    python scripts/experiments/ab_ppo.py compare bench/ab/before.json bench/ab/after.json
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 from tamiyo.evaluation.plots import read_metrics_csv
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]  # scripts/experiments/ -> the checkout
 CURVE_KEYS = ("episode/return", "episode/final_accuracy", "explained_variance", "value/first_step",
               "return/first_step", "entropy/op", "entropy/blueprint", "approx_kl", "grad_norm")
 SUMMARY_KEYS = ("episode/return", "episode/final_accuracy", "explained_variance")
