@@ -55,6 +55,7 @@ from tamiyo.env.tracker import SignalTracker
 
 _RETARGETABLE = frozenset({SeedStage.BLENDING, SeedStage.HOLDING})
 _SEEDED_STAGES = LIVE_STAGES | {SeedStage.FOSSILIZED}
+_BLENDED_STAGES = frozenset({SeedStage.BLENDING, SeedStage.HOLDING, SeedStage.FOSSILIZED})
 # Sub-streams of an episode's seed, apart from the stream that initialises hosts and seeds: the data order
 # of every epoch and the fault draw of every germination depend only on (seed, env, episode, epoch or
 # germination), so a control network trained on the same episode sees the same batches.
@@ -122,6 +123,12 @@ class EnvConfig:
         make_reward(self.reward, **self.reward_config)  # fail on a bad reward name or field now
         for seed in self.fossils.values():
             parse_fossil(seed)
+
+
+def _seed_runs(stage: SeedStage, alpha: float) -> bool:
+    """Whether a slot's seed takes part in a training step (the cost of counting FLOPs is paid only when this
+    or the seed changes): in TRAINING it trains on detached features, blended it runs unless alpha is 0."""
+    return stage is SeedStage.TRAINING or (stage in _BLENDED_STAGES and alpha != 0.0)
 
 
 @dataclass(frozen=True)
@@ -575,7 +582,7 @@ class SeedEnv:
 
     def _flops_per_sample(self, model: MorphogeneticModel) -> int:
         """Training FLOPs per sample, counted once per set of running seeds (counting costs a traced pass)."""
-        key = tuple((s.blueprint, s.stage, s.alpha == 0.0, id(s.seed)) for s in model.slots)
+        key = tuple((id(s.seed), id(s.gate), _seed_runs(s.stage, s.alpha)) for s in model.slots)
         if key not in self._flops_cache:
             self._flops_cache[key] = training_flops_per_sample(model, self._train_x)
         return self._flops_cache[key]
