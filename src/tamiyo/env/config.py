@@ -26,6 +26,8 @@ def build_env_config(
     return EnvConfig(
         max_epochs=env["max_epochs"],
         batch_size=env["batch_size"],
+        host_lr=float(env["host_lr"]),
+        seed_lr=float(env["seed_lr"]),
         max_seeds=env["max_seeds"],
         reward=reward["name"],
         reward_config=reward_options,

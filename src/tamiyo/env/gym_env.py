@@ -75,7 +75,7 @@ _MEASURED_FIELDS = {
 # Defaults of the `env` and `reward` config groups, for building the env by keyword.
 _ENV_DEFAULTS: dict[str, Any] = {
     "max_epochs": 25, "batch_size": 128, "max_seeds": 3, "strict_gates": False, "slots": None,
-    "host_widths": [1.0], "seed_failure_rate": 0.0, "seed_faults": ["dead"],
+    "host_widths": [1.0], "seed_failure_rate": 0.0, "seed_faults": ["dead"], "host_lr": 0.01, "seed_lr": 0.01,
 }
 
 
