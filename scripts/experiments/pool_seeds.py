@@ -11,9 +11,9 @@ plus each training seed's own mean difference.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import statistics
-import sys
 from pathlib import Path
 
 from scipy import stats
@@ -46,7 +46,8 @@ def main(directories: list[Path]) -> None:
     learned = [run[LEARNED] for run in runs]
     pooled = [v for run in learned for v in run.values()]
     per_seed = [statistics.fmean(run.values()) for run in learned]
-    print(f"| controller | objective (n) | learned − controller, per training seed | over seeds (95 % t, n={len(runs)}) |")
+    print(f"| controller | objective (n) | learned − controller, per training seed "
+          f"| over seeds (95 % t, n={len(runs)}) |")
     print("|---|---|---|---|")
     print(f"| {LEARNED} | {statistics.fmean(pooled):.2f} ({len(pooled)}) | "
           f"{', '.join(f'{m:.2f}' for m in per_seed)} (means) | {statistics.fmean(per_seed):.2f} ± "
@@ -58,6 +59,6 @@ def main(directories: list[Path]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        raise SystemExit(__doc__)
-    main([Path(arg) for arg in sys.argv[1:]])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("directories", nargs="+", type=Path, help="compare.py output dirs, one per training seed")
+    main(parser.parse_args().directories)
