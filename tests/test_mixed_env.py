@@ -134,6 +134,7 @@ def test_comparison_on_a_mixed_env_reports_each_episodes_kind(tmp_path):
     assert "Mean objective by kind of episode (episodes):" in table
     assert f"| static | {sum(mnist1d) / len(mnist1d):.2f} ({len(mnist1d)}) |" in table
     assert (tmp_path / "out" / "comparison_pareto.png").stat().st_size > 0
+    assert (tmp_path / "out" / "comparison_compute.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_training_on_a_mixed_env_logs_the_failed_seeds(tmp_path):

@@ -20,6 +20,7 @@ from tamiyo.evaluation.plots import (
     cell_colour,
     draw_run_plots,
     history_from_rows,
+    plot_compute,
     plot_front,
     plot_head_entropies,
     plot_lifecycle,
@@ -184,3 +185,11 @@ def test_front_picture_is_written(tmp_path):
     assert path.stat().st_size > 0
     with pytest.raises(ValueError, match="no learned controllers to trace a front with"):
         plot_front([("static", 0.0, 47.0)], [], 690, tmp_path / "g.png")
+
+
+def test_compute_picture_is_written_and_refuses_a_controller_without_episodes(tmp_path):
+    episodes = {"static": [(7.9, 50.0), (8.1, 52.0)], "static-final: learned": [(8.6, 73.0)]}
+    path = plot_compute(episodes, tmp_path / "c.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="every controller needs at least one episode"):
+        plot_compute({**episodes, "heuristic": []}, tmp_path / "d.png")

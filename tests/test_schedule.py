@@ -182,6 +182,7 @@ def test_comparison_picks_the_schedule_on_training_seeds_and_adds_static_final_c
     assert [c["added_params"] for c in controls] == [g["added_params"] for g in grown]
     assert "| controller | n | objective |" in (out / "comparison.md").read_text()
     assert (out / "comparison_pareto.png").stat().st_size > 0
+    assert (out / "comparison_compute.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_comparison_runs_a_baseline_given_as_a_policy_config_and_names_it_by_its_settings(tmp_path):

@@ -42,7 +42,13 @@ from tamiyo.evaluation.comparison import (
     write_summary_csv,
 )
 from tamiyo.evaluation.lifecycle import LifecycleTrace
-from tamiyo.evaluation.plots import plot_learning_curve, plot_lifecycle, plot_pareto, read_metrics_csv
+from tamiyo.evaluation.plots import (
+    plot_compute,
+    plot_learning_curve,
+    plot_lifecycle,
+    plot_pareto,
+    read_metrics_csv,
+)
 from tamiyo.evaluation.report import markdown_table, write_csv
 from tamiyo.evaluation.runner import (
     EVAL_EPISODE_BASE,
@@ -255,9 +261,10 @@ def compare_command(cfg: DictConfig) -> Path:
     """Every controller on the same held-out seeds; returns the Markdown table's path.
 
     Writes `comparison.csv` (one row per controller), `comparison.md`, `comparison_episodes.csv` (one
-    row per env-episode), `comparison_pareto.png` (accuracy against added parameters), lifecycle
-    pictures, with a schedule grid `schedule_grid.csv` (every schedule on the training seeds) and,
-    with a learned checkpoint, `learning_curve.png` (its run's training curve with baseline lines).
+    row per env-episode), `comparison_pareto.png` (accuracy against added parameters),
+    `comparison_compute.png` (accuracy against training GFLOPs), lifecycle pictures, with a schedule
+    grid `schedule_grid.csv` (every schedule on the training seeds) and, with a learned checkpoint,
+    `learning_curve.png` (its run's training curve with baseline lines).
     """
     seeds, episodes = _validated(cfg)
     baselines, finals = _baseline_entries(cfg), _name_list(cfg, "static_final")
@@ -317,6 +324,10 @@ def compare_command(cfg: DictConfig) -> Path:
     hosts = {r.host_params for r in results}
     plot_pareto(points, objective.param_weight, hosts.pop() if len(hosts) == 1 else None,
                 out_dir / "comparison_pareto.png")
+    by_controller: dict[str, list[tuple[float, float]]] = {}
+    for result in results:
+        by_controller.setdefault(result.policy, []).append((result.train_gflops, result.final_accuracy))
+    plot_compute(by_controller, out_dir / "comparison_compute.png")
     if ckpt is not None:
         _plot_learning_curve(ckpt, summaries, reference_label, out_dir / "learning_curve.png")
     for suffix, trace in traces.items():

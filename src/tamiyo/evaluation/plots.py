@@ -184,6 +184,27 @@ def plot_pareto(
     return _save(fig, path)
 
 
+def plot_compute(episodes: Mapping[str, Sequence[tuple[float, float]]], path: Path) -> Path:
+    """Final accuracy against training compute: each controller's episodes `(train GFLOPs, accuracy)` as
+    faint points and their mean as a labelled marker. Growing pays where a grown controller's marker sits
+    above its static-final control's at no more compute."""
+    if not episodes or not all(episodes.values()):
+        raise ValueError("every controller needs at least one episode to plot")
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for index, (label, points) in enumerate(episodes.items()):
+        colour = plt.get_cmap("tab10")(index % 10)
+        flops, accuracy = [f for f, _ in points], [a for _, a in points]
+        ax.scatter(flops, accuracy, color=colour, alpha=0.25, s=12)
+        ax.scatter([math.fsum(flops) / len(flops)], [math.fsum(accuracy) / len(accuracy)], color=colour,
+                   edgecolors="black", s=70, label=label, zorder=3)
+    ax.set_xlabel("training compute of the episode (GFLOPs, forward + backward)")
+    ax.set_ylabel("final validation accuracy (%)")
+    ax.set_title("controllers by accuracy and training compute (large: mean; small: episodes)")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def plot_front(
     controllers: Sequence[tuple[str, float, float]], learned: Sequence[tuple[float, float, float]],
     host_params: int, path: Path,
