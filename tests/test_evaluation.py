@@ -183,8 +183,8 @@ def test_a_failing_evaluation_stops_its_env_workers_cleanly(tmp_path, monkeypatc
         env.reset(seed=seeds[0], episode_index=0)  # the workers are running now
         raise RuntimeError("injected failure")
 
-    monkeypatch.setattr("tamiyo.evaluation.commands.evaluate", fail_after_reset)
-    cfg = compose_cfg("evaluate", tmp_path, "policy=heuristic", "env.workers=2", "env.num_envs=2")
+    monkeypatch.setattr("tamiyo.evaluation.pool.evaluate", fail_after_reset)
+    cfg = compose_cfg("evaluate", tmp_path, "policy=heuristic", "env.workers=2", "env.num_envs=2", "episode_workers=1")
     with pytest.raises(RuntimeError, match="injected failure"):
         evaluate_command(cfg)
     # Closed in order: without it the workers die on broken pipes at exit, each printing a traceback.

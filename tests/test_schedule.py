@@ -162,7 +162,9 @@ def test_comparison_picks_the_schedule_on_training_seeds_and_adds_static_final_c
         "static_final=[heuristic,schedule]", "reference=heuristic"))
     out = tmp_path / "out"
     searched = read_csv(out / "schedule_grid.csv")
-    assert {r["seed"] for r in searched} == {"5"} and len({r["policy"] for r in searched}) == 4
+    policies = list(dict.fromkeys(r["policy"] for r in searched))  # blueprints × slots × families (open, prune_dead)
+    assert {r["seed"] for r in searched} == {"5"} and len(policies) == 8
+    assert policies[4:] == [f"{p}, prune_dead=True" for p in policies[:4]]
     order = list(dict.fromkeys(r["policy"] for r in searched))  # grid order; the first best wins a tie
     means = {p: sum(float(r["objective"]) for r in searched if r["policy"] == p) for p in order}
     best = max(order, key=means.get)

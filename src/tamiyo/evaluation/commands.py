@@ -33,14 +33,14 @@ from tamiyo.env.tasks import make_tasks
 from tamiyo.env.vector import VectorEnv, resolve_workers
 from tamiyo.evaluation.comparison import (
     ControllerSummary,
+    architecture_fossils,
     episode_kind_markdown,
     schedule_grid,
-    select_schedule,
-    static_final,
     summarise_controllers,
     summary_markdown,
     write_summary_csv,
 )
+from tamiyo.evaluation.headroom import best_schedule, headroom, headroom_markdown, write_headroom_csv
 from tamiyo.evaluation.lifecycle import LifecycleTrace
 from tamiyo.evaluation.plots import (
     plot_compute,
@@ -49,13 +49,15 @@ from tamiyo.evaluation.plots import (
     plot_pareto,
     read_metrics_csv,
 )
+from tamiyo.evaluation.pool import LEARNED, EnvSpec, EpisodeJob, merged_lifecycle, resolve_episode_workers, run_jobs
 from tamiyo.evaluation.report import markdown_table, write_csv
 from tamiyo.evaluation.runner import (
     EVAL_EPISODE_BASE,
     EpisodeResult,
     EvalPolicy,
+    Evaluation,
     baseline_policy,
-    evaluate,
+    check_fits,
     load_checkpoint_policy,
 )
 from tamiyo.policy.bundles.schedule import SchedulePolicyBundle
@@ -144,8 +146,7 @@ def _policy_group_options(name: str) -> dict:
 def _policy_from_config(cfg: DictConfig, env: VectorEnv) -> tuple[EvalPolicy, Path | None]:
     ckpt = resolve_checkpoint(cfg)
     if ckpt is None:
-        options = OmegaConf.to_container(cfg.policy, resolve=True)
-        return _baseline(cfg, options.pop("name"), options, env), None
+        return _baseline(cfg, cfg.policy.name, _options(cfg.policy), env), None
     policy = load_checkpoint_policy(ckpt, deterministic=cfg.deterministic)
     if policy.name != cfg.policy.name:
         raise ConfigError(f"ckpt_path holds a {policy.label} policy, but policy={cfg.policy.name} was asked")
@@ -188,19 +189,54 @@ def _write_outputs(
     return out_dir / f"{stem}.md"
 
 
+def env_spec(cfg: DictConfig) -> EnvSpec:
+    """What every episode worker builds its env from."""
+    return EnvSpec(env=OmegaConf.to_container(cfg.env, resolve=True),
+                   reward=OmegaConf.to_container(cfg.reward, resolve=True), gamma=float(cfg.ppo.gamma),
+                   obs_clip=float(cfg.ppo.obs_clip), param_weight=float(cfg.objective.param_weight))
+
+
+def _job(policy: EvalPolicy, options: dict, seed: int, episodes: int, deterministic: bool) -> EpisodeJob:
+    """The job of `policy` (a baseline built from `options`, or a checkpoint when `options` names `ckpt`)."""
+    if "ckpt" in options:
+        return EpisodeJob(policy.label, LEARNED, {**options, "deterministic": deterministic}, seed, episodes)
+    return EpisodeJob(policy.label, policy.name, options, seed, episodes)
+
+
+def _run(cfg: DictConfig, jobs: list[EpisodeJob], advance: Callable[[], None]) -> list[Evaluation]:
+    try:
+        workers = resolve_episode_workers(cfg.episode_workers, cfg.torch_threads, len(jobs))
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    env_workers = resolve_workers(cfg.env.get("workers", 1), cfg.env.num_envs, cfg.torch_threads)
+    return run_jobs(env_spec(cfg), jobs, workers, cfg.torch_threads, env_workers, on_episode=advance)
+
+
+def _per_seed(evaluations: list[Evaluation]) -> Evaluation:
+    return Evaluation([r for e in evaluations for r in e.results], merged_lifecycle(evaluations))
+
+
 def evaluate_command(cfg: DictConfig) -> Path:
     """Evaluate one controller (a checkpoint or a baseline); returns the Markdown table's path."""
     seeds, episodes = _validated(cfg)
-    with closing(build_eval_env(cfg)) as env:  # the env workers stop even when a step fails
+    with closing(build_eval_env(cfg)) as env:  # checks the env and the controller before any episode runs
         policy, ckpt = _policy_from_config(cfg, env)
-        objective = build_objective(cfg)
-        with _progress(cfg.progress, len(seeds) * episodes) as advance:
-            evaluation = evaluate(policy, env, seeds, episodes, objective, on_episode=advance)
+        check_fits(policy, env)
+    options = {"ckpt": str(ckpt)} if ckpt is not None else _options(cfg.policy)
+    jobs = [_job(policy, options, seed, episodes, cfg.deterministic) for seed in seeds]
+    with _progress(cfg.progress, len(seeds) * episodes) as advance:
+        evaluation = _per_seed(_run(cfg, jobs, advance))
     what = policy.label if ckpt is None else f"{policy.label} from {ckpt}"
     out_dir = Path(cfg.paths.output_dir)
     caption = _caption(cfg, seeds, episodes, what, learned=ckpt is not None)
     return _write_outputs(out_dir, "evaluation", evaluation.results, caption,
                           {"": evaluation.lifecycle})
+
+
+def _options(policy_cfg: DictConfig) -> dict:
+    options = OmegaConf.to_container(policy_cfg, resolve=True)
+    options.pop("name")
+    return options
 
 
 def _baseline_entries(cfg: DictConfig) -> dict[str, tuple[str, dict]]:
@@ -229,10 +265,13 @@ def _name_list(cfg: DictConfig, key: str) -> list[str]:
 
 
 def _schedule_points(cfg: DictConfig, env: VectorEnv) -> list[dict]:
-    """The grid's schedule options (blueprint, slots and the settings `schedule_grid.options` changes)."""
+    """The grid's schedule options: blueprint × slots × family, each with the settings `schedule_grid.options`
+    and its family change (a family such as `{prune_dead: true}` is a closed-loop variant of every schedule)."""
     grid_cfg = cfg.schedule_grid
     defaults = _policy_group_options("schedule")
-    changed = {k: v for k, v in OmegaConf.to_container(grid_cfg.options, resolve=True).items() if v != defaults.get(k)}
+    families = grid_cfg.get("families", [{}])
+    if not isinstance(families, ListConfig) or not families or not all(isinstance(f, DictConfig) for f in families):
+        raise ConfigError(f"schedule_grid.families must be a non-empty list of schedule option sets, got {families!r}")
     blueprints = grid_cfg.blueprints
     try:
         points = schedule_grid(
@@ -242,7 +281,16 @@ def _schedule_points(cfg: DictConfig, env: VectorEnv) -> list[dict]:
         )
     except ValueError as error:
         raise ConfigError(str(error)) from error
-    return [{**defaults, **changed, **point} for point in points]
+    grid = []
+    for family in families:
+        changed = {**OmegaConf.to_container(grid_cfg.options, resolve=True),
+                   **OmegaConf.to_container(family, resolve=True)}
+        unknown = sorted(set(changed) - set(defaults))
+        if unknown:
+            raise ConfigError(f"schedule_grid options {unknown} are not schedule options {sorted(defaults)}")
+        changed = {k: v for k, v in changed.items() if v != defaults.get(k)}
+        grid += [{**defaults, **changed, **point} for point in points]
+    return grid
 
 
 def _plot_learning_curve(
@@ -263,8 +311,9 @@ def compare_command(cfg: DictConfig) -> Path:
     Writes `comparison.csv` (one row per controller), `comparison.md`, `comparison_episodes.csv` (one
     row per env-episode), `comparison_pareto.png` (accuracy against added parameters),
     `comparison_compute.png` (accuracy against training GFLOPs), lifecycle pictures, with a schedule
-    grid `schedule_grid.csv` (every schedule on the training seeds) and, with a learned checkpoint,
-    `learning_curve.png` (its run's training curve with baseline lines).
+    grid `schedule_grid.csv` (every schedule on the training seeds, and with `headroom` on the held-out
+    seeds too, then also `headroom.{csv,md}`) and, with a learned checkpoint, `learning_curve.png` (its
+    run's training curve with baseline lines). Episodes run in `episode_workers` processes.
     """
     seeds, episodes = _validated(cfg)
     baselines, finals = _baseline_entries(cfg), _name_list(cfg, "static_final")
@@ -272,6 +321,8 @@ def compare_command(cfg: DictConfig) -> Path:
     if cfg.ckpt_path is None and "learned" in [reference, *finals]:
         raise ConfigError("ckpt_path is required: the comparison needs a learned checkpoint (or ckpt_path=latest); "
                           "without one, set reference and static_final to other controllers")
+    if cfg.headroom and cfg.schedule_grid is None:
+        raise ConfigError("headroom=true needs schedule_grid: the ladder is built from the schedules it holds")
     train_seeds = parse_seeds(cfg.train_seeds) if cfg.schedule_grid is not None else []
     if set(train_seeds) & set(seeds):
         raise ConfigError(f"train_seeds {train_seeds} and seeds {seeds} overlap: the schedule must be chosen on "
@@ -282,33 +333,54 @@ def compare_command(cfg: DictConfig) -> Path:
     if unknown:
         raise ConfigError(f"static_final and reference must name controllers of this comparison {names}, "
                           f"got {unknown}")
-    with closing(build_eval_env(cfg)) as env:
-        objective = build_objective(cfg)
+    with closing(build_eval_env(cfg)) as env:  # checks every controller against the env before any episode runs
         grid = _schedule_points(cfg, env) if cfg.schedule_grid is not None else []
+        labels = [_baseline(cfg, "schedule", options, env).label for options in grid]
         policies = {name: _baseline(cfg, policy, options, env) for name, (policy, options) in baselines.items()}
-        out_dir = Path(cfg.paths.output_dir)
+        options = {name: options for name, (_, options) in baselines.items()}
         ckpt = None
         if cfg.ckpt_path is not None:
             policies["learned"], ckpt = _policy_from_config(cfg, env)
-        total = (len(grid) * len(train_seeds) + (len(names) + len(finals)) * len(seeds)) * episodes
-        results: list[EpisodeResult] = []
-        traces: dict[str, LifecycleTrace] = {}
-        with _progress(cfg.progress, total) as advance:
-            if grid:
-                best, searched = select_schedule(grid, lambda options: _baseline(cfg, "schedule", options, env), env,
-                                                 train_seeds, episodes, objective, on_episode=advance)
-                write_csv(searched, out_dir / "schedule_grid.csv")
-                policies["schedule"] = _baseline(cfg, "schedule", best, env)
-            for name, policy in policies.items():
-                evaluation = evaluate(policy, env, seeds, episodes, objective, on_episode=advance)
-                results += evaluation.results
-                traces[f"_{name}"] = evaluation.lifecycle
-            for name in finals:
-                label = policies[name].label
-                grown = [r for r in results if r.policy == label]
-                results += static_final(grown, env.task, env.config, objective, cfg.ppo.obs_clip,
-                                        f"static-final: {label}", on_episode=advance)
-    reference_label = None if reference is None else policies[reference].label
+            check_fits(policies["learned"], env)
+            options["learned"] = {"ckpt": str(ckpt)}
+    objective = build_objective(cfg)
+    out_dir = Path(cfg.paths.output_dir)
+    grid_seeds = [*train_seeds, *(seeds if cfg.headroom else [])]
+    scheduled = [len(grid) * len(grid_seeds), len(seeds) if grid and not cfg.headroom else 0]
+    total = (sum(scheduled) + (len(policies) + len(finals)) * len(seeds)) * episodes
+    by_name: dict[str, Evaluation] = {}
+    with _progress(cfg.progress, total) as advance:
+        grid_jobs = [EpisodeJob(label, "schedule", point, seed, episodes)
+                     for label, point in zip(labels, grid, strict=True) for seed in grid_seeds]
+        controller_jobs = [_job(policy, options[name], seed, episodes, cfg.deterministic)
+                           for name, policy in policies.items() for seed in seeds]
+        evaluations = _run(cfg, grid_jobs + controller_jobs, advance)
+        searched = [r for e in evaluations[:len(grid_jobs)] for r in e.results]
+        for index, name in enumerate(policies):
+            by_name[name] = _per_seed(evaluations[len(grid_jobs) + index * len(seeds):][:len(seeds)])
+        if grid:
+            in_train = [r for r in searched if r.seed in train_seeds]
+            write_csv(searched, out_dir / "schedule_grid.csv")
+            best = labels.index(best_schedule(in_train))
+            if cfg.headroom:
+                held_out = [e for job, e in zip(grid_jobs, evaluations, strict=False) if job.label == labels[best]
+                            and job.seed in seeds]
+                by_name["schedule"] = _per_seed(held_out)
+            else:
+                jobs = [EpisodeJob(labels[best], "schedule", grid[best], seed, episodes) for seed in seeds]
+                by_name["schedule"] = _per_seed(_run(cfg, jobs, advance))
+        by_name = {name: by_name[name] for name in names}
+        results = [r for evaluation in by_name.values() for r in evaluation.results]
+        labels_of = {name: evaluation.results[0].policy for name, evaluation in by_name.items()}
+        final_jobs = [EpisodeJob(f"static-final: {labels_of[name]}", "static", {}, r.seed, 1, r.episode,
+                                 architecture_fossils(r.architecture), r.env)
+                      for name in finals for r in by_name[name].results]
+        results += [r for e in _run(cfg, final_jobs, advance) for r in e.results] if final_jobs else []
+    traces = {f"_{name}": evaluation.lifecycle for name, evaluation in by_name.items()}
+    if cfg.headroom:
+        _write_headroom(cfg, searched, train_seeds, [r for n in names if n != "schedule" for r in by_name[n].results],
+                        objective, out_dir)
+    reference_label = None if reference is None else labels_of[reference]
     summaries = summarise_controllers(results, reference_label)
     write_csv(results, out_dir / "comparison_episodes.csv")
     write_summary_csv(summaries, out_dir / "comparison.csv")
@@ -336,3 +408,19 @@ def compare_command(cfg: DictConfig) -> Path:
     print(table)
     print(f"wrote {out_dir / 'comparison.csv'} and {out_dir / 'comparison.md'}")
     return out_dir / "comparison.md"
+
+
+def _write_headroom(cfg: DictConfig, searched: list[EpisodeResult], train_seeds: list[int],
+                    controllers: list[EpisodeResult], objective: Objective, out_dir: Path) -> None:
+    """headroom.csv and headroom.md from the grid on both seed sets and the other controllers' episodes."""
+    report = headroom([r for r in searched if r.seed in train_seeds], [r for r in searched if r.seed not in train_seeds],
+                      controllers)
+    write_headroom_csv(report, out_dir / "headroom.csv")
+    caption = (f"Headroom on {cfg.env.task} ({cfg.env.max_epochs} epochs per episode): {report.schedules} schedules, "
+               f"every choice made on training seeds {report.train_seeds}, scored on held-out seeds {report.seeds} "
+               f"({cfg.episodes} episode(s) each); objective = final val acc − {objective.param_weight} · 100 · "
+               "added/host params; ± is the 95 % t interval; gap closed = (controller − SBS) / (VBS − SBS).")
+    table = headroom_markdown(report, caption)
+    atomic_write_text(out_dir / "headroom.md", table)
+    print(table)
+    print(f"wrote {out_dir / 'headroom.csv'} and {out_dir / 'headroom.md'}")

@@ -4,10 +4,10 @@
   mean objective on the *training* seeds is the one reported on the held-out seeds, so nothing is
   selected on the seeds it is judged on.
 * A static-final control retrains the final architecture of a controller's episode from scratch as a
-  fixed network (its seeds fossilized from epoch 0, nothing grown), on the same seed, env and episode
-  index, so the host initialisation and data order match the grown episode: is growing better than
-  starting big? Each seed is planted at the alpha it ended with and with the fault it had, so the
-  control has the grown network's function class, faults included.
+  fixed network (its seeds fossilized from epoch 0, nothing grown; `architecture_fossils` reads them),
+  on the same seed, env and episode index, so the host initialisation and data order match the grown
+  episode: is growing better than starting big? Each seed is planted at the alpha it ended with and with
+  the fault it had, so the control has the grown network's function class, faults included.
 * The summary: one row per controller (mean objective with a 95 % t interval, mean accuracy, added
   parameters and training GFLOPs) and paired differences to a reference controller (the learned one),
   paired by (seed, episode, env).
@@ -19,7 +19,7 @@ import csv
 import dataclasses
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,12 +27,7 @@ from typing import Any
 from scipy import stats
 
 from tamiyo.core.actions import BLUEPRINT_IDS, topology_blueprints
-from tamiyo.env.objective import Objective
-from tamiyo.env.seed_env import EnvConfig
-from tamiyo.env.tasks import Task
-from tamiyo.env.vector import VectorEnv
-from tamiyo.evaluation.runner import EpisodeResult, EvalPolicy, baseline_policy, evaluate
-from tamiyo.policy.features import obs_dim
+from tamiyo.evaluation.runner import EpisodeResult
 
 
 def schedule_grid(
@@ -64,58 +59,9 @@ def schedule_grid(
     return [{"blueprint": name, "slots": slots} for name in names for slots in sets]
 
 
-def select_schedule(
-    grid: Sequence[dict[str, Any]],
-    make_policy: Callable[[dict[str, Any]], EvalPolicy],  # labelled as the tables name it
-    env: VectorEnv,
-    train_seeds: Sequence[int],
-    episodes: int,
-    objective: Objective,
-    on_episode: Callable[[], None] | None = None,
-) -> tuple[dict[str, Any], list[EpisodeResult]]:
-    """The grid point with the best mean objective on `train_seeds` (the first on a tie), and every result."""
-    if not grid:
-        raise ValueError("the schedule grid is empty")
-    results: list[EpisodeResult] = []
-    best, best_score = grid[0], -math.inf
-    for options in grid:
-        policy = make_policy(options)
-        rows = evaluate(policy, env, train_seeds, episodes, objective, on_episode=on_episode).results
-        results += rows
-        score = statistics.fmean(r.objective for r in rows)
-        if score > best_score:
-            best, best_score = options, score
-    return best, results
-
-
 def architecture_fossils(architecture: str) -> dict[str, str]:
     """"r0c1=conv_small/add@0.5 r0c2=conv_heavy/add!dead" → {"r0c1": "conv_small/add@0.5", "r0c2": ...}."""
     return dict(item.split("=", 1) for item in architecture.split())
-
-
-def static_final(
-    results: Sequence[EpisodeResult],
-    task: Task,
-    config: EnvConfig,
-    objective: Objective,
-    obs_clip: float,
-    label: str,
-    on_episode: Callable[[], None] | None = None,
-) -> list[EpisodeResult]:
-    """For each episode in `results`, its final architecture trained from scratch as a fixed network
-    (the `static` policy on a host with those seeds fossilized from epoch 0), on the same seed, env
-    index and episode index."""
-    controls = []
-    for result in results:
-        fixed = dataclasses.replace(config, fossils=architecture_fossils(result.architecture))
-        env = VectorEnv(task, num_envs=1, config=fixed, first_env_index=result.env)
-        policy = baseline_policy("static", {}, env, obs_dim(env.slot_config.num_slots), obs_clip)
-        policy = dataclasses.replace(policy, label=label)
-        evaluation = evaluate(policy, env, [result.seed], 1, objective, first_episode=result.episode)
-        controls.append(dataclasses.replace(evaluation.results[0], env=result.env))
-        if on_episode is not None:
-            on_episode()
-    return controls
 
 
 @dataclass(frozen=True)
