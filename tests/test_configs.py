@@ -12,9 +12,12 @@ from tamiyo.conf import CONF_DIR
 from tamiyo.core.errors import ConfigError
 from tamiyo.launch.validation import normalize_choices, validate_config
 
-# Groups selected in train.yaml's defaults list, plus the optional ones (null by default).
+# Groups selected in train.yaml's defaults list, plus the optional ones (null by default); `benchmark` is
+# compare.yaml's, chosen by the env.
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("hydra", "__pycache__"))
-OPTIONS = [(group, option.stem) for group in GROUPS for option in sorted((CONF_DIR / group).glob("*.yaml"))]
+OPTIONS = [(group, option.stem) for group in GROUPS if group != "benchmark"
+           for option in sorted((CONF_DIR / group).glob("*.yaml"))]
+BENCHMARKS = sorted(p.stem for p in (CONF_DIR / "benchmark").glob("*.yaml"))
 LAUNCHERS = sorted(p.stem for p in (CONF_DIR / "hydra" / "launcher").glob("*.yaml"))
 PLUGIN_OF_LAUNCHER = {"joblib": "hydra_plugins.hydra_joblib_launcher", "ray": "hydra_plugins.hydra_ray_launcher",
                       "submitit_local": "hydra_plugins.hydra_submitit_launcher",
@@ -42,8 +45,8 @@ def _importable(target: str) -> object:
 
 
 def test_the_groups_are_the_documented_ones():
-    assert GROUPS == ["callbacks", "debug", "env", "experiment", "hparams_search", "logger", "paths", "policy", "ppo",
-                      "reward", "trainer"]
+    assert GROUPS == ["benchmark", "callbacks", "debug", "env", "experiment", "hparams_search", "logger", "paths",
+                      "policy", "ppo", "reward", "trainer"]
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
@@ -56,6 +59,16 @@ def test_every_group_option_composes_validates_and_builds_from_importable_target
     if group == "hparams_search":  # the search space names only keys that exist
         for key in _compose("train", f"{group}={option}", hydra=True).hydra.sweeper.params:
             assert OmegaConf.select(cfg, key) is not None, key
+
+
+@pytest.mark.parametrize("env", BENCHMARKS)
+def test_an_envs_benchmark_sets_the_comparison_it_is_reported_with(env):
+    assert (CONF_DIR / "env" / f"{env}.yaml").is_file()  # a benchmark belongs to an env of the same name
+    cfg = _compose("compare", f"env={env}")
+    own = OmegaConf.load(CONF_DIR / "benchmark" / f"{env}.yaml")
+    for key in ("train_seeds", "schedule_grid"):
+        assert cfg[key] == own[key]
+    assert _compose("compare").train_seeds != cfg.train_seeds  # other envs keep compare.yaml's
 
 
 @pytest.mark.parametrize("config", ["evaluate", "compare"])

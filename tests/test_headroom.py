@@ -18,7 +18,8 @@ def result(policy: str, seed: int, objective: float, task: str = "mnist1d", widt
     return EpisodeResult(
         policy=policy, seed=seed, episode=0, env=0, task=task, host_width=width, episode_return=0.0,
         objective=objective, final_accuracy=objective, host_params=100, added_params=0, total_params=100,
-        seeds_germinated=0, seeds_fossilized=0, seeds_pruned=0, seeds_failed=0, train_gflops=1.0, architecture="",
+        seeds_germinated=0, seeds_fossilized=0, seeds_pruned=0, seeds_failed=0, train_gflops=1.0, extra_compute=0.0,
+        architecture="",
     )
 
 
@@ -88,7 +89,7 @@ def test_compare_with_headroom_writes_the_ladder_from_the_grid_on_both_seed_sets
                                 "static_final=[]", "reference=null", "episode_workers=2"))
     out = tmp_path / "out"
     searched = read_csv(out / "schedule_grid.csv")
-    assert {r["seed"] for r in searched} == {"0", "1", "5", "6"} and len(searched) == 4 * 4
+    assert {r["seed"] for r in searched} == {"0", "1", "5", "6"} and len(searched) == (1 + 4) * 4
     rows = read_csv(out / "headroom.csv")
     assert [r["controller"] for r in rows] == [SBS, SELECTOR, VBS, "static"]
     assert float(rows[0]["gap_closed"]) == 0.0 or math.isnan(float(rows[0]["gap_closed"]))
@@ -122,3 +123,21 @@ def test_headroom_without_a_grid_and_bad_episode_workers_are_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"schedule_grid options \['prune_deadd'\] are not schedule options"):
         compare_command(compose_cfg("compare", tmp_path, *GRID, "schedule_grid.families=[{prune_deadd:true}]",
                                     "static_final=[]", "reference=null", "baselines=[static]", "seeds=1"))
+
+
+def test_a_comparison_continues_from_its_episode_cache(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    args = ("seeds=[0,1]", "baselines=[static]", *GRID, "schedule_grid.families=[{}]", "static_final=[schedule]",
+            "reference=static", "episode_workers=1", f"episode_cache={cache}")
+    compare_command(compose_cfg("compare", tmp_path / "first", *args))
+    kept = sorted(cache.glob("*.json"))
+    # The grid (never growing + 2 schedules) on 2 training seeds, static and the chosen schedule on 2 seeds, 2 controls.
+    assert len(kept) == 3 * 2 + 2 + 2 + 2
+
+    def must_not_run(self, job):  # noqa: ANN001, ANN202
+        raise AssertionError(f"{job.label} on seed {job.seed} ran again")
+
+    monkeypatch.setattr("tamiyo.evaluation.pool.EpisodeRunner.run", must_not_run)
+    compare_command(compose_cfg("compare", tmp_path / "second", *args))
+    first, second = (tmp_path / run / "out" / "comparison_episodes.csv" for run in ("first", "second"))
+    assert first.read_text() == second.read_text()

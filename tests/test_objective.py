@@ -16,7 +16,7 @@ from tamiyo.env.rewards import RewardInputs, make_reward
 from tamiyo.env.seed_env import EnvConfig
 from tamiyo.env.tasks import make_task
 from tamiyo.env.vector import VectorEnv
-from tamiyo.evaluation.runner import EVAL_EPISODE_BASE, baseline_policy, evaluate
+from tamiyo.evaluation.runner import EVAL_EPISODE_BASE, EpisodeResult, baseline_policy, evaluate
 from tamiyo.policy import obs_dim
 
 TASK = make_task("mnist1d", train_subset=128, val_subset=64)
@@ -80,10 +80,11 @@ def test_bad_price_charge_is_refused():
         make_reward("objective", charge="later")
 
 
-@pytest.mark.parametrize("charge", ["effect", "present"])
-def test_return_of_random_trajectories_is_the_objective_difference(charge):
-    judge = Objective(0.2)
-    config = EnvConfig(max_epochs=6, reward_config={"param_weight": 0.2, "charge": charge})
+@pytest.mark.parametrize(("charge", "compute_weight"), [("effect", 0.0), ("present", 0.0), ("effect", 0.05)])
+def test_return_of_random_trajectories_is_the_objective_difference(charge, compute_weight):
+    judge = Objective(0.2, compute_weight)
+    config = EnvConfig(max_epochs=6,
+                       reward_config={"param_weight": 0.2, "compute_weight": compute_weight, "charge": charge})
     env = VectorEnv(TASK, num_envs=1, config=config)
     policy = baseline_policy("random", {}, env, obs_dim(env.slot_config.num_slots), 5.0)
     grown = 0
@@ -121,4 +122,38 @@ def test_one_key_sets_the_objective_of_the_tables_and_of_the_reward():
     assert cfg.reward.name == "objective"  # the default reward
     env = OmegaConf.to_container(cfg.env, resolve=True)
     config = build_env_config(env, OmegaConf.to_container(cfg.reward, resolve=True), cfg.ppo.gamma, None)
-    assert config.reward == "objective" and config.reward_config == {"param_weight": 0.2, "charge": "effect"}
+    assert config.reward == "objective"
+    assert config.reward_config == {"param_weight": 0.2, "compute_weight": 0.0, "charge": "effect"}
+
+
+def test_compute_price_charges_training_flops_beyond_the_static_hosts():
+    judge = Objective(param_weight=0.05, compute_weight=0.1)
+    # A seed that doubles the network's compute from the first epoch: one static episode's worth, 10 points.
+    assert judge.compute_price(1.0) == pytest.approx(10.0)
+    assert judge(80.0, 690, 690, extra_compute=0.5) == pytest.approx(80.0 - 5.0 - 5.0)
+    assert judge.describe() == ("objective = final val acc − 0.05 · 100 · added/host params − 0.1 · 100 · "
+                                "extra compute")
+    assert Objective().describe() == "objective = final val acc − 0.05 · 100 · added/host params"
+    with pytest.raises(ValueError, match="objective compute_weight must be finite and ≥ 0, got -1"):
+        Objective(0.05, -1)
+    with pytest.raises(ValueError, match="extra_compute must be ≥ 0, got -0.5"):
+        judge.compute_price(-0.5)
+
+
+def _episode(env: VectorEnv, name: str, options: dict) -> EpisodeResult:
+    policy = baseline_policy(name, options, env, obs_dim(env.slot_config.num_slots), 5.0)
+    return evaluate(policy, env, [0], 1, Objective(0.05, 0.1)).results[0]
+
+
+def test_extra_compute_is_zero_for_the_static_host_and_grows_with_how_early_a_seed_runs():
+    env = VectorEnv(TASK, num_envs=1, config=EnvConfig(max_epochs=8, max_seeds=3))
+    static = _episode(env, "static", {})
+    assert static.extra_compute == 0.0
+    seed = {"blueprint": "conv_heavy", "slots": ["r0c2"], "tempo": "fast"}
+    early, late = _episode(env, "schedule", {**seed, "start_epoch": 0}), _episode(env, "schedule", {**seed, "start_epoch": 4})
+    assert 0.0 < late.extra_compute < early.extra_compute
+    # The fraction is the episode's FLOPs beyond the static host's episode, over the static host's episode.
+    for grown in (early, late):
+        assert grown.extra_compute == pytest.approx((grown.train_gflops - static.train_gflops) / static.train_gflops)
+        price = 0.05 * 100 * grown.added_params / grown.host_params + 0.1 * 100 * grown.extra_compute
+        assert grown.objective == pytest.approx(grown.final_accuracy - price)

@@ -27,10 +27,10 @@ def compose_cfg(config: str, tmp_path: Path, *overrides: str) -> DictConfig:
     return compose_config(config, tmp_path / "out", "progress=false", *overrides, tiny=tiny)
 
 
-def signals(epoch: int = 1, seeds_used: int = 0, max_seeds: int = 3) -> TrainingSignals:
+def signals(epoch: int = 1, seeds_used: int = 0, max_seeds: int = 3, plateau_epochs: int = 0) -> TrainingSignals:
     return TrainingSignals(
         epoch=epoch, max_epochs=25, train_loss=1.0, val_loss=1.0, loss_delta=0.0, train_accuracy=50.0,
-        val_accuracy=50.0, accuracy_delta=0.0, plateau_epochs=0, host_stabilized=True, best_val_accuracy=50.0,
+        val_accuracy=50.0, accuracy_delta=0.0, plateau_epochs=plateau_epochs, host_stabilized=True, best_val_accuracy=50.0,
         best_val_loss=1.0, loss_scale=2.3, host_params=690, seed_params=0, seeds_used=seeds_used,
         max_seeds=max_seeds, val_loss_history=(), val_accuracy_history=(),
     )
@@ -106,7 +106,19 @@ def test_schedule_with_prune_dead_prunes_a_failed_seed_after_its_training_epoch_
     assert bundle.describe() == "schedule: conv_light in r0c1, prune_dead=True"
 
 
+def test_schedule_on_plateau_germinates_only_once_the_host_stops_learning():
+    bundle = create_policy("schedule", SLOTS, "cnn", blueprint="norm", slots=["r0c0"], germinate_on_plateau=2)
+    empty = [SlotReport.empty()] * 3
+    assert bundle.decide(signals(epoch=6, plateau_epochs=1), empty).op == LifecycleOp.WAIT
+    grow = bundle.decide(signals(epoch=6, plateau_epochs=2), empty)
+    assert (grow.op, grow.slot, grow.blueprint_id) == (LifecycleOp.GERMINATE, 0, "norm")
+    growing = [seed(SeedStage.TRAINING), SlotReport.empty(), SlotReport.empty()]
+    assert bundle.decide(signals(epoch=7, plateau_epochs=0), growing).op == LifecycleOp.ADVANCE  # then as ever
+    assert bundle.describe() == "schedule: norm in r0c0, germinate_on_plateau=2"
+
+
 @pytest.mark.parametrize(("options", "message"), [
+    ({"germinate_on_plateau": 0}, r"schedule germinate_on_plateau must be an integer ≥ 1 \(flat epochs\) or null"),
     ({"blueprint": "lora"}, r"schedule blueprint 'lora' is not available for a 'cnn' host"),
     ({"slots": ["r9c9"]}, r"schedule slots \['r9c9'\] are not enabled slots of this env"),
     ({"slots": []}, r"schedule slots must be 'all' or a non-empty list"),
@@ -162,9 +174,11 @@ def test_comparison_picks_the_schedule_on_training_seeds_and_adds_static_final_c
         "static_final=[heuristic,schedule]", "reference=heuristic"))
     out = tmp_path / "out"
     searched = read_csv(out / "schedule_grid.csv")
-    policies = list(dict.fromkeys(r["policy"] for r in searched))  # blueprints × slots × families (open, prune_dead)
-    assert {r["seed"] for r in searched} == {"5"} and len(policies) == 8
-    assert policies[4:] == [f"{p}, prune_dead=True" for p in policies[:4]]
+    # Never growing, then blueprints × slots × families (open loop, prune_dead).
+    policies = list(dict.fromkeys(r["policy"] for r in searched))
+    assert {r["seed"] for r in searched} == {"5"} and len(policies) == 9
+    assert policies[0] == "schedule: none (static)"
+    assert policies[5:] == [f"{p}, prune_dead=True" for p in policies[1:5]]
     order = list(dict.fromkeys(r["policy"] for r in searched))  # grid order; the first best wins a tie
     means = {p: sum(float(r["objective"]) for r in searched if r["policy"] == p) for p in order}
     best = max(order, key=means.get)

@@ -150,7 +150,8 @@ class RolloutCollector:
         if self.objective is not None:
             judge = self.objective
             stats["episode/objective"] = sum(
-                judge(float(info["val_accuracy"]), int(info["seed_params"]), int(info["host_params"]))
+                judge(float(info["val_accuracy"]), int(info["seed_params"]), int(info["host_params"]),
+                      float(info["extra_compute"]))
                 for info in last_infos
             ) / num_envs
         stats.update(timings)

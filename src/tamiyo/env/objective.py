@@ -1,6 +1,7 @@
-"""What a controller is judged by: final validation accuracy minus a price for the parameters it added.
+"""What a controller is judged by: final validation accuracy minus a price for the parameters it added
+and, optionally, for the training compute it spent beyond the static host's.
 
-    objective = accuracy − param_weight · 100 · added / host
+    objective = accuracy − param_weight · 100 · added / host − compute_weight · 100 · extra_compute
 
 `accuracy` is the validation accuracy in percent, `added` the parameters of every seed present in
 the network (live or fossilized, gates included) and `host` the host's own parameter count. The
@@ -19,8 +20,15 @@ but a few more points for another host's worth of parameters do not. At 0 the ob
 accuracy; above about 0.11 no measured growth beats the static host (conv_heavy stops paying above
 0.065).
 
-The same function gives the running value of any state (`added` = seeds present at that epoch),
-which is what the `objective` reward pays the change of.
+`extra_compute` is the episode's training FLOPs (forward and backward, every epoch's host and running
+seeds) minus what the static host alone spends over the same epochs, as a fraction of the static host's
+training FLOPs over the whole episode: a seed that doubles the network's compute costs 1.0 when it runs
+from the first epoch and 0.5 when it is planted halfway. The parameter price sees only the final network,
+so "plant the best seed as early as possible" is then optimal; the compute price makes *when* to grow a
+trade-off — an early seed has longer to learn and costs more. `compute_weight` 0 (the default) leaves it out.
+
+The same function gives the running value of any state (`added` = seeds present at that epoch, the
+compute spent so far), which is what the `objective` reward pays the change of.
 """
 
 from __future__ import annotations
@@ -34,11 +42,19 @@ DEFAULT_PARAM_WEIGHT = 0.05
 @dataclass(frozen=True)
 class Objective:
     param_weight: float = DEFAULT_PARAM_WEIGHT
+    compute_weight: float = 0.0
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.param_weight, int | float) and math.isfinite(self.param_weight)
-                and self.param_weight >= 0):
-            raise ValueError(f"objective param_weight must be finite and ≥ 0, got {self.param_weight!r}")
+        for name in ("param_weight", "compute_weight"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+                    and value >= 0):
+                raise ValueError(f"objective {name} must be finite and ≥ 0, got {value!r}")
+
+    def describe(self) -> str:
+        """The formula, for table captions."""
+        compute = f" − {self.compute_weight} · 100 · extra compute" if self.compute_weight else ""
+        return f"objective = final val acc − {self.param_weight} · 100 · added/host params{compute}"
 
     def price(self, added_params: float, host_params: int) -> float:
         """Accuracy points charged for `added_params` on a host of `host_params`."""
@@ -48,6 +64,14 @@ class Objective:
             raise ValueError(f"added_params must be ≥ 0, got {added_params}")
         return self.param_weight * 100.0 * added_params / host_params
 
-    def __call__(self, accuracy: float, added_params: int, host_params: int) -> float:
-        """The objective of a network with `accuracy` (%) and `added_params` on a `host_params` host."""
-        return accuracy - self.price(added_params, host_params)
+    def compute_price(self, extra_compute: float) -> float:
+        """Accuracy points charged for `extra_compute` (FLOPs beyond the static host's, as a fraction of its
+        whole episode's)."""
+        if not extra_compute >= 0:
+            raise ValueError(f"extra_compute must be ≥ 0, got {extra_compute}")
+        return self.compute_weight * 100.0 * extra_compute
+
+    def __call__(self, accuracy: float, added_params: int, host_params: int, extra_compute: float = 0.0) -> float:
+        """The objective of a network with `accuracy` (%) and `added_params` on a `host_params` host, trained
+        with `extra_compute` beyond the static host's."""
+        return accuracy - self.price(added_params, host_params) - self.compute_price(extra_compute)

@@ -78,6 +78,9 @@ class RewardInputs:
     max_epochs: int
     fossil_contributions: Sequence[float]  # counterfactual of each fossilized seed when it fossilized
     rolled_back: bool
+    # Training compute beyond the static host's so far (env/objective.py), after the step and before it.
+    extra_compute: float = 0.0
+    extra_compute_before: float = 0.0
 
     @property
     def is_final(self) -> bool:
@@ -190,6 +193,7 @@ PRICE_CHARGES = ("effect", "present")
 @dataclass(frozen=True)
 class ObjectiveRewardConfig:
     param_weight: float = DEFAULT_PARAM_WEIGHT  # the objective's; Hydra takes it from `objective.param_weight`
+    compute_weight: float = 0.0  # the objective's; Hydra takes it from `objective.compute_weight`
     charge: str = "effect"  # when a seed's price is paid: effect (alpha-weighted, in full at the end) | present
 
     def __post_init__(self) -> None:
@@ -200,8 +204,9 @@ class ObjectiveRewardConfig:
 
 @register_reward("objective", ObjectiveRewardConfig)
 def objective(inputs: RewardInputs, config: ObjectiveRewardConfig) -> RewardResult:
-    """The change of the objective's running value: accuracy gained minus the price of parameters added."""
-    judge = Objective(config.param_weight)
+    """The change of the objective's running value: accuracy gained minus the price of parameters added and of
+    the compute spent beyond the static host's (paid epoch by epoch, as it is spent)."""
+    judge = Objective(config.param_weight, config.compute_weight)
     host = inputs.host_params
     if config.charge == "present":
         before, after = inputs.seed_params_before, inputs.seed_params
@@ -212,6 +217,8 @@ def objective(inputs: RewardInputs, config: ObjectiveRewardConfig) -> RewardResu
         "accuracy": inputs.val_accuracy - inputs.val_accuracy_before,
         "params": judge.price(before, host) - judge.price(after, host),
     }
+    if config.compute_weight:
+        components["compute"] = judge.compute_price(inputs.extra_compute_before) - judge.compute_price(inputs.extra_compute)
     return RewardResult(sum(components.values()), components)
 
 

@@ -314,6 +314,7 @@ class SeedEnv:
         self.seeds_failed = 0
         self.train_flops = 0
         self._flops_cache: dict[tuple[Any, ...], int] = {}
+        self._host_flops_per_sample = 0
         self.fossil_contributions: list[float] = []
         self._metrics: _Metrics | None = None
         self._reports: list[SlotReport] = []
@@ -392,6 +393,7 @@ class SeedEnv:
             self._flops_cache = {}
             self.fossil_contributions = []
             self.tracker.reset()
+            self._host_flops_per_sample = self._flops_per_sample(self.model)  # the host alone: no seed yet
             result = self._validate()
             if self.config.fossils:
                 self._plant_fossils(result.accuracy)
@@ -445,6 +447,7 @@ class SeedEnv:
             raise RuntimeError(f"the episode ended after {self.epoch} epochs; call reset() for a new one")
         self.check(action)
         started = time.perf_counter()
+        extra_compute_before = self.extra_compute
         with self._private_rng():
             gate = self._apply(action)
             epoch = self._run_epoch()
@@ -469,6 +472,8 @@ class SeedEnv:
             max_epochs=self.config.max_epochs,
             fossil_contributions=tuple(self.fossil_contributions),
             rolled_back=rolled_back,
+            extra_compute=self.extra_compute,
+            extra_compute_before=extra_compute_before,
         ))
         slots = list(zip(self.slot_ids, self._reports, strict=True))
         model = self._require_model()
@@ -483,6 +488,7 @@ class SeedEnv:
             "seeds_used": self.seeds_used,
             "seeds_failed": self.seeds_failed,
             "train_flops": self.train_flops,
+            "extra_compute": self.extra_compute,
             "task": self.task.name,
             "host_width": self.host_width,
             "slot_stages": {sid: r.stage.name for sid, r in slots},
@@ -579,6 +585,13 @@ class SeedEnv:
     def _validate(self) -> Validation:
         model = self._require_model()
         return validate(model, self._val_x, self._val_y, self.config.val_batch_size, self.config.autocast_dtype)
+
+    @property
+    def extra_compute(self) -> float:
+        """Training FLOPs spent so far beyond the static host's over the same epochs, as a fraction of the static
+        host's over the whole episode (the objective's compute term)."""
+        per_epoch = self._host_flops_per_sample * len(self._train_x)
+        return (self.train_flops - per_epoch * self.epoch) / (per_epoch * self.config.max_epochs)
 
     def _flops_per_sample(self, model: MorphogeneticModel) -> int:
         """Training FLOPs per sample, counted once per set of running seeds (counting costs a traced pass)."""

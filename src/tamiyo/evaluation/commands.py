@@ -49,7 +49,15 @@ from tamiyo.evaluation.plots import (
     plot_pareto,
     read_metrics_csv,
 )
-from tamiyo.evaluation.pool import LEARNED, EnvSpec, EpisodeJob, merged_lifecycle, resolve_episode_workers, run_jobs
+from tamiyo.evaluation.pool import (
+    LEARNED,
+    EnvSpec,
+    EpisodeJob,
+    JobCache,
+    merged_lifecycle,
+    resolve_episode_workers,
+    run_jobs,
+)
 from tamiyo.evaluation.report import markdown_table, write_csv
 from tamiyo.evaluation.runner import (
     EVAL_EPISODE_BASE,
@@ -96,8 +104,8 @@ def _validated(cfg: DictConfig) -> tuple[list[int], int]:
 
 def build_objective(cfg: DictConfig) -> Objective:
     try:
-        return Objective(cfg.objective.param_weight)
-    except ValueError as error:
+        return Objective(**OmegaConf.to_container(cfg.objective, resolve=True))
+    except (TypeError, ValueError) as error:
         raise ConfigError(str(error)) from error
 
 
@@ -133,14 +141,14 @@ def _baseline(cfg: DictConfig, name: str, options: dict, env: VectorEnv) -> Eval
     return policy
 
 
-def _policy_group_options(name: str) -> dict:
-    """The options of `conf/policy/<name>.yaml`, so a baseline here is the one `policy=<name>` trains."""
+def _policy_group(name: str) -> tuple[str, dict]:
+    """The policy and options of `conf/policy/<name>.yaml`, so a baseline here is the one `policy=<name>` trains
+    (a file may configure another policy, e.g. a closed-loop rule that is a `schedule`)."""
     path = CONF_DIR / "policy" / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"unknown baseline {name!r}: no {path}")
     options = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    options.pop("name", None)
-    return options
+    return options.pop("name"), options
 
 
 def _policy_from_config(cfg: DictConfig, env: VectorEnv) -> tuple[EvalPolicy, Path | None]:
@@ -193,7 +201,7 @@ def env_spec(cfg: DictConfig) -> EnvSpec:
     """What every episode worker builds its env from."""
     return EnvSpec(env=OmegaConf.to_container(cfg.env, resolve=True),
                    reward=OmegaConf.to_container(cfg.reward, resolve=True), gamma=float(cfg.ppo.gamma),
-                   obs_clip=float(cfg.ppo.obs_clip), param_weight=float(cfg.objective.param_weight))
+                   obs_clip=float(cfg.ppo.obs_clip), objective=build_objective(cfg))
 
 
 def _job(policy: EvalPolicy, options: dict, seed: int, episodes: int, deterministic: bool) -> EpisodeJob:
@@ -206,10 +214,11 @@ def _job(policy: EvalPolicy, options: dict, seed: int, episodes: int, determinis
 def _run(cfg: DictConfig, jobs: list[EpisodeJob], advance: Callable[[], None]) -> list[Evaluation]:
     try:
         workers = resolve_episode_workers(cfg.episode_workers, cfg.torch_threads, len(jobs))
+        cache = None if cfg.episode_cache is None else JobCache(Path(cfg.episode_cache))
     except ValueError as error:
         raise ConfigError(str(error)) from error
     env_workers = resolve_workers(cfg.env.get("workers", 1), cfg.env.num_envs, cfg.torch_threads)
-    return run_jobs(env_spec(cfg), jobs, workers, cfg.torch_threads, env_workers, on_episode=advance)
+    return run_jobs(env_spec(cfg), jobs, workers, cfg.torch_threads, env_workers, on_episode=advance, cache=cache)
 
 
 def _per_seed(evaluations: list[Evaluation]) -> Evaluation:
@@ -248,12 +257,13 @@ def _baseline_entries(cfg: DictConfig) -> dict[str, tuple[str, dict]]:
     entries: dict[str, tuple[str, dict]] = {}
     for position, entry in enumerate(cfg.baselines):
         if isinstance(entry, str):
-            entries[entry] = (entry, _policy_group_options(entry))
+            entries[entry] = _policy_group(entry)
             continue
         if not isinstance(entry, DictConfig) or not isinstance(entry.get("name"), str):
             raise ConfigError(f"baselines entries are policy names or configs with a name, got {entry!r}")
         changed = {k: v for k, v in OmegaConf.to_container(entry, resolve=True).items() if k != "name"}
-        entries[f"{entry.name}_{position}"] = (entry.name, {**_policy_group_options(entry.name), **changed})
+        policy, options = _policy_group(entry.name)
+        entries[f"{entry.name}_{position}"] = (policy, {**options, **changed})
     return entries
 
 
@@ -264,11 +274,16 @@ def _name_list(cfg: DictConfig, key: str) -> list[str]:
     return list(value)
 
 
-def _schedule_points(cfg: DictConfig, env: VectorEnv) -> list[dict]:
-    """The grid's schedule options: blueprint × slots × family, each with the settings `schedule_grid.options`
-    and its family change (a family such as `{prune_dead: true}` is a closed-loop variant of every schedule)."""
+# How tables name the grid's point that never grows (apart from a `static` baseline of the same comparison).
+NO_GROWTH = "schedule: none (static)"
+
+
+def _schedule_points(cfg: DictConfig, env: VectorEnv) -> list[tuple[str, dict]]:
+    """The grid's (policy, options): not growing at all (with `schedule_grid.include_static`), then blueprint ×
+    slots × family schedules, each with the settings `schedule_grid.options` and its family's (a family such as
+    `{prune_dead: true}` is a closed-loop variant of every schedule)."""
     grid_cfg = cfg.schedule_grid
-    defaults = _policy_group_options("schedule")
+    defaults = _policy_group("schedule")[1]
     families = grid_cfg.get("families", [{}])
     if not isinstance(families, ListConfig) or not families or not all(isinstance(f, DictConfig) for f in families):
         raise ConfigError(f"schedule_grid.families must be a non-empty list of schedule option sets, got {families!r}")
@@ -281,7 +296,7 @@ def _schedule_points(cfg: DictConfig, env: VectorEnv) -> list[dict]:
         )
     except ValueError as error:
         raise ConfigError(str(error)) from error
-    grid = []
+    grid: list[tuple[str, dict]] = [("static", {})] if grid_cfg.get("include_static", False) else []
     for family in families:
         changed = {**OmegaConf.to_container(grid_cfg.options, resolve=True),
                    **OmegaConf.to_container(family, resolve=True)}
@@ -289,7 +304,7 @@ def _schedule_points(cfg: DictConfig, env: VectorEnv) -> list[dict]:
         if unknown:
             raise ConfigError(f"schedule_grid options {unknown} are not schedule options {sorted(defaults)}")
         changed = {k: v for k, v in changed.items() if v != defaults.get(k)}
-        grid += [{**defaults, **changed, **point} for point in points]
+        grid += [("schedule", {**defaults, **changed, **point}) for point in points]
     return grid
 
 
@@ -335,7 +350,8 @@ def compare_command(cfg: DictConfig) -> Path:
                           f"got {unknown}")
     with closing(build_eval_env(cfg)) as env:  # checks every controller against the env before any episode runs
         grid = _schedule_points(cfg, env) if cfg.schedule_grid is not None else []
-        labels = [_baseline(cfg, "schedule", options, env).label for options in grid]
+        labels = [NO_GROWTH if policy == "static" else _baseline(cfg, policy, options, env).label
+                  for policy, options in grid]
         policies = {name: _baseline(cfg, policy, options, env) for name, (policy, options) in baselines.items()}
         options = {name: options for name, (_, options) in baselines.items()}
         ckpt = None
@@ -350,8 +366,8 @@ def compare_command(cfg: DictConfig) -> Path:
     total = (sum(scheduled) + (len(policies) + len(finals)) * len(seeds)) * episodes
     by_name: dict[str, Evaluation] = {}
     with _progress(cfg.progress, total) as advance:
-        grid_jobs = [EpisodeJob(label, "schedule", point, seed, episodes)
-                     for label, point in zip(labels, grid, strict=True) for seed in grid_seeds]
+        grid_jobs = [EpisodeJob(label, policy, point, seed, episodes)
+                     for label, (policy, point) in zip(labels, grid, strict=True) for seed in grid_seeds]
         controller_jobs = [_job(policy, options[name], seed, episodes, cfg.deterministic)
                            for name, policy in policies.items() for seed in seeds]
         evaluations = _run(cfg, grid_jobs + controller_jobs, advance)
@@ -367,7 +383,7 @@ def compare_command(cfg: DictConfig) -> Path:
                             and job.seed in seeds]
                 by_name["schedule"] = _per_seed(held_out)
             else:
-                jobs = [EpisodeJob(labels[best], "schedule", grid[best], seed, episodes) for seed in seeds]
+                jobs = [EpisodeJob(labels[best], *grid[best], seed, episodes) for seed in seeds]
                 by_name["schedule"] = _per_seed(_run(cfg, jobs, advance))
         by_name = {name: by_name[name] for name in names}
         results = [r for evaluation in by_name.values() for r in evaluation.results]
@@ -386,7 +402,7 @@ def compare_command(cfg: DictConfig) -> Path:
     write_summary_csv(summaries, out_dir / "comparison.csv")
     chosen = f"; the schedule was chosen among {len(grid)} on training seeds {train_seeds}" if grid else ""
     learned_text = f" (learned: {ckpt})" if ckpt is not None else ""
-    spread = (f"objective = final val acc − {objective.param_weight} · 100 · added/host params{chosen}; ± is the "
+    spread = (f"{objective.describe()}{chosen}; ± is the "
               "95 % t interval of the mean; differences are paired by (seed, episode, env).")
     caption = _caption(cfg, seeds, episodes, f"{len(summaries)} controllers{learned_text}", learned=ckpt is not None,
                        spread=spread)
@@ -418,8 +434,8 @@ def _write_headroom(cfg: DictConfig, searched: list[EpisodeResult], train_seeds:
     write_headroom_csv(report, out_dir / "headroom.csv")
     caption = (f"Headroom on {cfg.env.task} ({cfg.env.max_epochs} epochs per episode): {report.schedules} schedules, "
                f"every choice made on training seeds {report.train_seeds}, scored on held-out seeds {report.seeds} "
-               f"({cfg.episodes} episode(s) each); objective = final val acc − {objective.param_weight} · 100 · "
-               "added/host params; ± is the 95 % t interval; gap closed = (controller − SBS) / (VBS − SBS).")
+               f"({cfg.episodes} episode(s) each); {objective.describe()}; ± is the 95 % t interval; "
+               "gap closed = (controller − SBS) / (VBS − SBS).")
     table = headroom_markdown(report, caption)
     atomic_write_text(out_dir / "headroom.md", table)
     print(table)

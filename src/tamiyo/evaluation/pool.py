@@ -10,6 +10,8 @@ checkpoint, static-final controls) are independent, so they scale with the cores
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -21,6 +23,7 @@ from typing import Any
 
 import torch
 
+from tamiyo.core.atomic_io import atomic_write_text
 from tamiyo.env.config import build_env_config
 from tamiyo.env.objective import Objective
 from tamiyo.env.seed_env import EnvConfig
@@ -28,6 +31,7 @@ from tamiyo.env.tasks import Task, make_tasks
 from tamiyo.env.vector import VectorEnv, usable_cores
 from tamiyo.evaluation.lifecycle import LifecycleTrace
 from tamiyo.evaluation.runner import (
+    EpisodeResult,
     EvalPolicy,
     Evaluation,
     baseline_policy,
@@ -49,7 +53,7 @@ class EnvSpec:
     reward: dict[str, Any]
     gamma: float
     obs_clip: float
-    param_weight: float
+    objective: Objective
 
     def env_config(self, fossils: dict[str, str] | None = None) -> EnvConfig:
         config = build_env_config(self.env, self.reward, self.gamma, autocast_dtype=None)
@@ -83,7 +87,7 @@ class EpisodeRunner:
 
     def __init__(self, spec: EnvSpec, env_workers: int = 1) -> None:
         self.spec = spec
-        self.objective = Objective(spec.param_weight)
+        self.objective = spec.objective
         self._tasks = spec.tasks()
         self._env_workers = env_workers
         self._env: VectorEnv | None = None
@@ -145,6 +149,40 @@ def resolve_episode_workers(requested: int | str, torch_threads: int, jobs: int)
     return requested
 
 
+class JobCache:
+    """Finished jobs kept as JSON files in `directory`, so that a long comparison killed or timed out part-way
+    continues where it stopped when the same command runs again. A job's file is named by a hash of the env
+    spec and the job (a checkpoint's size and modification time included), not of tamiyo's code: keep one
+    directory per commit."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ValueError(f"episode_cache {directory} cannot be created: {error.strerror}") from error
+
+    def _path(self, spec: EnvSpec, job: EpisodeJob) -> Path:
+        key: dict[str, Any] = {"spec": dataclasses.asdict(spec), "job": dataclasses.asdict(job)}
+        if job.policy == LEARNED:
+            stat = Path(job.options["ckpt"]).stat()
+            key["ckpt"] = [stat.st_size, stat.st_mtime_ns]
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:24]
+        return self.directory / f"{digest}.json"
+
+    def load(self, spec: EnvSpec, job: EpisodeJob) -> Evaluation | None:
+        path = self._path(spec, job)
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        return Evaluation([EpisodeResult(**row) for row in data["results"]], LifecycleTrace.from_json(data["lifecycle"]))
+
+    def store(self, spec: EnvSpec, job: EpisodeJob, evaluation: Evaluation) -> None:
+        data = {"results": [dataclasses.asdict(r) for r in evaluation.results],
+                "lifecycle": evaluation.lifecycle.to_json()}
+        atomic_write_text(self._path(spec, job), json.dumps(data) + "\n")
+
+
 def run_jobs(
     spec: EnvSpec,
     jobs: Sequence[EpisodeJob],
@@ -152,35 +190,42 @@ def run_jobs(
     torch_threads: int = 1,
     env_workers: int = 1,
     on_episode: Callable[[], None] | None = None,
+    cache: JobCache | None = None,
 ) -> list[Evaluation]:
     """Every job's evaluation, in the order of `jobs`; `workers` > 1 runs them in that many processes
     (each with one env process: the cores go to the jobs). `on_episode()` is called once per finished
-    episode (progress)."""
+    episode (progress). With a `cache`, jobs found there are not run again and every finished job is kept."""
 
-    def advance(job: EpisodeJob) -> None:
-        for _ in range(job.episodes if on_episode is not None else 0):
+    def finish(index: int, evaluation: Evaluation) -> None:
+        evaluations[index] = evaluation
+        if cache is not None and index not in cached:
+            cache.store(spec, jobs[index], evaluation)
+        for _ in range(jobs[index].episodes if on_episode is not None else 0):
             on_episode()
 
-    if workers == 1 or len(jobs) <= 1:
+    evaluations: list[Evaluation | None] = [None] * len(jobs)
+    cached: set[int] = set()
+    for index, job in enumerate(jobs):
+        found = cache.load(spec, job) if cache is not None else None
+        if found is not None:
+            cached.add(index)
+            finish(index, found)
+    pending = [index for index in range(len(jobs)) if index not in cached]
+    if workers == 1 or len(pending) <= 1:
         runner = EpisodeRunner(spec, env_workers)
         try:
-            evaluations = []
-            for job in jobs:
-                evaluations.append(runner.run(job))
-                advance(job)
-            return evaluations
+            for index in pending:
+                finish(index, runner.run(jobs[index]))
         finally:
             runner.close()
+        return [e for e in evaluations if e is not None]
     context = multiprocessing.get_context("spawn")  # no forked torch state (threads, RNG) in the workers
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                              initargs=(spec, torch_threads)) as pool:
-        futures = {pool.submit(_run_in_worker, job): index for index, job in enumerate(jobs)}
-        evaluations: list[Evaluation | None] = [None] * len(jobs)
+        futures = {pool.submit(_run_in_worker, jobs[index]): index for index in pending}
         try:
             for future in as_completed(futures):
-                index = futures[future]
-                evaluations[index] = future.result()
-                advance(jobs[index])
+                finish(futures[future], future.result())
         except BrokenProcessPool as error:
             for future in futures:
                 future.cancel()

@@ -21,6 +21,7 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("total_params", "params (host+seed)", ",.0f"),
     ("added_params", "added params", ",.0f"),
     ("train_gflops", "train GFLOPs", ".2f"),
+    ("extra_compute", "extra compute", ".2f"),
     ("seeds_germinated", "germinated", ".2f"),
     ("seeds_fossilized", "fossilized", ".2f"),
     ("seeds_pruned", "pruned", ".2f"),

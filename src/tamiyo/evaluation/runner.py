@@ -74,6 +74,7 @@ class EpisodeResult:
     seeds_pruned: int
     seeds_failed: int  # germinated seeds that broke (env.seed_failure_rate), kept or not
     train_gflops: float  # training compute of the episode (forward + backward matmuls and convolutions)
+    extra_compute: float  # training compute beyond the static host's, as a fraction of its episode's (objective)
     architecture: str  # the final network's seeds as fossil specs, "slot=blueprint/algorithm[@alpha][!fault]"
 
 
@@ -167,7 +168,7 @@ def episode_results(
             task=str(final["task"]),
             host_width=float(final["host_width"]),
             episode_return=sum(float(info["reward"]) for info in steps),
-            objective=objective(accuracy, added, host),
+            objective=objective(accuracy, added, host, float(final["extra_compute"])),
             final_accuracy=accuracy,
             host_params=host,
             added_params=added,
@@ -177,6 +178,7 @@ def episode_results(
             seeds_pruned=effective("PRUNE"),
             seeds_failed=int(final["seeds_failed"]),
             train_gflops=float(final["train_flops"]) / 1e9,
+            extra_compute=float(final["extra_compute"]),
             architecture=" ".join(f"{sid}={seed}" for sid, seed in sorted(final["slot_seeds"].items())),
         ))
     return results

@@ -112,7 +112,7 @@ def build_datamodule(cfg: DictConfig, autocast_dtype: torch.dtype | None) -> Rol
         gamma=cfg.ppo.gamma,
         autocast_dtype=autocast_dtype,
         num_workers=cfg.env.get("num_workers", 0),
-        objective=Objective(cfg.objective.param_weight),
+        objective=Objective(**OmegaConf.to_container(cfg.objective, resolve=True)),
         workers=workers,
     )
 

@@ -9,7 +9,9 @@ the slot stages, so it is an open-loop plan. Each epoch it takes one action, the
    accuracy points, as soon as pruning is legal (alpha settled); its slot is germinated again by rule 1
    once the embargo has passed, while the seed budget allows;
 1. GERMINATE the first scheduled slot that is empty (from `start_epoch` on, while the seed budget
-   allows), so every scheduled seed starts as early as possible;
+   allows), so every scheduled seed starts as early as possible; with `germinate_on_plateau: N` (closed
+   loop) only once the host has gained less than half a point of validation accuracy for N epochs in a
+   row (the observation's plateau count), so growth waits until the host stops learning on its own;
 2. FOSSILIZE a HOLDING seed;
 3. ADVANCE a seed: the one longest in its stage among those whose gate can pass (a blending seed
    only once its alpha settled); if none can, the longest anyway (a failed gate changes nothing);
@@ -96,6 +98,7 @@ class SchedulePolicyBundle(FixedPolicyBundle):
         alpha_target: str = "full",
         prune_below: float | None = None,
         prune_dead: bool = False,
+        germinate_on_plateau: int | None = None,
     ) -> None:
         super().__init__(slot_config, topology, obs_dim)
         self.blueprint = blueprint_from_id(blueprint)
@@ -127,8 +130,14 @@ class SchedulePolicyBundle(FixedPolicyBundle):
         if not isinstance(prune_dead, bool):
             raise ValueError(f"schedule prune_dead must be true or false, got {prune_dead!r}")
         self.prune_dead = prune_dead
+        if germinate_on_plateau is not None and (isinstance(germinate_on_plateau, bool)
+                                                 or not isinstance(germinate_on_plateau, int) or germinate_on_plateau < 1):
+            raise ValueError(f"schedule germinate_on_plateau must be an integer ≥ 1 (flat epochs) or null, "
+                             f"got {germinate_on_plateau!r}")
+        self.germinate_on_plateau = germinate_on_plateau
         self._settings = {"start_epoch": start_epoch, "style": style, "tempo": tempo, "alpha_target": alpha_target,
-                          "prune_below": prune_below, "prune_dead": prune_dead}
+                          "prune_below": prune_below, "prune_dead": prune_dead,
+                          "germinate_on_plateau": germinate_on_plateau}
         self._slots = "all slots" if slots == "all" else "+".join(slots)
 
     def describe(self) -> str:
@@ -146,7 +155,8 @@ class SchedulePolicyBundle(FixedPolicyBundle):
                 return _action(op=LifecycleOp.PRUNE, slot=slot, alpha_speed=AlphaSpeedAction.INSTANT,
                                alpha_curve=AlphaCurveAction.LINEAR)
         budget_left = signals.max_seeds == 0 or signals.seeds_used < signals.max_seeds
-        if signals.epoch >= self.start_epoch and budget_left:
+        plateau = self.germinate_on_plateau is None or signals.plateau_epochs >= self.germinate_on_plateau
+        if signals.epoch >= self.start_epoch and budget_left and plateau:
             for slot in self.slot_indices:
                 if reports[slot].stage == SeedStage.DORMANT:
                     return _action(op=LifecycleOp.GERMINATE, slot=slot, blueprint=self.blueprint,
