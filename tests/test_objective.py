@@ -157,3 +157,13 @@ def test_extra_compute_is_zero_for_the_static_host_and_grows_with_how_early_a_se
         assert grown.extra_compute == pytest.approx((grown.train_gflops - static.train_gflops) / static.train_gflops)
         price = 0.05 * 100 * grown.added_params / grown.host_params + 0.1 * 100 * grown.extra_compute
         assert grown.objective == pytest.approx(grown.final_accuracy - price)
+
+
+def test_env_adaptive_prices_compute_in_the_tables_and_the_reward():
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["env=adaptive"])
+    env = OmegaConf.to_container(cfg.env, resolve=True)
+    config = build_env_config(env, OmegaConf.to_container(cfg.reward, resolve=True), cfg.ppo.gamma, None)
+    judge = Objective(**OmegaConf.to_container(cfg.objective))
+    assert judge.compute_weight > 0 and config.reward_config["compute_weight"] == judge.compute_weight
+    assert (config.host_lr, config.seed_faults, env["task"]) == (0.1, ("dead", "unstable"), ["mnist1d", "digits"])
