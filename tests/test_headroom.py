@@ -11,6 +11,7 @@ from test_evaluation import compose_cfg
 from tamiyo.core.errors import ConfigError
 from tamiyo.evaluation.commands import compare_command
 from tamiyo.evaluation.headroom import SBS, SELECTOR, VBS, headroom, headroom_markdown
+from tamiyo.evaluation.pool import EpisodeJob
 from tamiyo.evaluation.runner import EpisodeResult
 
 
@@ -134,7 +135,7 @@ def test_a_comparison_continues_from_its_episode_cache(tmp_path, monkeypatch):
     # The grid (never growing + 2 schedules) on 2 training seeds, static and the chosen schedule on 2 seeds, 2 controls.
     assert len(kept) == 3 * 2 + 2 + 2 + 2
 
-    def must_not_run(self, job):  # noqa: ANN001, ANN202
+    def must_not_run(self: object, job: EpisodeJob) -> None:
         raise AssertionError(f"{job.label} on seed {job.seed} ran again")
 
     monkeypatch.setattr("tamiyo.evaluation.pool.EpisodeRunner.run", must_not_run)
