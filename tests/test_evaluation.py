@@ -95,7 +95,8 @@ def test_comparison_table_has_every_policy_on_the_same_seeds(tmp_path, checkpoin
     table = compare_command(compose_cfg("compare", tmp_path, f"ckpt_path={checkpoint}", "seeds=2",
                                         "schedule_grid=null", "static_final=[learned]"))
     rows = read_csv(tmp_path / "out" / "comparison_episodes.csv")
-    policies = ["static", "random", "heuristic", "learned (lstm)", "static-final: learned (lstm)"]
+    rule = "schedule: norm in r0c1, prune_below=0.0, prune_dead=True, germinate_on_plateau=2"  # grow_on_plateau
+    policies = ["static", "random", "heuristic", rule, "learned (lstm)", "static-final: learned (lstm)"]
     assert [(r["policy"], r["seed"]) for r in rows] == [(p, s) for p in policies for s in ("0", "1")]
     summary = read_csv(tmp_path / "out" / "comparison.csv")
     assert [(r["policy"], r["n"]) for r in summary] == [(p, "2") for p in policies]
@@ -105,7 +106,7 @@ def test_comparison_table_has_every_policy_on_the_same_seeds(tmp_path, checkpoin
     assert float(summary[0]["diff_objective_mean"]) == pytest.approx(paired)
     lines = [line for line in table.read_text().splitlines() if line.startswith("| ") and "---" not in line]
     assert [line.split(" | ")[0][2:] for line in lines[1:]] == policies
-    for name in ("static", "random", "heuristic", "learned"):
+    for name in ("static", "random", "heuristic", "grow_on_plateau", "learned"):
         assert (tmp_path / "out" / f"lifecycle_{name}.png").stat().st_size > 0
     assert (tmp_path / "out" / "learning_curve.png").stat().st_size > 0  # from the run's metrics.csv
 
