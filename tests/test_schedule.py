@@ -226,7 +226,7 @@ def test_comparison_refuses_selection_on_the_held_out_seeds(tmp_path):
 
 def test_comparison_refuses_names_of_controllers_it_does_not_run(tmp_path):
     expected = (r"static_final and reference must name controllers of this comparison "
-                r"\['static', 'random', 'heuristic'\], got \['schedule'\]")
+                r"\['static', 'random', 'heuristic', 'grow_on_plateau'\], got \['schedule'\]")
     with pytest.raises(ConfigError, match=expected):
         compare_command(compose_cfg("compare", tmp_path, "schedule_grid=null", "reference=null",
                                     "static_final=[schedule]"))
