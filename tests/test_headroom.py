@@ -13,6 +13,7 @@ from tamiyo.evaluation.commands import compare_command
 from tamiyo.evaluation.headroom import SBS, SELECTOR, VBS, headroom, headroom_markdown
 from tamiyo.evaluation.pool import EpisodeJob
 from tamiyo.evaluation.runner import EpisodeResult
+from tamiyo.launch.train import train
 
 
 def result(policy: str, seed: int, objective: float, task: str = "mnist1d", width: float = 1.0) -> EpisodeResult:
@@ -102,6 +103,19 @@ def test_compare_with_headroom_writes_the_ladder_from_the_grid_on_both_seed_sets
     schedule = next(p for p in comparison if p.startswith("schedule:"))
     assert float(comparison[schedule]["objective_mean"]) == pytest.approx(float(rows[0]["objective_mean"]))
     assert "gap closed" in (out / "headroom.md").read_text()
+
+
+def test_the_ladder_ranks_a_learned_checkpoint_among_the_rules(tmp_path):
+    train(compose_cfg("train", tmp_path / "trained", "updates=1", "ppo.num_minibatches=1", "ppo.update_epochs=1"))
+    ckpt = tmp_path / "trained" / "out" / "checkpoints" / "last.ckpt"
+    compare_command(compose_cfg("compare", tmp_path, f"ckpt_path={ckpt}", "seeds=[0,1]", "baselines=[static]", *GRID,
+                                "schedule_grid.families=[{}]", "headroom=true", "static_final=[]", "reference=null"))
+    rows = {r["controller"]: r for r in read_csv(tmp_path / "out" / "headroom.csv")}
+    assert list(rows) == [SBS, SELECTOR, VBS, "static", "learned (lstm)"]
+    learned = [float(r["objective"]) for r in read_csv(tmp_path / "out" / "comparison_episodes.csv")
+               if r["policy"] == "learned (lstm)"]
+    sbs = float(rows[SBS]["objective_mean"])
+    assert float(rows["learned (lstm)"]["diff_sbs_mean"]) == pytest.approx(sum(learned) / 2 - sbs)
 
 
 def test_episode_workers_change_nothing_but_the_time(tmp_path):
