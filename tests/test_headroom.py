@@ -2,6 +2,7 @@
 episode pool that runs a comparison on every core."""
 
 import csv
+import dataclasses
 import math
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from test_evaluation import compose_cfg
 
 from tamiyo.core.errors import ConfigError
 from tamiyo.evaluation.commands import compare_command
+from tamiyo.evaluation.comparison import equal_compute_epochs
 from tamiyo.evaluation.headroom import SBS, SELECTOR, VBS, headroom, headroom_markdown
 from tamiyo.evaluation.pool import EpisodeJob
 from tamiyo.evaluation.runner import EpisodeResult
@@ -156,3 +158,34 @@ def test_a_comparison_continues_from_its_episode_cache(tmp_path, monkeypatch):
     compare_command(compose_cfg("compare", tmp_path / "second", *args))
     first, second = (tmp_path / run / "out" / "comparison_episodes.csv" for run in ("first", "second"))
     assert first.read_text() == second.read_text()
+
+
+def test_equal_compute_epochs_fit_the_grown_episodes_flops():
+    grown, control = result("g", 0, 50.0), result("c", 0, 50.0)
+
+    def at(gflops: float, episode: EpisodeResult) -> EpisodeResult:
+        return dataclasses.replace(episode, train_gflops=gflops)
+
+    assert equal_compute_epochs(at(7.5, grown), at(10.0, control), 10) == 7  # 1.0 GFLOPs an epoch
+    assert equal_compute_epochs(at(7.0, grown), at(10.0, control), 10) == 7  # exactly 7 epochs' worth
+    assert equal_compute_epochs(at(0.2, grown), at(10.0, control), 10) == 1
+    assert equal_compute_epochs(at(12.0, grown), at(10.0, control), 10) == 10
+
+
+def test_static_final_at_equal_compute_trains_the_final_network_for_the_grown_episodes_flops(tmp_path):
+    compare_command(compose_cfg("compare", tmp_path, "env.max_epochs=6", "seeds=[0,1]", "baselines=[static]",
+                                "schedule_grid.blueprints=[conv_heavy]", "schedule_grid.slots=[[r0c2]]",
+                                "schedule_grid.families=[{}]", "schedule_grid.include_static=false", "train_seeds=[5]",
+                                "static_final=[schedule]", "static_final_equal_compute=true", "reference=static"))
+    episodes = read_csv(tmp_path / "out" / "comparison_episodes.csv")
+    label = "schedule: conv_heavy in r0c2"
+    grown, full, equal = ([r for r in episodes if r["policy"] == name] for name in
+                          (label, f"static-final: {label}", f"static-final, equal compute: {label}"))
+    assert len(grown) == len(full) == len(equal) == 2
+    for g, f, e in zip(grown, full, equal, strict=True):
+        per_epoch = float(f["train_gflops"]) / 6
+        assert float(g["train_gflops"]) - per_epoch < float(e["train_gflops"]) <= float(g["train_gflops"]) * (1 + 1e-9)
+        assert float(e["train_gflops"]) < float(f["train_gflops"])  # the grown episode ran its seed for fewer epochs
+        assert e["extra_compute"] == g["extra_compute"] and e["architecture"] == g["architecture"]
+        price = 0.05 * 100 * int(e["added_params"]) / int(e["host_params"])
+        assert float(e["objective"]) == pytest.approx(float(e["final_accuracy"]) - price)

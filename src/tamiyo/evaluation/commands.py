@@ -34,6 +34,7 @@ from tamiyo.env.vector import VectorEnv, resolve_workers
 from tamiyo.evaluation.comparison import (
     ControllerSummary,
     architecture_fossils,
+    equal_compute_epochs,
     episode_kind_markdown,
     schedule_grid,
     summarise_controllers,
@@ -363,7 +364,8 @@ def compare_command(cfg: DictConfig) -> Path:
     out_dir = Path(cfg.paths.output_dir)
     grid_seeds = [*train_seeds, *(seeds if cfg.headroom else [])]
     scheduled = [len(grid) * len(grid_seeds), len(seeds) if grid and not cfg.headroom else 0]
-    total = (sum(scheduled) + (len(policies) + len(finals)) * len(seeds)) * episodes
+    controls = len(finals) * (2 if cfg.static_final_equal_compute else 1)
+    total = (sum(scheduled) + (len(policies) + controls) * len(seeds)) * episodes
     by_name: dict[str, Evaluation] = {}
     with _progress(cfg.progress, total) as advance:
         grid_jobs = [EpisodeJob(label, policy, point, seed, episodes)
@@ -388,10 +390,13 @@ def compare_command(cfg: DictConfig) -> Path:
         by_name = {name: by_name[name] for name in names}
         results = [r for evaluation in by_name.values() for r in evaluation.results]
         labels_of = {name: evaluation.results[0].policy for name, evaluation in by_name.items()}
-        final_jobs = [EpisodeJob(f"static-final: {labels_of[name]}", "static", {}, r.seed, 1, r.episode,
-                                 architecture_fossils(r.architecture), r.env)
-                      for name in finals for r in by_name[name].results]
-        results += [r for e in _run(cfg, final_jobs, advance) for r in e.results] if final_jobs else []
+        grown = [r for name in finals for r in by_name[name].results]
+        final_jobs = [EpisodeJob(f"static-final: {r.policy}", "static", {}, r.seed, 1, r.episode,
+                                 architecture_fossils(r.architecture), r.env) for r in grown]
+        controls = [r for e in _run(cfg, final_jobs, advance) for r in e.results] if final_jobs else []
+        results += controls
+        if cfg.static_final_equal_compute and controls:
+            results += _equal_compute_controls(cfg, grown, controls, objective, advance)
     traces = {f"_{name}": evaluation.lifecycle for name, evaluation in by_name.items()}
     if cfg.headroom:
         _write_headroom(cfg, searched, train_seeds, [r for n in names if n != "schedule" for r in by_name[n].results],
@@ -424,6 +429,21 @@ def compare_command(cfg: DictConfig) -> Path:
     print(table)
     print(f"wrote {out_dir / 'comparison.csv'} and {out_dir / 'comparison.md'}")
     return out_dir / "comparison.md"
+
+
+def _equal_compute_controls(cfg: DictConfig, grown: list[EpisodeResult], controls: list[EpisodeResult],
+                            objective: Objective, advance: Callable[[], None]) -> list[EpisodeResult]:
+    """Each grown episode's final architecture trained from scratch for as many epochs as the grown episode's
+    training FLOPs pay for (`equal_compute_epochs`, from its full-length control), charged the grown episode's
+    compute: at the same compute and the same parameters, is the grown network better?"""
+    max_epochs = int(cfg.env.max_epochs)
+    jobs = [EpisodeJob(f"static-final, equal compute: {r.policy}", "static", {}, r.seed, 1, r.episode,
+                       architecture_fossils(r.architecture), r.env, equal_compute_epochs(r, c, max_epochs))
+            for r, c in zip(grown, controls, strict=True)]
+    evaluations = _run(cfg, jobs, advance)
+    return [dataclasses.replace(c, extra_compute=r.extra_compute,
+                                objective=objective(c.final_accuracy, c.added_params, c.host_params, r.extra_compute))
+            for r, e in zip(grown, evaluations, strict=True) for c in e.results]
 
 
 def _write_headroom(cfg: DictConfig, searched: list[EpisodeResult], train_seeds: list[int],

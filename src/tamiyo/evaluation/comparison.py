@@ -59,6 +59,13 @@ def schedule_grid(
     return [{"blueprint": name, "slots": slots} for name in names for slots in sets]
 
 
+def equal_compute_epochs(grown: EpisodeResult, control: EpisodeResult, max_epochs: int) -> int:
+    """Epochs of a static-final control that fit in its grown episode's training FLOPs, from the control's own
+    full-length run (`max_epochs` epochs at a constant cost each): at least 1, at most `max_epochs`."""
+    per_epoch = control.train_gflops / max_epochs
+    return max(1, min(max_epochs, math.floor(grown.train_gflops / per_epoch * (1 + 1e-9))))
+
+
 def architecture_fossils(architecture: str) -> dict[str, str]:
     """"r0c1=conv_small/add@0.5 r0c2=conv_heavy/add!dead" → {"r0c1": "conv_small/add@0.5", "r0c2": ...}."""
     return dict(item.split("=", 1) for item in architecture.split())

@@ -55,9 +55,10 @@ class EnvSpec:
     obs_clip: float
     objective: Objective
 
-    def env_config(self, fossils: dict[str, str] | None = None) -> EnvConfig:
+    def env_config(self, fossils: dict[str, str] | None = None, max_epochs: int | None = None) -> EnvConfig:
         config = build_env_config(self.env, self.reward, self.gamma, autocast_dtype=None)
-        return config if fossils is None else dataclasses.replace(config, fossils=fossils)
+        config = config if fossils is None else dataclasses.replace(config, fossils=fossils)
+        return config if max_epochs is None else dataclasses.replace(config, max_epochs=max_epochs)
 
     def tasks(self) -> Task | tuple[Task, ...]:
         return make_tasks(self.env["task"], **dict(self.env.get("task_options") or {}))
@@ -69,7 +70,8 @@ class EpisodeJob:
 
     `policy` is a fixed controller's registry name with its `options`, or `LEARNED` with options
     `{ckpt, deterministic}`; `label` names it in the tables. `fossils` (slot → fossil spec, possibly none) makes
-    the job a static-final control: the host with those seeds planted from epoch 0, replaying env `env_index`."""
+    the job a static-final control: the host with those seeds planted from epoch 0, replaying env `env_index`,
+    for `max_epochs` epochs when given (a control at the grown episode's training compute)."""
 
     label: str
     policy: str
@@ -79,6 +81,7 @@ class EpisodeJob:
     first_episode: int = 0
     fossils: dict[str, str] | None = None
     env_index: int = 0
+    max_epochs: int | None = None  # a control's own episode length (None: the env's)
 
 
 class EpisodeRunner:
@@ -110,7 +113,7 @@ class EpisodeRunner:
 
     def run(self, job: EpisodeJob) -> Evaluation:
         if job.fossils is not None:  # a control replays one grown episode: its env index selects the episode's RNG stream
-            config = self.spec.env_config(job.fossils)
+            config = self.spec.env_config(job.fossils, job.max_epochs)
             with closing(VectorEnv(self._tasks, num_envs=1, config=config, first_env_index=job.env_index)) as env:
                 evaluation = self._evaluate(job, env)
             return Evaluation([dataclasses.replace(r, env=job.env_index) for r in evaluation.results],
