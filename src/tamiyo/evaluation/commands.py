@@ -34,8 +34,8 @@ from tamiyo.env.vector import VectorEnv, resolve_workers
 from tamiyo.evaluation.comparison import (
     ControllerSummary,
     architecture_fossils,
-    equal_compute_epochs,
     episode_kind_markdown,
+    equal_compute_epochs,
     schedule_grid,
     summarise_controllers,
     summary_markdown,
