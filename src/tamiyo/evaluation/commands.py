@@ -27,9 +27,7 @@ from rich.progress import Progress
 from tamiyo.conf import CONF_DIR
 from tamiyo.core.atomic_io import atomic_write_text
 from tamiyo.core.errors import ConfigError
-from tamiyo.env.config import build_env_config
 from tamiyo.env.objective import Objective
-from tamiyo.env.tasks import make_tasks
 from tamiyo.env.vector import VectorEnv, resolve_workers
 from tamiyo.evaluation.comparison import (
     ControllerSummary,
@@ -111,14 +109,12 @@ def build_objective(cfg: DictConfig) -> Objective:
 
 
 def build_eval_env(cfg: DictConfig) -> VectorEnv:
-    """The configured env (as training builds it, without autocast) with `env.num_envs` envs."""
-    env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
-    reward_cfg = OmegaConf.to_container(cfg.reward, resolve=True)
+    """The configured env (as training builds it, without autocast) with `env.num_envs` envs: the one every
+    episode worker builds from `env_spec(cfg)`, here in this process."""
+    spec = env_spec(cfg)
     try:
-        task = make_tasks(env_cfg["task"], **dict(env_cfg.get("task_options") or {}))
-        config = build_env_config(env_cfg, reward_cfg, cfg.ppo.gamma, autocast_dtype=None)
-        workers = resolve_workers(env_cfg.get("workers", 1), env_cfg["num_envs"], cfg.torch_threads)
-        env = VectorEnv(task, num_envs=env_cfg["num_envs"], config=config, workers=workers)
+        workers = resolve_workers(spec.env.get("workers", 1), spec.env["num_envs"], cfg.torch_threads)
+        env = VectorEnv(spec.tasks(), num_envs=spec.env["num_envs"], config=spec.env_config(), workers=workers)
         env.slot_config  # noqa: B018  (resolves the enabled slots now, so a bad slot id fails here)
     except (ValueError, TypeError) as error:
         raise ConfigError(f"env/reward config: {error}") from error
@@ -285,7 +281,7 @@ def _schedule_points(cfg: DictConfig, env: VectorEnv) -> list[tuple[str, dict]]:
     `{prune_dead: true}` is a closed-loop variant of every schedule)."""
     grid_cfg = cfg.schedule_grid
     defaults = _policy_group("schedule")[1]
-    families = grid_cfg.get("families", [{}])
+    families = grid_cfg.families
     if not isinstance(families, ListConfig) or not families or not all(isinstance(f, DictConfig) for f in families):
         raise ConfigError(f"schedule_grid.families must be a non-empty list of schedule option sets, got {families!r}")
     blueprints = grid_cfg.blueprints
@@ -297,7 +293,7 @@ def _schedule_points(cfg: DictConfig, env: VectorEnv) -> list[tuple[str, dict]]:
         )
     except ValueError as error:
         raise ConfigError(str(error)) from error
-    grid: list[tuple[str, dict]] = [("static", {})] if grid_cfg.get("include_static", False) else []
+    grid: list[tuple[str, dict]] = [("static", {})] if grid_cfg.include_static else []
     for family in families:
         changed = {**OmegaConf.to_container(grid_cfg.options, resolve=True),
                    **OmegaConf.to_container(family, resolve=True)}
@@ -364,8 +360,8 @@ def compare_command(cfg: DictConfig) -> Path:
     out_dir = Path(cfg.paths.output_dir)
     grid_seeds = [*train_seeds, *(seeds if cfg.headroom else [])]
     scheduled = [len(grid) * len(grid_seeds), len(seeds) if grid and not cfg.headroom else 0]
-    controls = len(finals) * (2 if cfg.static_final_equal_compute else 1)
-    total = (sum(scheduled) + (len(policies) + controls) * len(seeds)) * episodes
+    control_runs = len(finals) * (2 if cfg.static_final_equal_compute else 1)
+    total = (sum(scheduled) + (len(policies) + control_runs) * len(seeds)) * episodes
     by_name: dict[str, Evaluation] = {}
     with _progress(cfg.progress, total) as advance:
         grid_jobs = [EpisodeJob(label, policy, point, seed, episodes)
@@ -381,8 +377,8 @@ def compare_command(cfg: DictConfig) -> Path:
             write_csv(searched, out_dir / "schedule_grid.csv")
             best = labels.index(best_schedule(in_train))
             if cfg.headroom:
-                held_out = [e for job, e in zip(grid_jobs, evaluations, strict=False) if job.label == labels[best]
-                            and job.seed in seeds]
+                held_out = [e for job, e in zip(grid_jobs, evaluations[:len(grid_jobs)], strict=True)
+                            if job.label == labels[best] and job.seed in seeds]
                 by_name["schedule"] = _per_seed(held_out)
             else:
                 jobs = [EpisodeJob(labels[best], *grid[best], seed, episodes) for seed in seeds]
