@@ -54,6 +54,16 @@ def _updates(history: History) -> list[float]:
     return list(history["update"])
 
 
+def _finish(fig: plt.Figure, ax: plt.Axes, xlabel: str, ylabel: str, title: str, path: Path) -> Path:
+    """Label one-panel figures the same way (legend in the lower right, light grid) and save them."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def _save(fig: plt.Figure, path: Path) -> Path:
     for ax in fig.axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # updates and epochs are whole numbers
@@ -174,14 +184,11 @@ def plot_pareto(
             ax.plot([0.0, span], [accuracy - slope * added, accuracy + slope * (span - added)], "--", color=colour,
                     alpha=0.35, linewidth=1)
         ax.scatter([added], [accuracy], color=colour, label=label, zorder=3)
-    ax.set_xlabel("added parameters (hosts vary by episode)" if host_params is None
-                  else f"added parameters (host: {host_params:,})")
-    ax.set_ylabel("final validation accuracy (%)")
+    xlabel = ("added parameters (hosts vary by episode)" if host_params is None
+              else f"added parameters (host: {host_params:,})")
     lines = "" if host_params is None else "dashed: equal objective, "
-    ax.set_title(f"controllers by accuracy and size ({lines}param_weight {param_weight})")
-    ax.legend(fontsize=7, loc="lower right")
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return _finish(fig, ax, xlabel, "final validation accuracy (%)",
+                   f"controllers by accuracy and size ({lines}param_weight {param_weight})", path)
 
 
 def plot_compute(episodes: Mapping[str, Sequence[tuple[float, float]]], path: Path) -> Path:
@@ -197,12 +204,9 @@ def plot_compute(episodes: Mapping[str, Sequence[tuple[float, float]]], path: Pa
         ax.scatter(flops, accuracy, color=colour, alpha=0.25, s=12)
         ax.scatter([math.fsum(flops) / len(flops)], [math.fsum(accuracy) / len(accuracy)], color=colour,
                    edgecolors="black", s=70, label=label, zorder=3)
-    ax.set_xlabel("training compute of the episode (GFLOPs, forward + backward)")
-    ax.set_ylabel("final validation accuracy (%)")
-    ax.set_title("controllers by accuracy and training compute (large: mean; small: episodes)")
-    ax.legend(fontsize=7, loc="lower right")
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return _finish(fig, ax, "training compute of the episode (GFLOPs, forward + backward)",
+                   "final validation accuracy (%)",
+                   "controllers by accuracy and training compute (large: mean; small: episodes)", path)
 
 
 def plot_front(
@@ -222,12 +226,8 @@ def plot_front(
     for weight, added, accuracy in ordered:
         ax.annotate(f"{weight:g}", (added, accuracy), textcoords="offset points", xytext=(5, 5), fontsize=8,
                     color="tab:blue")
-    ax.set_xlabel(f"added parameters (host: {host_params:,})")
-    ax.set_ylabel("final validation accuracy (%)")
-    ax.set_title("learned controllers at several parameter prices (labels: param_weight) and the fixed ones")
-    ax.legend(fontsize=7, loc="lower right")
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return _finish(fig, ax, f"added parameters (host: {host_params:,})", "final validation accuracy (%)",
+                   "learned controllers at several parameter prices (labels: param_weight) and the fixed ones", path)
 
 
 def plot_learning_curve(
@@ -247,12 +247,8 @@ def plot_learning_curve(
     for index, (label, objective) in enumerate(baselines):
         ax.axhline(objective, color=plt.get_cmap("tab10")((index + 1) % 10), linestyle="--", linewidth=1.2,
                    label=label)
-    ax.set_xlabel("PPO update (training seeds)")
-    ax.set_ylabel("objective (points)")
-    ax.set_title("Learning curve; dashed: held-out mean of each baseline")
-    ax.legend(fontsize=7, loc="lower right")
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return _finish(fig, ax, "PPO update (training seeds)", "objective (points)",
+                   "Learning curve; dashed: held-out mean of each baseline", path)
 
 
 def draw_run_plots(history: History, trace: LifecycleTrace | None, out_dir: Path) -> list[Path]:
