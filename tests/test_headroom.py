@@ -137,6 +137,14 @@ def test_headroom_without_a_grid_and_bad_episode_workers_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="episode_workers must be 'auto' or an integer ≥ 1, got 0"):
         compare_command(compose_cfg("compare", tmp_path, "episode_workers=0", "schedule_grid=null",
                                     "static_final=[]", "reference=null", "baselines=[static]", "seeds=1"))
+    with pytest.raises(ConfigError, match=r"schedule_grid.families must be a non-empty list of schedule option sets"):
+        compare_command(compose_cfg("compare", tmp_path, *GRID, "schedule_grid.families=[]", "static_final=[]",
+                                    "reference=null", "baselines=[static]", "seeds=1"))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match=r"^episode_cache .*a_file/cache cannot be created: "):
+        compare_command(compose_cfg("compare", tmp_path, f"episode_cache={blocker / 'cache'}", "schedule_grid=null",
+                                    "static_final=[]", "reference=null", "baselines=[static]", "seeds=1"))
     with pytest.raises(ConfigError, match=r"schedule_grid options \['prune_deadd'\] are not schedule options"):
         compare_command(compose_cfg("compare", tmp_path, *GRID, "schedule_grid.families=[{prune_deadd:true}]",
                                     "static_final=[]", "reference=null", "baselines=[static]", "seeds=1"))
