@@ -1,6 +1,5 @@
-"""Run pictures: the training callback's PNGs, `scripts/plot_run.py`, and the drawing helpers."""
+"""Run pictures: the training callback's PNGs, `tamiyo-plot`, `tamiyo-pareto`, and the drawing helpers."""
 
-import importlib.util
 import json
 import math
 import shutil
@@ -9,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.runs import ROOT, compose_config, tiny_overrides
+from helpers.runs import compose_config, tiny_overrides
 from matplotlib.colors import to_rgb
 from omegaconf import DictConfig
 
@@ -26,6 +25,9 @@ from tamiyo.evaluation.plots import (
     plot_lifecycle,
     read_metrics_csv,
 )
+from tamiyo.launch import pareto
+from tamiyo.launch.plot import main as plot_main
+from tamiyo.launch.plot import plot_run
 from tamiyo.launch.train import train
 
 PNGS = ("returns_accuracy.png", "head_entropy.png", "lifecycle.png")
@@ -34,13 +36,6 @@ TINY = tiny_overrides(env__num_envs=2, env__task_options__train_subset=128, env_
 
 def make_cfg(run_dir: Path, *overrides: str) -> DictConfig:
     return compose_config("train", run_dir, *overrides, tiny=TINY)
-
-
-def _load_plot_script():
-    spec = importlib.util.spec_from_file_location("plot_run", ROOT / "scripts" / "plot_run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +61,6 @@ def test_training_run_dir_holds_the_pictures_and_the_lifecycle_trace(runs):
 
 
 def test_plot_script_redraws_from_the_csv_and_differs_between_seeds(runs, tmp_path):
-    plot_run = _load_plot_script().plot_run
     outputs = {seed: tmp_path / f"redrawn{seed}" for seed in runs}
     for seed, run_dir in runs.items():
         written = plot_run(run_dir, outputs[seed])
@@ -97,9 +91,9 @@ def test_resumed_run_plots_its_whole_history(runs, tmp_path):
 
 
 def test_plot_script_fails_in_one_line_without_metrics(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["plot_run.py", str(tmp_path)])
+    monkeypatch.setattr(sys, "argv", ["tamiyo-plot", str(tmp_path)])
     with pytest.raises(SystemExit) as exit_info:
-        _load_plot_script().main()
+        plot_main()
     assert exit_info.value.code == 2
     csv_path = tmp_path / "csv" / "metrics.csv"
     assert capsys.readouterr().err.strip() == f"error: no metrics CSV at {csv_path}: was the run started with logger=csv?"
@@ -163,9 +157,6 @@ def _fake_comparison(run_dir: Path, weight: float, learned: tuple[float, float])
 
 
 def test_pareto_script_traces_one_learned_point_per_price(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("pareto", ROOT / "scripts" / "pareto.py")
-    pareto = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(pareto)
     drawn = {}
     monkeypatch.setattr(pareto, "plot_front", lambda fixed, learned, host, out: drawn.update(
         fixed=fixed, learned=learned, host=host) or out)
@@ -173,10 +164,10 @@ def test_pareto_script_traces_one_learned_point_per_price(tmp_path, monkeypatch)
     pareto.front(runs, tmp_path / "front.png")
     assert drawn["learned"] == [(0.1, 100.0, 55.0), (0.02, 900.0, 63.0)] and drawn["host"] == 690
     assert [label for label, _, _ in drawn["fixed"]] == ["static", "schedule: conv_light in all slots"]
-    with pytest.raises(FileNotFoundError, match=r"comparison.csv does not exist: is .* scripts/compare.py\?"):
+    with pytest.raises(FileNotFoundError, match=r"comparison.csv does not exist: is .* tamiyo-compare\?"):
         pareto.front([tmp_path], tmp_path / "front.png")
     (runs[0] / "comparison_episodes.csv").unlink()
-    with pytest.raises(FileNotFoundError, match=r"comparison_episodes.csv does not exist: is .* scripts/compare.py\?"):
+    with pytest.raises(FileNotFoundError, match=r"comparison_episodes.csv does not exist: is .* tamiyo-compare\?"):
         pareto.front(runs, tmp_path / "front.png")
 
 

@@ -57,6 +57,11 @@ def test_tamiyo_train_prints_its_config_and_runs_a_debug_run(installed, tmp_path
     (run_dir,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert f"run dir: {run_dir}" in fast.stdout
+    redrawn = run(installed, "tamiyo-plot", str(run_dir), "--out", str(tmp_path / "redrawn"), cwd=tmp_path)
+    assert redrawn.returncode == 0, redrawn.stderr[-2000:]
+    assert (tmp_path / "redrawn" / "returns_accuracy.png").stat().st_size > 0
+    front = run(installed, "tamiyo-pareto", str(run_dir), cwd=tmp_path)  # a training run is no comparison
+    assert front.returncode == 2 and front.stderr.startswith("error: ") and "tamiyo-compare" in front.stderr
 
 
 def test_tamiyo_evaluate_runs_a_baseline(installed, tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import importlib.util
 import io
 import json
 import re
@@ -72,9 +73,16 @@ def console_scripts() -> dict[str, str]:
         return tomllib.load(handle)["project"]["scripts"]
 
 
-def is_hydra_script(path: Path) -> bool:
-    """The checkout's Hydra entry points are shims importing `tamiyo.launch`."""
-    return "from tamiyo.launch." in path.read_text()
+def is_hydra_module(module: str) -> bool:
+    """Whether the `tamiyo.launch` module behind a console script or a `scripts/` shim is a Hydra entry point."""
+    spec = importlib.util.find_spec(module)
+    return spec is not None and "@hydra.main" in Path(spec.origin).read_text()
+
+
+def shim_module(path: Path) -> str | None:
+    """The module a `scripts/` shim runs (`from tamiyo.launch.compare import main` → `tamiyo.launch.compare`)."""
+    found = re.search(r"^from (tamiyo\.launch\.\w+) import main$", path.read_text(), flags=re.M)
+    return found.group(1) if found else None
 
 
 def first_job(overrides: list[str]) -> list[str]:
@@ -99,12 +107,13 @@ def check(command: str) -> tuple[bool, str]:
     scripts = console_scripts()
     if program in scripts:
         module, function = scripts[program].split(":")
-        run, hydra = (lambda: getattr(importlib.import_module(module), function)()), True
+        run, hydra = (lambda: getattr(importlib.import_module(module), function)()), is_hydra_module(module)
     else:
         path = ROOT / program
         if not path.is_file():
             return False, f"no such script: {program}"
-        run, hydra = (lambda: runpy.run_path(str(path), run_name="__main__")), is_hydra_script(path)
+        module = shim_module(path)
+        run, hydra = (lambda: runpy.run_path(str(path), run_name="__main__")), bool(module and is_hydra_module(module))
     if hydra:
         multirun = any(arg in ("-m", "--multirun") for arg in args)
         args = [arg for arg in args if arg not in ("-m", "--multirun")]
