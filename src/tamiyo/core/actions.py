@@ -162,8 +162,8 @@ HEAD_RELEVANCE: dict[LifecycleOp, frozenset[str]] = {
     _OP.ADVANCE: frozenset({"op", "slot"}),
 }
 
-# Value an irrelevant head takes (its log-prob and entropy are 0). Style uses SIGMOID_ADD as
-# esper-lite does; blueprint uses NOOP, which is never sampled, so an irrelevant choice is visible.
+# Value an irrelevant head takes (its log-prob and entropy are 0). Style uses SIGMOID_ADD;
+# blueprint uses NOOP, which is never sampled, so an irrelevant choice is visible.
 IRRELEVANT_HEAD_VALUE: dict[str, int] = {
     "slot": 0,
     "blueprint": int(BlueprintAction.NOOP),

@@ -1,14 +1,12 @@
 """Blueprints: the shape-preserving seed modules that can be germinated at an injection point.
 
 CNN seeds work on [B, C, L] (conv1d) or [B, C, H, W] (conv2d) activations; transformer seeds on [B, T, C].
-Structures follow esper-lite's blueprints, with two changes so that every seed actually learns:
+Two initialisations are chosen so that every seed learns from its first step:
 
-* where esper-lite zero-inits a conv that feeds a GroupNorm (bottleneck), the GroupNorm of a constant
-  zero input back-propagates through 1/sqrt(eps) (a ×316 gradient); we zero the GroupNorm's scale instead,
-  the usual "zero-init the last norm" residual trick — still the identity at birth, same parameter count;
-* esper-lite's conv_small, x + ReLU(gn(conv(x))) with the conv zero-initialised, never receives a gradient
-  (the ReLU's gradient at exactly 0 is 0); ours is pre-activated, x + conv(ReLU(gn(x))), with the conv
-  zero-initialised — identity at birth, same parameters, and the conv learns from the first step.
+* the bottleneck is the identity at birth through a zero GroupNorm scale, not a zero conv feeding the
+  GroupNorm: the GroupNorm of a constant zero input back-propagates through 1/sqrt(eps) (a ×316 gradient);
+* conv_small is pre-activated, x + conv(ReLU(gn(x))) with the conv zero-initialised: x + ReLU(gn(conv(x)))
+  with a zero conv would never receive a gradient (the ReLU's gradient at exactly 0 is 0).
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ _GROUP_CHOICES = (32, 16, 8, 4, 2, 1)
 
 def group_count(channels: int) -> int:
     """GroupNorm groups for `channels`: the largest choice with ≥ 16 channels per group, else the largest
-    choice dividing `channels` (esper-lite's rule)."""
+    choice dividing `channels`."""
     for groups in _GROUP_CHOICES:
         if channels % groups == 0 and channels // groups >= 16:
             return groups
@@ -111,7 +109,7 @@ class ScaledNormSeed(nn.Module):
 
 class SqueezeExcitationSeed(nn.Module):
     """Channel attention x · sigmoid(fc2(ReLU(fc1(mean over positions)))). fc2 starts with zero weights and
-    bias 3, so the seed starts as a near-identity 0.953·x (as in esper-lite)."""
+    bias 3, so the seed starts as a near-identity 0.953·x."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -143,7 +141,7 @@ def _seed_conv_block(dims: int, channels: int) -> nn.Sequential:
 
 
 def _depthwise(dims: int, channels: int) -> nn.Module:
-    # x + ReLU(gn(pointwise(depthwise(x)))); not the identity at birth (as in esper-lite).
+    # x + ReLU(gn(pointwise(depthwise(x)))); not the identity at birth.
     return ResidualSeed(nn.Sequential(
         _conv(dims, channels, channels, 3, groups=channels), _conv(dims, channels, channels, 1),
         _group_norm(channels), nn.ReLU(),
@@ -151,7 +149,7 @@ def _depthwise(dims: int, channels: int) -> nn.Module:
 
 
 def _bottleneck(dims: int, channels: int) -> nn.Module:
-    # x + gn(up(ReLU(conv3(ReLU(down(x)))))); width max(8, C/4) as in esper-lite but never wider than C.
+    # x + gn(up(ReLU(conv3(ReLU(down(x)))))); width max(8, C/4) but never wider than C.
     width = min(channels, max(8, channels // 4))
     out_norm = _group_norm(channels)
     nn.init.zeros_(out_norm.weight)  # identity at birth without the zero-input GroupNorm gradient blow-up

@@ -9,7 +9,7 @@ becomes the new last good state.
 What a snapshot holds is the target's business (`Snapshottable`); for a `SeedEnv` it is the host, the
 seed modules, the slots' lifecycle state, the optimiser states and the last validation metrics.
 
-Differences from esper-lite's governor: it snapshots after
+It snapshots after
 every healthy epoch and only after the health check (never a state that just produced NaN), the
 snapshot includes the seed modules and slot state (no "zombie" slots), the explosion test works on
 per-sample losses, and the env penalises the transition in which the rollback happened.

@@ -19,7 +19,7 @@ and the restored state's value is where the next step starts), and a flat penalt
 not potential-based, so it would rank a controller with the better final network below one with
 fewer rollbacks.
 
-`shaped` differs from esper-lite's rewards:
+How `shaped` pays:
 * the reward sees the state the action produced, so a failed gate earns no success bonus and a
   germination's potential shows up in the transition that germinated;
 * stage shaping is potential-based over the whole env state, F = γ·Φ(s') − Φ(s), with Φ summed over
@@ -29,8 +29,8 @@ fewer rollbacks.
 * attribution covers every measured seed, not only the slot head's sampled target (which is
   meaningless for WAIT), fossilized seeds included: each epoch pays the credited contribution of all
   seeds present, divided by `max_epochs`, so an episode's attribution is the mean contribution the
-  seeds made over the episode (area under the contribution curve). Esper-lite paid live seeds
-  only, so fossilizing a helper stopped its pay and PPO learned never to fossilize; a potential-based
+  seeds made over the episode (area under the contribution curve). Paying live seeds only would
+  stop a helper's pay when it fossilizes, and PPO learns never to fossilize; a potential-based
   variant (γ·A(s') − A(s)) removed that but left no dense signal, and PPO collapsed to never growing;
 * `sparse` charges the seeds' parameters, not the host's.
 """
@@ -48,7 +48,7 @@ from tamiyo.core.registry import Registry
 from tamiyo.core.stages import LIVE_STAGES, SeedStage
 from tamiyo.env.objective import DEFAULT_PARAM_WEIGHT, Objective
 
-# Stage potentials as esper-lite calibrated them; stages without a seed have none.
+# Stage potentials; stages without a seed have none.
 STAGE_POTENTIAL: dict[SeedStage, float] = {
     SeedStage.GERMINATED: 1.0,
     SeedStage.TRAINING: 2.0,
@@ -225,7 +225,7 @@ def objective(inputs: RewardInputs, config: ObjectiveRewardConfig) -> RewardResu
 # ------------------------------------------------------------------ shaped
 @dataclass(frozen=True)
 class ShapedConfig:
-    """Defaults follow esper-lite's calibration; costs and penalties are magnitudes (subtracted)."""
+    """Costs and penalties are magnitudes (subtracted)."""
 
     contribution_weight: float = 1.0
     pbrs_weight: float = 0.3

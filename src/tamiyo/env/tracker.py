@@ -5,10 +5,9 @@ It keeps a bounded window of validation losses and accuracies, counts plateau ep
 `_advance`, a pure function from (configuration, state, inputs) to (next state, signals): `update`
 commits the next state, `peek` discards it, so the two can never disagree.
 
-Deliberate differences from esper-lite's tracker:
+Choices worth knowing:
 * `best_val_loss` is the best loss of the episode (like `best_val_accuracy`), not the minimum of
-  the history window, and `peek()` returns exactly what `update()` would (esper-lite's peek
-  folds the new values into the bests but not into the plateau count).
+  the history window, and `peek()` returns exactly what `update()` would, plateau count included.
 * A loss at or below `_CONVERGED_LOSS` that does not regress counts as a stable epoch instead of
   freezing the stabilisation counter.
 * `stabilization_epochs = 0` means the host counts as stabilised from the start.
@@ -242,7 +241,7 @@ def _advance(
 def _is_stable_epoch(prev_loss: float, val_loss: float, threshold: float) -> bool:
     """A stable epoch does not regress (a flat loss counts) and improves by less than `threshold`.
 
-    A loss spike (esper-lite's `val_loss ≥ 1.5 · prev_loss` rule) is a regression, so it is
+    A loss spike (`val_loss ≥ 1.5 · prev_loss`) is a regression, so it is
     covered by the first test; NaN fails it too.
     """
     loss_delta = prev_loss - val_loss

@@ -3,9 +3,8 @@
 Layout: `BaseFeature` columns `[0, 23)`, then one 39-wide `SlotFeature` block per slot in slot-config
 order (slot k starts at `23 + 39·k`), then the 2 `ContextFeature` columns, then one seed-gradient column
 per slot, then one gradient-measured column per slot, so `obs_dim(3) = 148`.
-The meaning follows esper-lite's layout; where esper-lite had raw or scaffolding-only values (global
-step, raw parameter count, interaction/boost/upstream/downstream sums) we use fields our environments
-report.
+Every column is a field the environments report; there are no raw step counters, raw parameter counts or
+placeholder columns.
 
 Every column is scaled to roughly unit range here, before any running normaliser:
 

@@ -57,7 +57,7 @@ _CONFIDENCE_SCALE = 5.0
 
 @dataclass(frozen=True)
 class HeuristicConfig:
-    """Thresholds of the heuristic (esper-lite's defaults). Improvements are in accuracy points.
+    """Thresholds of the heuristic. Improvements are in accuracy points.
 
     `blueprint_rotation=None` means the topology's default rotation (`DEFAULT_ROTATIONS`).
     """
