@@ -64,10 +64,6 @@ def maskable_ppo(options: dict[str, object], steps: int) -> None:
     from sb3_contrib import MaskablePPO  # optional dependency: imported only when asked for
 
     env = gymnasium.make("tamiyo/SeedLifecycle-v0", illegal_action="wait", **options)
-    # The first epoch's loss delta is +inf (no previous epoch); a network input must be finite.
-    env = gymnasium.wrappers.TransformObservation(
-        env, lambda obs: {**obs, "signals": np.clip(obs["signals"], -1e4, 1e4)}, env.observation_space
-    )
     model = MaskablePPO("MultiInputPolicy", env, n_steps=steps, batch_size=steps, n_epochs=1, seed=0, verbose=0)
     model.learn(total_timesteps=steps)
     obs, _ = env.reset(seed=1)

@@ -34,13 +34,14 @@ def test_spaces_reset_and_step_follow_the_config():
     env = make(slots=["r0c0", "r0c2"], reward="sparse")
     assert env.action_space.nvec.tolist() == [2, 13, 4, 3, 3, 4, 5, 6]
     obs, info = env.reset(seed=4)
+    assert obs["loss_delta_measured"].tolist() == [0] and obs["signals"][SignalField.LOSS_DELTA] == 0.0
     assert obs["slots"].shape == (2, NUM_SLOT_FIELDS) and obs["signals"].shape == (NUM_SIGNAL_FIELDS,)
     assert obs["legal_ops"].tolist() == [[1, 1, 0, 0, 0, 0]] * 2  # empty slots: WAIT or GERMINATE
     assert info["action_mask"].dtype == np.int8 and info["action_mask"].shape == (sum(env.action_space.nvec),)
     germinate = [1, 1, 0, 0, 2, 0, 0, int(LifecycleOp.GERMINATE)]  # conv_light into r0c2
     obs, _, terminated, truncated, info = env.step(np.array(germinate))
     assert info["op"] == "GERMINATE" and info["took_effect"] and info["illegal_action"] is None
-    assert obs["slots"][1, SlotField.STAGE] == SeedStage.GERMINATED
+    assert obs["slots"][1, SlotField.STAGE] == SeedStage.GERMINATED and obs["loss_delta_measured"].tolist() == [1]
     assert not any(key.startswith("time_") for key in info)  # no wall-clock values: runs are comparable
     for _ in range(2):
         obs, _, terminated, truncated, info = env.step(env.action_space.sample() * 0)  # WAIT
@@ -106,7 +107,10 @@ def test_masks_from_the_gym_observation_equal_the_trainer_masks(topology):
     expected, got = compute_masks(batch, topology), gym_observation_masks(stacked)
     for name in ("op", "slot_by_op", "blueprint", "style", "tempo", "alpha_target", "alpha_speed", "alpha_curve"):
         assert torch.equal(getattr(got, name), getattr(expected, name)), name
-    # The observation carries the trainer's observation losslessly (NaN = unmeasured counterfactual).
+    # Every array is finite (what any RL library's network needs), and still carries the trainer's observation
+    # losslessly: NaN = unmeasured counterfactual, +inf = no previous loss for the loss delta.
+    assert all(np.isfinite(array).all() for array in stacked.values())
+    assert stacked["loss_delta_measured"][:, 0].tolist() == np.isfinite(batch.signals[:, SignalField.LOSS_DELTA]).tolist()
     back = observation_batch(stacked)
     assert torch.equal(back.signals, batch.signals)
     assert torch.equal(back.slots.nan_to_num(nan=-1e9), batch.slots.nan_to_num(nan=-1e9))

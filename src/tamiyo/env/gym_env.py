@@ -4,8 +4,9 @@ It wraps one `SeedEnv`; the trainer's `VectorEnv` steps these same objects (in-p
 processes), so there is one implementation of the environment.
 
 Observation (a `Dict` of fixed-shape arrays, S = number of enabled slots):
-  signals                  float32 [F]      host-level training signals (`SignalField` columns);
-                                            LOSS_DELTA is +inf on the first epoch
+  signals                  float32 [F]      host-level training signals (`SignalField` columns), all
+                                            finite: LOSS_DELTA reads 0 until there is a previous loss
+  loss_delta_measured      int8    [1]      0 while LOSS_DELTA has no previous loss (the reset observation)
   slots                    float32 [S, K]   per-slot reports (`SlotField` columns); an unmeasured
                                             counterfactual reads 0 and is flagged below
   counterfactual_measured  int8    [S]      1 where the slot's counterfactual was measured
@@ -52,6 +53,7 @@ from tamiyo.core.observation import (
     NUM_SIGNAL_FIELDS,
     NUM_SLOT_FIELDS,
     ObservationBatch,
+    SignalField,
     SlotField,
     SlotReport,
     TrainingSignals,
@@ -83,6 +85,7 @@ def observation_space(num_slots: int) -> spaces.Dict:
     return spaces.Dict({
         "signals": spaces.Box(-np.inf, np.inf, (NUM_SIGNAL_FIELDS,), np.float32),
         "slots": spaces.Box(-np.inf, np.inf, (num_slots, NUM_SLOT_FIELDS), np.float32),
+        "loss_delta_measured": spaces.MultiBinary(1),
         "counterfactual_measured": spaces.MultiBinary(num_slots),
         "gradient_measured": spaces.MultiBinary(num_slots),
         "legal_ops": spaces.MultiBinary((num_slots, NUM_OPS)),
@@ -103,6 +106,11 @@ def to_gym_observation(
     measured = {field: ~np.isnan(slots[:, field]) for field in _MEASURED_FIELDS}
     for field, flags in measured.items():
         slots[~flags, field] = 0.0
+    row = np.array(signals.to_row(), dtype=np.float32)
+    # The loss delta has no previous loss to compare with before the first epoch (+inf in the trainer's rows).
+    loss_delta_measured = np.isfinite(row[SignalField.LOSS_DELTA])
+    if not loss_delta_measured:
+        row[SignalField.LOSS_DELTA] = 0.0
     budget = budget_left(signals.seeds_used, signals.max_seeds)
     legal = np.zeros((len(reports), NUM_OPS), dtype=np.int8)
     for index, report in enumerate(reports):
@@ -111,7 +119,8 @@ def to_gym_observation(
     blueprints = np.zeros(len(BlueprintAction), dtype=np.int8)
     blueprints[sorted(legal_blueprints(topology))] = 1
     return {
-        "signals": np.array(signals.to_row(), dtype=np.float32),
+        "signals": row,
+        "loss_delta_measured": np.array([loss_delta_measured], dtype=np.int8),
         "slots": slots,
         **{key: measured[field].astype(np.int8) for field, key in _MEASURED_FIELDS.items()},
         "legal_ops": legal,
@@ -126,6 +135,9 @@ def observation_batch(obs: Mapping[str, np.ndarray], device: torch.device | str 
         measured = torch.as_tensor(np.array(obs[key])).bool()
         slots[..., field] = torch.where(measured, slots[..., field], torch.tensor(float("nan")))
     signals = torch.as_tensor(np.array(obs["signals"], dtype=np.float32))
+    no_previous_loss = ~torch.as_tensor(np.array(obs["loss_delta_measured"])).bool()
+    signals[..., SignalField.LOSS_DELTA] = torch.where(no_previous_loss[..., 0], torch.tensor(float("inf")),
+                                                       signals[..., SignalField.LOSS_DELTA])
     return ObservationBatch(signals=signals.to(device), slots=slots.to(device))
 
 
