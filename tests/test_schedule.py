@@ -106,6 +106,29 @@ def test_schedule_with_prune_dead_prunes_a_failed_seed_after_its_training_epoch_
     assert bundle.describe() == "schedule: conv_light in r0c1, prune_dead=True"
 
 
+@pytest.mark.parametrize("failure_rate", [0.0, 1.0])
+def test_schedule_with_prune_unstable_prunes_an_unstable_seed_in_training_before_it_blends(failure_rate):
+    env = SeedEnv(make_task("mnist1d", train_subset=128, val_subset=64),
+                  EnvConfig(max_epochs=8, seed_failure_rate=failure_rate, seed_faults=("unstable",), max_seeds=2))
+    bundle = create_policy("schedule", SLOTS, "cnn", blueprint="conv_light", slots=["r0c1"], prune_unstable=3.0)
+    signals_, reports = env.reset(seed=0, episode=0)
+    ops, stages, ratios = [], [], []
+    for _ in range(3):
+        action = bundle.decide(signals_, reports)
+        result = env.step(action)
+        signals_, reports = result.signals, result.reports
+        ops.append(action.op)
+        stages.append(reports[1].stage)
+        ratios.append(reports[1].gradient_ratio)
+    # The unstable seed's out-of-scale gradient shows in its TRAINING epoch, while the host never saw its output.
+    assert ops[:2] == [LifecycleOp.GERMINATE, LifecycleOp.ADVANCE] and stages[1] == SeedStage.TRAINING
+    if failure_rate:
+        assert ratios[1] > 3.0 and (ops[2], stages[2]) == (LifecycleOp.PRUNE, SeedStage.EMBARGOED)
+    else:
+        assert 0.1 < ratios[1] < 3.0 and (ops[2], stages[2]) == (LifecycleOp.ADVANCE, SeedStage.BLENDING)
+    assert bundle.describe() == "schedule: conv_light in r0c1, prune_unstable=3.0"
+
+
 def test_schedule_on_plateau_germinates_only_once_the_host_stops_learning():
     bundle = create_policy("schedule", SLOTS, "cnn", blueprint="norm", slots=["r0c0"], germinate_on_plateau=2)
     empty = [SlotReport.empty()] * 3
@@ -126,6 +149,7 @@ def test_schedule_on_plateau_germinates_only_once_the_host_stops_learning():
     ({"start_epoch": -1}, r"schedule start_epoch must be an integer ≥ 0"),
     ({"prune_below": "low"}, r"schedule prune_below must be a finite number of accuracy points or null, got 'low'"),
     ({"prune_dead": "yes"}, r"schedule prune_dead must be true or false, got 'yes'"),
+    ({"prune_unstable": 0}, r"schedule prune_unstable must be a gradient ratio > 0 or null, got 0"),
 ])
 def test_bad_schedule_settings_are_refused(options, message):
     with pytest.raises(ValueError, match=message):

@@ -3,11 +3,13 @@
 The strongest simple baseline a learned controller must beat: it never looks at accuracy, only at
 the slot stages, so it is an open-loop plan. Each epoch it takes one action, the first that applies:
 
-0. only with `prune_dead` or `prune_below` set (closed-loop variants, no longer fixed plans): PRUNE,
-   instantly, a scheduled seed that is dead (`prune_dead`: no gradient reached it in its TRAINING
-   epoch, so it can never learn) or whose measured counterfactual contribution is below `prune_below`
-   accuracy points, as soon as pruning is legal (alpha settled); its slot is germinated again by rule 1
-   once the embargo has passed, while the seed budget allows;
+0. only with `prune_dead`, `prune_unstable` or `prune_below` set (closed-loop variants, no longer fixed
+   plans): PRUNE, instantly, a scheduled seed that is dead (`prune_dead`: no gradient reached it in its
+   TRAINING epoch, so it can never learn), whose gradient ratio exceeds `prune_unstable` while it trains or
+   blends (updates out of scale with the host's: an unstable seed, caught in TRAINING before its output
+   reaches the host), or whose measured counterfactual contribution is below `prune_below` accuracy
+   points, as soon as pruning is legal (alpha settled); its slot is germinated again by rule 1 once the
+   embargo has passed, while the seed budget allows;
 1. GERMINATE the first scheduled slot that is empty (from `start_epoch` on, while the seed budget
    allows), so every scheduled seed starts as early as possible; with `germinate_on_plateau: N` (closed
    loop) only once the host has gained less than half a point of validation accuracy for N epochs in a
@@ -70,6 +72,12 @@ def _is_dead(report: SlotReport) -> bool:
     return report.stage == SeedStage.TRAINING and report.epochs_in_stage >= 1 and report.gradient_ratio == 0.0
 
 
+def _is_unstable(report: SlotReport, threshold: float | None) -> bool:
+    """A training or blending seed whose gradient ratio exceeds `threshold` (never, when `threshold` is None)."""
+    return (threshold is not None and report.stage in (SeedStage.TRAINING, SeedStage.BLENDING)
+            and report.gradient_ratio is not None and report.gradient_ratio > threshold)
+
+
 def _is_below(report: SlotReport, threshold: float | None) -> bool:
     """A seed measured below `threshold` accuracy points (never, when `threshold` is None)."""
     return threshold is not None and report.counterfactual is not None and report.counterfactual < threshold
@@ -98,6 +106,7 @@ class SchedulePolicyBundle(FixedPolicyBundle):
         alpha_target: str = "full",
         prune_below: float | None = None,
         prune_dead: bool = False,
+        prune_unstable: float | None = None,
         germinate_on_plateau: int | None = None,
     ) -> None:
         super().__init__(slot_config, topology, obs_dim)
@@ -130,13 +139,17 @@ class SchedulePolicyBundle(FixedPolicyBundle):
         if not isinstance(prune_dead, bool):
             raise ValueError(f"schedule prune_dead must be true or false, got {prune_dead!r}")
         self.prune_dead = prune_dead
-        if germinate_on_plateau is not None and (isinstance(germinate_on_plateau, bool)
-                                                 or not isinstance(germinate_on_plateau, int) or germinate_on_plateau < 1):
+        ratio_ok = isinstance(prune_unstable, int | float) and not isinstance(prune_unstable, bool)
+        if prune_unstable is not None and not (ratio_ok and math.isfinite(prune_unstable) and prune_unstable > 0):
+            raise ValueError(f"schedule prune_unstable must be a gradient ratio > 0 or null, got {prune_unstable!r}")
+        self.prune_unstable = prune_unstable
+        plateau_ok = isinstance(germinate_on_plateau, int) and not isinstance(germinate_on_plateau, bool)
+        if germinate_on_plateau is not None and not (plateau_ok and germinate_on_plateau >= 1):
             raise ValueError(f"schedule germinate_on_plateau must be an integer ≥ 1 (flat epochs) or null, "
                              f"got {germinate_on_plateau!r}")
         self.germinate_on_plateau = germinate_on_plateau
         self._settings = {"start_epoch": start_epoch, "style": style, "tempo": tempo, "alpha_target": alpha_target,
-                          "prune_below": prune_below, "prune_dead": prune_dead,
+                          "prune_below": prune_below, "prune_dead": prune_dead, "prune_unstable": prune_unstable,
                           "germinate_on_plateau": germinate_on_plateau}
         self._slots = "all slots" if slots == "all" else "+".join(slots)
 
@@ -151,7 +164,9 @@ class SchedulePolicyBundle(FixedPolicyBundle):
         """The schedule's action for one env (see the module docstring for the order of preference)."""
         for slot in self.slot_indices:
             report = reports[slot]
-            if (self.prune_dead and _is_dead(report) or _is_below(report, self.prune_below)) and _may_prune(report):
+            failing = (self.prune_dead and _is_dead(report) or _is_unstable(report, self.prune_unstable)
+                       or _is_below(report, self.prune_below))
+            if failing and _may_prune(report):
                 return _action(op=LifecycleOp.PRUNE, slot=slot, alpha_speed=AlphaSpeedAction.INSTANT,
                                alpha_curve=AlphaCurveAction.LINEAR)
         budget_left = signals.max_seeds == 0 or signals.seeds_used < signals.max_seeds
