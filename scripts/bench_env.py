@@ -111,7 +111,8 @@ def scaling_model(results: list[dict[str, object]], cores: tuple[int, ...] = (8,
             lines.append(f"  {n:>2} cores, {n} workers x {envs_per_worker} envs (env.num_envs={n * envs_per_worker}): "
                          f"{rate:.1f} env-epochs/s, efficiency {envs_per_worker * c / step:.2f}")
     if slope > 0:
-        lines.append(f"  efficiency falls below 0.5 with 1 env per worker at W ≈ {w0 + max(0.0, c - o0) / slope:.0f} workers")
+        half_efficiency = w0 + max(0.0, c - o0) / slope
+        lines.append(f"  efficiency falls below 0.5 with 1 env per worker at W ≈ {half_efficiency:.0f} workers")
     return lines
 
 
@@ -157,7 +158,8 @@ def main() -> None:
     for r in results:
         print(f"{r['task']} envs={r['num_envs']} workers={r['workers']} {r['scenario']:>5}: "
               f"{r['env_epochs_per_s']:.2f} env-epochs/s, median step {r['median_step_s'] * 1e3:.1f} ms, "
-              f"bookkeeping {100 * r['bookkeeping_share']:.1f} %, worker overhead {r['median_overhead_s'] * 1e3:.1f} ms/step, "
+              f"bookkeeping {100 * r['bookkeeping_share']:.1f} %, "
+              f"worker overhead {r['median_overhead_s'] * 1e3:.1f} ms/step, "
               f"start-up {r['startup_s']:.1f} s")
     print(f"load average (1, 5, 15 min): before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
           f"after {report['load_average_after'][0]:.2f} {report['load_average_after'][1]:.2f} "
@@ -165,7 +167,8 @@ def main() -> None:
     print(f"wrote {args.output}")
     if len(workers) > 1:
         largest = max(n for n in args.envs if all(n % w == 0 for w in workers))
-        for line in scaling_model([r for r in results if r["num_envs"] == largest and r["scenario"] == args.scenarios[0]]):
+        measured = [r for r in results if r["num_envs"] == largest and r["scenario"] == args.scenarios[0]]
+        for line in scaling_model(measured):
             print(line)
 
         def rate(w: int) -> float:  # env-epochs per second over all scenarios at `largest` envs

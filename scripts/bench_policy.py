@@ -19,6 +19,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -114,12 +115,12 @@ def bench_act_step(bundle, num_envs: int, repeats: int, warmup: int, rng: random
     parts: dict[str, list[float]] = {"features": [], "masks": [], "get_action": [], "total": []}
     for i in range(warmup + repeats):
         obs = pool[i % len(pool)]
-        features, t_features = timer(lambda: extract_features(obs))
-        masks, t_masks = timer(lambda: compute_masks(obs, TOPOLOGY))
-        result, t_act = timer(lambda: bundle.get_action(features, hidden, masks, context=obs))
+        features, t_features = timer(partial(extract_features, obs))
+        masks, t_masks = timer(partial(compute_masks, obs, TOPOLOGY))
+        result, t_act = timer(partial(bundle.get_action, features, hidden, masks, context=obs))
         hidden = result.hidden
         if i >= warmup:
-            for name, ms in zip(parts, (t_features, t_masks, t_act, t_features + t_masks + t_act)):
+            for name, ms in zip(parts, (t_features, t_masks, t_act, t_features + t_masks + t_act), strict=True):
                 parts[name].append(ms)
     return {name: statistics.median(values) for name, values in parts.items()}
 
@@ -147,7 +148,7 @@ def bench_evaluate(bundle, num_envs: int, steps: int, repeats: int, warmup: int,
         bundle.network.zero_grad(set_to_none=True)
         evaluation = bundle.evaluate_actions(obs, actions, masks)
         loss = sum(lp.mean() + 0.01 * e.mean() for lp, e in zip(evaluation.log_probs.values(),
-                                                                evaluation.entropy.values()))
+                                                                evaluation.entropy.values(), strict=True))
         (loss + evaluation.value.square().mean()).backward()
 
     times = [timer(forward_backward)[1] for _ in range(warmup + repeats)]

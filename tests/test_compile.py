@@ -64,7 +64,7 @@ def test_compiled_evaluation_matches_eager():
                             [p.grad.clone() for p in bundle.network.parameters()]))
         torch.testing.assert_close(outputs[0][0], outputs[1][0])
         torch.testing.assert_close(outputs[0][1], outputs[1][1])
-        for compiled_grad, eager_grad in zip(outputs[0][2], outputs[1][2]):
+        for compiled_grad, eager_grad in zip(outputs[0][2], outputs[1][2], strict=True):
             torch.testing.assert_close(compiled_grad, eager_grad, rtol=1e-4, atol=1e-5)
 
 

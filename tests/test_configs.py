@@ -82,8 +82,8 @@ def test_every_launcher_resolves_its_resources(launcher):
     launcher_cfg = _compose("train", f"hydra/launcher={launcher}", hydra=True).hydra.launcher
     assert launcher_cfg._target_.startswith(PLUGIN_OF_LAUNCHER[launcher])
     # Resource sizes resolve from the run config (the output folders need a running Hydra job).
-    sizes = {key: OmegaConf.select(launcher_cfg, key) for key in
-             ("n_jobs", "cpus_per_task", "tasks_per_node", "gpus_per_node", "ray.remote.num_cpus", "ray.remote.num_gpus")}
+    keys = ("n_jobs", "cpus_per_task", "tasks_per_node", "gpus_per_node", "ray.remote.num_cpus", "ray.remote.num_gpus")
+    sizes = {key: OmegaConf.select(launcher_cfg, key) for key in keys}
     assert sizes["gpus_per_node"] is None and sizes["ray.remote.num_gpus"] is None  # a CPU trainer asks for no GPU
     assert any(isinstance(size, int) and size >= 1 for size in sizes.values())
 

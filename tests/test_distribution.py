@@ -88,7 +88,7 @@ def test_normalized_entropy_equals_entropy_over_valid_actions_divided_by_log_cou
     mask = _random_masks(32, 6, generator=gen)
     expected = torch.stack([
         Categorical(logits=row[m]).entropy() / math.log(int(m.sum())) if m.sum() > 1 else torch.tensor(0.0)
-        for row, m in zip(logits, mask)
+        for row, m in zip(logits, mask, strict=True)
     ])
     torch.testing.assert_close(normalized_entropy(logits, mask), expected, atol=1e-5, rtol=1e-5)
 

@@ -96,7 +96,10 @@ def test_kill_9_at_random_moments_leaves_a_resumable_run(tmp_path):
         before = done
         proc = start(driver, *(first if attempt == 0 else resume))
         # Let this process checkpoint at least one update of its own, then pick the moment.
-        wait_for(lambda p=proc, b=before: p.poll() is not None or (last.is_file() and updates_done(last) > b), poll=0.05)
+        def past_first_update(p=proc, b=before) -> bool:
+            return p.poll() is not None or (last.is_file() and updates_done(last) > b)
+
+        wait_for(past_first_update, poll=0.05)
         assert proc.poll() is None, proc.stderr.read()[-2000:]
         if moment == "inside a checkpoint write":
             wait_for(lambda: any(checkpoints.glob(".last.ckpt.*.tmp")))
@@ -123,8 +126,8 @@ def _can_mount_tmpfs(path: Path) -> str | None:
     if os.geteuid() != 0:
         return "mounting a tmpfs needs root"
     path.mkdir(parents=True, exist_ok=True)
-    probe = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(path)], capture_output=True, text=True,
-                           check=False)
+    probe = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(path)], capture_output=True,
+                           text=True, check=False)
     if probe.returncode != 0:
         return f"mount -t tmpfs is not allowed here: {probe.stderr.strip()}"
     subprocess.run(["umount", str(path)], check=True)
@@ -188,7 +191,8 @@ def _bad_checkpoint(kind: str, directory: Path, good: Path) -> tuple[Path, str]:
     if kind == "truncated":
         data = good.read_bytes()
         path.write_bytes(data[: len(data) // 2])
-        return path, "is corrupt or truncated (PytorchStreamReader failed reading zip archive: failed finding central directory)"
+        return path, ("is corrupt or truncated (PytorchStreamReader failed reading zip archive: "
+                      "failed finding central directory)")
     if kind == "empty":
         path.write_bytes(b"")
         return path, "is empty (0 bytes)"
@@ -198,9 +202,11 @@ def _bad_checkpoint(kind: str, directory: Path, good: Path) -> tuple[Path, str]:
     if kind == "another module":  # a plain Lightning checkpoint of some other LightningModule
         torch.save({"epoch": 3, "global_step": 30, "pytorch-lightning_version": "2.6.6",
                     "state_dict": {"layer.weight": torch.zeros(2, 2)}, "hyper_parameters": {"hidden": 8}}, path)
-        return path, "is not a tamiyo training checkpoint: hyper_parameters lack ['policy', 'ppo', 'slot_ids', 'topology', 'obs_dim']"
+        return path, ("is not a tamiyo training checkpoint: "
+                      "hyper_parameters lack ['policy', 'ppo', 'slot_ids', 'topology', 'obs_dim']")
     torch.save({"module": torch.nn.Linear(2, 2)}, path)  # pickled code objects
-    return path, "holds objects other than tensors and plain containers (not loaded: unpickling them could run code); it was not written by tamiyo"
+    return path, ("holds objects other than tensors and plain containers (not loaded: unpickling them could run "
+                  "code); it was not written by tamiyo")
 
 
 KINDS = ["random bytes", "truncated", "empty", "directory", "another module", "pickled objects"]

@@ -94,7 +94,8 @@ def _random_batch(rng: np.random.Generator, n: int, num_slots: int) -> Observati
     slots[..., SlotField.AGE] = rng.integers(0, 3, (n, num_slots))
     slots[..., SlotField.ALPHA_MODE] = rng.integers(0, 3, (n, num_slots))
     slots[..., SlotField.ALPHA_ALGORITHM] = 1
-    slots[..., SlotField.COUNTERFACTUAL] = np.where(rng.random((n, num_slots)) < 0.5, np.nan, rng.normal(size=(n, num_slots)))
+    unmeasured = rng.random((n, num_slots)) < 0.5
+    slots[..., SlotField.COUNTERFACTUAL] = np.where(unmeasured, np.nan, rng.normal(size=(n, num_slots)))
     return ObservationBatch(torch.from_numpy(signals), torch.from_numpy(slots))
 
 
@@ -110,7 +111,8 @@ def test_masks_from_the_gym_observation_equal_the_trainer_masks(topology):
     # Every array is finite (what any RL library's network needs), and still carries the trainer's observation
     # losslessly: NaN = unmeasured counterfactual, +inf = no previous loss for the loss delta.
     assert all(np.isfinite(array).all() for array in stacked.values())
-    assert stacked["loss_delta_measured"][:, 0].tolist() == np.isfinite(batch.signals[:, SignalField.LOSS_DELTA]).tolist()
+    previous_loss = np.isfinite(batch.signals[:, SignalField.LOSS_DELTA])
+    assert stacked["loss_delta_measured"][:, 0].tolist() == previous_loss.tolist()
     back = observation_batch(stacked)
     assert torch.equal(back.signals, batch.signals)
     assert torch.equal(back.slots.nan_to_num(nan=-1e9), batch.slots.nan_to_num(nan=-1e9))

@@ -45,7 +45,7 @@ def test_injection_points_layout_and_shapes(task, layout, points, seen, logits):
     host = build_host(task)
     assert host.layout == layout
     ids = ("r0c0", "r0c1", "r0c2")
-    assert host.injection_points == tuple(InjectionPoint(i, c) for i, c in zip(ids, points))
+    assert host.injection_points == tuple(InjectionPoint(i, c) for i, c in zip(ids, points, strict=True))
     assert host.slot_config == SlotConfig(ids)
     recorders = {slot_id: Recorder() for slot_id in ids}
     assert host(task.train_x, recorders).shape == logits

@@ -162,11 +162,13 @@ def test_heads_after_op_give_per_op_distributions_for_the_same_state():
     # The same state through get_action: the op drawn first selects the other heads' distribution.
     state = torch.randn(1, OBS_DIM).expand(4, OBS_DIM)
     draws = {op: net.get_action(state, None, only_op(4, op), deterministic=True) for op in LifecycleOp}
-    assert draws[LifecycleOp.GERMINATE].log_probs["style"][0] != draws[LifecycleOp.SET_ALPHA_TARGET].log_probs["style"][0]
+    germinate, set_alpha = draws[LifecycleOp.GERMINATE], draws[LifecycleOp.SET_ALPHA_TARGET]
+    assert germinate.log_probs["style"][0] != set_alpha.log_probs["style"][0]
 
     control = FactoredRecurrentActorCritic(OBS_DIM, SLOTS, op_conditioning=False)
     spread_logits(control, seed=12)
-    assert torch.equal(control(obs, op=_ops(3, 4, op=1)).logits["style"], control(obs, op=_ops(3, 4, op=2)).logits["style"])
+    first, second = control(obs, op=_ops(3, 4, op=1)), control(obs, op=_ops(3, 4, op=2))
+    assert torch.equal(first.logits["style"], second.logits["style"])
 
 
 def test_conditioned_forward_needs_the_op():
@@ -447,7 +449,10 @@ def test_evaluate_actions_reproduces_the_rollout_log_probs(autocast):
             result = net.get_action(obs[:, t], hidden, random_masks(8, gen))
             hidden = result.hidden
             steps.append(result)
-    stack = lambda field: {name: torch.stack([getattr(s, field)[name] for s in steps], dim=1) for name in HEAD_NAMES}
+
+    def stack(field: str) -> dict[str, torch.Tensor]:
+        return {name: torch.stack([getattr(s, field)[name] for s in steps], dim=1) for name in HEAD_NAMES}
+
     with context:
         evaluated = net.evaluate_actions(obs, stack("actions"), stack("masks"))
     rollout_log_probs = stack("log_probs")

@@ -150,7 +150,8 @@ def test_extra_compute_is_zero_for_the_static_host_and_grows_with_how_early_a_se
     static = _episode(env, "static", {})
     assert static.extra_compute == 0.0
     seed = {"blueprint": "conv_heavy", "slots": ["r0c2"], "tempo": "fast"}
-    early, late = _episode(env, "schedule", {**seed, "start_epoch": 0}), _episode(env, "schedule", {**seed, "start_epoch": 4})
+    early = _episode(env, "schedule", {**seed, "start_epoch": 0})
+    late = _episode(env, "schedule", {**seed, "start_epoch": 4})
     assert 0.0 < late.extra_compute < early.extra_compute
     # The fraction is the episode's FLOPs beyond the static host's episode, over the static host's episode.
     for grown in (early, late):

@@ -83,7 +83,8 @@ def test_resumed_run_plots_its_whole_history(runs, tmp_path):
     resumed = tmp_path / "resumed"
     shutil.copytree(runs[0], resumed)  # the resume continues this run dir (the fixture's stays as it is)
     ckpt = resumed / "checkpoints" / "last.ckpt"
-    train(make_cfg(tmp_path / "elsewhere", "updates=3", f"ckpt_path={ckpt}"), overrides=["updates=3", f"ckpt_path={ckpt}"])
+    resume = ["updates=3", f"ckpt_path={ckpt}"]
+    train(make_cfg(tmp_path / "elsewhere", *resume), overrides=resume)
     rows = torch.load(ckpt, weights_only=True)["callbacks"]["RunPlotter"]["rows"]
     assert [row["update"] for row in rows] == [0.0, 1.0, 2.0]
     assert read_metrics_csv(resumed / "csv" / "metrics.csv")["update"] == [0.0, 1.0, 2.0]  # one history
@@ -96,7 +97,8 @@ def test_plot_script_fails_in_one_line_without_metrics(tmp_path, monkeypatch, ca
         plot_main()
     assert exit_info.value.code == 2
     csv_path = tmp_path / "csv" / "metrics.csv"
-    assert capsys.readouterr().err.strip() == f"error: no metrics CSV at {csv_path}: was the run started with logger=csv?"
+    expected = f"error: no metrics CSV at {csv_path}: was the run started with logger=csv?"
+    assert capsys.readouterr().err.strip() == expected
 
 
 def test_metrics_csv_rows_are_merged_per_update(tmp_path):

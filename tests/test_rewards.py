@@ -1,6 +1,7 @@
 """Reward functions: components, their sum, PBRS, attribution, rent, terminal and rollback terms."""
 
 import math
+from itertools import pairwise
 
 import pytest
 
@@ -74,7 +75,7 @@ def test_pbrs_telescopes_over_a_trajectory():
               [seed(SeedStage.PRUNED)], [seed(SeedStage.EMBARGOED, 1)], [EMPTY], [seed(SeedStage.GERMINATED)]]
     reward, gamma = make_reward("shaped", rent_weight=0.0), 0.995
     discounted = sum(gamma**t * reward(inputs(s, s_next)).components["pbrs"]
-                     for t, (s, s_next) in enumerate(zip(states, states[1:])))
+                     for t, (s, s_next) in enumerate(pairwise(states)))
     potential = lambda s: stage_potential(s, 0.3, 2.0)  # noqa: E731
     expected = 0.3 * (gamma ** (len(states) - 1) * potential(states[-1]) - potential(states[0]))
     assert discounted == pytest.approx(expected)
@@ -103,7 +104,7 @@ def test_episode_attribution_is_the_mean_contribution_over_the_episode():
     states = [[EMPTY]] * 5 + [[seed(SeedStage.BLENDING, 1, 0.5, 4.0, 9.0)]] * 10 + [
         [seed(SeedStage.FOSSILIZED, 1, 1.0, 6.0, 9.0)]] * 11
     total = sum(reward(inputs(s, s_next, max_epochs=25)).components["attribution"]
-                for s, s_next in zip(states, states[1:]))
+                for s, s_next in pairwise(states))
     assert total == pytest.approx((10 * 4.0 + 11 * 6.0) / 25)  # the states after each of the 25 steps
 
 

@@ -30,9 +30,9 @@ def compose_cfg(config: str, tmp_path: Path, *overrides: str) -> DictConfig:
 def signals(epoch: int = 1, seeds_used: int = 0, max_seeds: int = 3, plateau_epochs: int = 0) -> TrainingSignals:
     return TrainingSignals(
         epoch=epoch, max_epochs=25, train_loss=1.0, val_loss=1.0, loss_delta=0.0, train_accuracy=50.0,
-        val_accuracy=50.0, accuracy_delta=0.0, plateau_epochs=plateau_epochs, host_stabilized=True, best_val_accuracy=50.0,
-        best_val_loss=1.0, loss_scale=2.3, host_params=690, seed_params=0, seeds_used=seeds_used,
-        max_seeds=max_seeds, val_loss_history=(), val_accuracy_history=(),
+        val_accuracy=50.0, accuracy_delta=0.0, plateau_epochs=plateau_epochs, host_stabilized=True,
+        best_val_accuracy=50.0, best_val_loss=1.0, loss_scale=2.3, host_params=690, seed_params=0,
+        seeds_used=seeds_used, max_seeds=max_seeds, val_loss_history=(), val_accuracy_history=(),
     )
 
 

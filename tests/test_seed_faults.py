@@ -40,7 +40,8 @@ def test_an_unstable_seed_amplifies_its_change_and_its_gradient():
         UnstableSeed(inner, gain=1.0)
     with pytest.raises(ValueError, match=r"unknown seed fault 'slow'; choose from \['dead', 'unstable'\]"):
         make_faulty("slow", inner)
-    assert (seed_fault(make_faulty("dead", inner)), seed_fault(unstable), seed_fault(inner)) == ("dead", "unstable", None)
+    faults = (seed_fault(make_faulty("dead", inner)), seed_fault(unstable), seed_fault(inner))
+    assert faults == ("dead", "unstable", None)
 
 
 def test_a_failing_seed_draws_its_fault_from_seed_faults(task):

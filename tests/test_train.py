@@ -182,7 +182,8 @@ def test_checkpoint_of_the_other_op_conditioning_form_is_refused(tmp_path):
         resume(tmp_path / "b", "updates=2", "policy.op_conditioning=false", f"ckpt_path={ckpt}")
     # ... and weights of one form never load into a network of the other.
     bundle = create_policy("lstm", SlotConfig.default(), "cnn", op_conditioning=False)
-    message = r"^checkpoint holds a policy with policy.op_conditioning=true, the config's is policy.op_conditioning=false$"
+    message = (r"^checkpoint holds a policy with policy.op_conditioning=true, "
+               r"the config's is policy.op_conditioning=false$")
     with pytest.raises(CheckpointMismatchError, match=message):
         check_op_conditioning(torch.load(ckpt, weights_only=True)["state_dict"], bundle, "policy_net.")
 
@@ -226,7 +227,8 @@ def test_init_from_an_older_narrower_observation_starts_new_columns_at_zero_and_
     assert float(weight[:, -2:].abs().max()) < 0.01
     with pytest.raises(ConfigError, match=r"^init_reset_heads: unknown policy heads \['graft'\]; heads: \['slot', "):
         train(make_cfg(tmp_path / "c", "updates=1", f"init_from={ckpt}", "init_reset_heads=[graft]"))
-    with pytest.raises(ConfigError, match=r"^init_reset_heads=\['blueprint'\] resets heads of a warm start: give init_from"):
+    refusal = r"^init_reset_heads=\['blueprint'\] resets heads of a warm start: give init_from"
+    with pytest.raises(ConfigError, match=refusal):
         train(make_cfg(tmp_path / "d", "updates=1", "init_reset_heads=[blueprint]"))
 
 
@@ -274,12 +276,14 @@ def test_enabled_slots_shape_the_slot_head(tmp_path):
 def test_checkpoint_of_another_slot_configuration_is_refused(tmp_path):
     train(make_cfg(tmp_path / "a", "updates=1", "env.slots=[r0c0,r0c2]"))
     ckpt = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
-    with pytest.raises(ValueError, match=r"env.slots cannot change .*\(\['r0c0', 'r0c2'\] → \['r0c0', 'r0c1', 'r0c2'\]\)"):
+    change = r"env.slots cannot change .*\(\['r0c0', 'r0c2'\] → \['r0c0', 'r0c1', 'r0c2'\]\)"
+    with pytest.raises(ValueError, match=change):
         resume(tmp_path / "b", "updates=2", "env.slots=[r0c0,r0c1,r0c2]", f"ckpt_path={ckpt}")
 
 
 def test_unknown_slot_id_is_a_clear_error(tmp_path):
-    with pytest.raises(ConfigError, match=r"env.slots: unknown slot id .r0c7.; this host's slots are \[.r0c0., .r0c1., .r0c2.\]"):
+    unknown = r"env.slots: unknown slot id .r0c7.; this host's slots are \[.r0c0., .r0c1., .r0c2.\]"
+    with pytest.raises(ConfigError, match=unknown):
         train(make_cfg(tmp_path, "env.slots=[r0c0,r0c7]"))
 
 

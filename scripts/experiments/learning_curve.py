@@ -11,7 +11,8 @@ the last 20 % of updates with the baseline's mean, and plots return and final ac
                                      [--plot bench/learning_curve.png]
 
 Quick check:
-`python scripts/experiments/learning_curve.py --updates 3 --baseline-updates 1 --override env.max_epochs=3 env.num_envs=2`.
+`python scripts/experiments/learning_curve.py --updates 3 --baseline-updates 1 \
+    --override env.max_epochs=3 env.num_envs=2`.
 """
 
 from __future__ import annotations

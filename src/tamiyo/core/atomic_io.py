@@ -68,7 +68,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     except OSError as error:
         if not is_storage_error(error):
             raise
-        raise FileWriteError(f"cannot write {path}: {error.strerror or error} (the previous file is unchanged)") from error
+        reason = error.strerror or error
+        raise FileWriteError(f"cannot write {path}: {reason} (the previous file is unchanged)") from error
     finally:
         if temporary is not None:
             Path(temporary).unlink(missing_ok=True)

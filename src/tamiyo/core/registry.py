@@ -27,7 +27,8 @@ class Registry(Generic[T]):
                 self._check(name, entry)
             if name in self._entries:
                 holder = self._entries[name]
-                raise ValueError(f"{self.kind} {name!r} is already registered (by {getattr(holder, '__name__', holder)})")
+                holder_name = getattr(holder, "__name__", holder)
+                raise ValueError(f"{self.kind} {name!r} is already registered (by {holder_name})")
             self._entries[name] = entry
             return entry
 

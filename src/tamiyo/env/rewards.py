@@ -218,7 +218,8 @@ def objective(inputs: RewardInputs, config: ObjectiveRewardConfig) -> RewardResu
         "params": judge.price(before, host) - judge.price(after, host),
     }
     if config.compute_weight:
-        components["compute"] = judge.compute_price(inputs.extra_compute_before) - judge.compute_price(inputs.extra_compute)
+        spent = judge.compute_price(inputs.extra_compute) - judge.compute_price(inputs.extra_compute_before)
+        components["compute"] = -spent
     return RewardResult(sum(components.values()), components)
 
 

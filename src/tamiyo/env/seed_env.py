@@ -1,9 +1,10 @@
 """One seed-lifecycle environment: a fresh host trained from scratch, one epoch per step.
 
 `step(action)`: apply the action → train host and seeds for one epoch over the whole training split
-(in this env's own shuffled order, measuring the seed/host gradient-norm ratio) → validate with counterfactuals → governor health check (rollback
-on NaN/inf or a loss explosion) → advance the timed lifecycle (`slot.step_epoch`) → reward of this
-transition → next observation. An episode ends by truncation after `max_epochs` steps.
+(in this env's own shuffled order, measuring the seed/host gradient-norm ratio) → validate with
+counterfactuals → governor health check (rollback on NaN/inf or a loss explosion) → advance the timed
+lifecycle (`slot.step_epoch`) → reward of this transition → next observation. An episode ends by
+truncation after `max_epochs` steps.
 
 Randomness: every env owns a private copy of torch's global RNG streams, seeded from
 (seed, env index, episode) at `reset` and swapped in for the duration of each call, so host and seed
@@ -625,7 +626,8 @@ class SeedEnv:
             loss_sum += loss.detach() * y.numel()
             correct += (logits.detach().argmax(dim=-1) == y).sum()
         # One read of the device per epoch: loss, hits and the gradient-norm sums together.
-        loss_total, hits, *gradient_sums = torch.cat([torch.stack([loss_sum, correct.double()]), gradients.sums]).tolist()
+        totals = torch.cat([torch.stack([loss_sum, correct.double()]), gradients.sums])
+        loss_total, hits, *gradient_sums = totals.tolist()
         gradients.record(gradient_sums)
         targets = y_all.numel()
         return loss_total / targets, 100.0 * hits / targets

@@ -242,8 +242,8 @@ def _download_cifar10(data_dir: Path) -> None:
         import torchvision
     except ImportError:
         raise RuntimeError(
-            f"env.task_options.download=true needs torchvision, which is not installed; install it or place the python-format "
-            f"CIFAR-10 batches in {data_dir / CIFAR10_FOLDER}"
+            "env.task_options.download=true needs torchvision, which is not installed; install it or place the "
+            f"python-format CIFAR-10 batches in {data_dir / CIFAR10_FOLDER}"
         ) from None
     torchvision.datasets.CIFAR10(root=str(data_dir), train=True, download=True)
 

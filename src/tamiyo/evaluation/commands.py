@@ -445,8 +445,8 @@ def _equal_compute_controls(cfg: DictConfig, grown: list[EpisodeResult], control
 def _write_headroom(cfg: DictConfig, searched: list[EpisodeResult], train_seeds: list[int],
                     controllers: list[EpisodeResult], objective: Objective, out_dir: Path) -> None:
     """headroom.csv and headroom.md from the grid on both seed sets and the other controllers' episodes."""
-    report = headroom([r for r in searched if r.seed in train_seeds], [r for r in searched if r.seed not in train_seeds],
-                      controllers)
+    chosen_on = [r for r in searched if r.seed in train_seeds]
+    report = headroom(chosen_on, [r for r in searched if r.seed not in train_seeds], controllers)
     write_headroom_csv(report, out_dir / "headroom.csv")
     caption = (f"Headroom on {cfg.env.task} ({cfg.env.max_epochs} epochs per episode): {report.schedules} schedules, "
                f"every choice made on training seeds {report.train_seeds}, scored on held-out seeds {report.seeds} "

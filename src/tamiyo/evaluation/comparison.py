@@ -158,7 +158,8 @@ def summary_markdown(summaries: Sequence[ControllerSummary], caption: str, refer
     for s in summaries:
         cells = [
             _pm(s.objective_mean, s.objective_ci95, ".2f"), f"{s.accuracy_mean:.2f}", f"{s.added_params_mean:,.0f}",
-            f"{s.train_gflops_mean:.2f}", f"{s.return_mean:.2f}", _pm(s.diff_objective_mean, s.diff_objective_ci95, "+.2f"),
+            f"{s.train_gflops_mean:.2f}", f"{s.return_mean:.2f}",
+            _pm(s.diff_objective_mean, s.diff_objective_ci95, "+.2f"),
             _pm(s.diff_accuracy_mean, math.nan, "+.2f"), _pm(s.diff_added_params_mean, math.nan, "+,.0f"),
         ]
         lines.append(f"| {s.policy} | {s.n} | " + " | ".join(cells) + " |")

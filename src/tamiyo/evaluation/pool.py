@@ -112,7 +112,8 @@ class EpisodeRunner:
                         first_episode=job.first_episode)
 
     def run(self, job: EpisodeJob) -> Evaluation:
-        if job.fossils is not None:  # a control replays one grown episode: its env index selects the episode's RNG stream
+        # A control replays one grown episode: its env index selects the episode's RNG stream.
+        if job.fossils is not None:
             config = self.spec.env_config(job.fossils, job.max_epochs)
             with closing(VectorEnv(self._tasks, num_envs=1, config=config, first_env_index=job.env_index)) as env:
                 evaluation = self._evaluate(job, env)
@@ -178,7 +179,8 @@ class JobCache:
         if not path.is_file():
             return None
         data = json.loads(path.read_text())
-        return Evaluation([EpisodeResult(**row) for row in data["results"]], LifecycleTrace.from_json(data["lifecycle"]))
+        results = [EpisodeResult(**row) for row in data["results"]]
+        return Evaluation(results, LifecycleTrace.from_json(data["lifecycle"]))
 
     def store(self, spec: EnvSpec, job: EpisodeJob, evaluation: Evaluation) -> None:
         data = {"results": [dataclasses.asdict(r) for r in evaluation.results],

@@ -97,7 +97,9 @@ def resumed_config(
     """The config a resume runs with: the checkpoint's run config plus the resume command's overrides."""
     saved = checkpoint.get(RUN_CONFIG_KEY)
     if not isinstance(saved, dict):
-        raise ConfigError(f"checkpoint {ckpt_path} holds no run config (written by an older tamiyo); it cannot be resumed")
+        raise ConfigError(
+            f"checkpoint {ckpt_path} holds no run config (written by an older tamiyo); it cannot be resumed"
+        )
     merged = copy.deepcopy(saved)
     current = OmegaConf.to_container(cfg, resolve=False)
     warned: list[str] = []

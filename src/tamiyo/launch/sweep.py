@@ -107,7 +107,8 @@ def varying_overrides(job_overrides: list[str], sweep_overrides: list[str]) -> l
         return override.get_key_element(), str(override.value())
 
     shared = {key_value(o) for o in parser.parse_overrides(sweep_overrides) if not o.is_sweep_override()}
-    return [text for text, o in zip(job_overrides, parser.parse_overrides(job_overrides)) if key_value(o) not in shared]
+    parsed = parser.parse_overrides(job_overrides)
+    return [text for text, o in zip(job_overrides, parsed, strict=True) if key_value(o) not in shared]
 
 
 def describe(failure: JobFailure, sweep_overrides: list[str]) -> str:

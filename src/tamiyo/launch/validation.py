@@ -50,7 +50,9 @@ _RULES: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
     "ppo.num_minibatches": ((int,), _positive, "an integer > 0"),
     "ppo.max_grad_norm": ((float, int), _positive, "a number > 0"),
     "ppo.ratio": ((str,), lambda x: x in ("joint", "per_head"), "'joint' or 'per_head'"),
-    "ppo.advantage_normalization": ((str,), lambda x: x in ADVANTAGE_NORMALIZATIONS, "'rollout', 'minibatch' or 'none'"),
+    "ppo.advantage_normalization": (
+        (str,), lambda x: x in ADVANTAGE_NORMALIZATIONS, "'rollout', 'minibatch' or 'none'"
+    ),
     "imitation.updates": ((int,), _non_negative, "an integer ≥ 0"),
     "imitation.guide_coef": ((float, int), _non_negative, "a number ≥ 0"),
     "validation.every": ((int,), _non_negative, "an integer ≥ 0 (0 = off)"),
@@ -139,7 +141,8 @@ def validate_config(cfg: DictConfig) -> None:
     valid_number = isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1
     if workers != "auto" and not (valid_number and cfg.env.num_envs % workers == 0):
         raise ConfigError(
-            f"env.workers must be auto or an integer ≥ 1 that divides env.num_envs ({cfg.env.num_envs}), got {workers!r}"
+            f"env.workers must be auto or an integer ≥ 1 that divides env.num_envs ({cfg.env.num_envs}), "
+            f"got {workers!r}"
         )
     num_workers = OmegaConf.select(cfg, "env.num_workers", default=0)
     if num_workers:

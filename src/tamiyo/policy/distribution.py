@@ -99,12 +99,12 @@ def validate_heads(logits: Tensor, mask: Tensor, names: str | Sequence[str]) -> 
     # finite logits could only overflow that sum beyond ~1e38, itself a sign of instability.
     logit_sums = logits.reshape(-1, heads, logits.shape[-1]).sum((0, 2), dtype=torch.float32)
     flags = torch.cat([rows_valid.float(), logit_sums]).tolist()  # the one host sync
-    empty = [name for name, ok in zip(names, flags[:heads]) if not ok]
+    empty = [name for name, ok in zip(names, flags[:heads], strict=True) if not ok]
     if empty:
         raise InvalidStateMachineError(
             f"no valid action in some rows of head(s) {empty}: the action masks disagree with the seed state machine"
         )
-    non_finite = [name for name, total in zip(names, flags[heads:]) if not math.isfinite(total)]
+    non_finite = [name for name, total in zip(names, flags[heads:], strict=True) if not math.isfinite(total)]
     if non_finite:
         raise ValueError(f"NaN or infinite logits in head(s) {non_finite}: the network has become numerically unstable")
 

@@ -52,9 +52,9 @@ Every column is scaled to roughly unit range here, before any running normaliser
 | 0 HOST_SIZE    | log10(host params) / 7                              | [0, 1]  |
 | 1 INPUT_DIMS   | spatial dimensions of one input / 3 (1 = sequence, 2 = image) | [0, 1] |
 
-| seed-gradient column k | value                                                      | range  |
-|------------------------|------------------------------------------------------------|--------|
-| SEED_GRADIENT of slot k | r / (1 + r), r = the seed's gradient ratio (`SlotField.GRADIENT_RATIO`); 0 until measured | [0, 1) |
+| seed-gradient column k  | value                                                          | range  |
+|-------------------------|----------------------------------------------------------------|--------|
+| SEED_GRADIENT of slot k | r / (1 + r), r = the seed's gradient ratio; 0 until measured   | [0, 1) |
 
 | gradient-measured column k | value                                                  | range  |
 |----------------------------|--------------------------------------------------------|--------|
@@ -65,8 +65,8 @@ draw their task and host width, the right growth depends on them, and from epoch
 trajectory alone does not tell. The seed-gradient columns tell a dead seed (no gradient reaches it, so it
 never learns: 0 after its first TRAINING epoch) from a healthy one (about 0.3–0.7) epochs before its
 contribution can be measured; the gradient-measured columns tell that measured 0 from a seed not measured yet
-(or an empty slot), which the seed-gradient column alone shows as 0 too. Columns are only ever appended, so that a controller trained before they
-existed can be warm-started with zero weight on them
+(or an empty slot), which the seed-gradient column alone shows as 0 too. Columns are only ever appended, so that
+a controller trained before they existed can be warm-started with zero weight on them
 (`tamiyo.training.module.PPOModule.load_policy_weights`).
 
 "Loss scale" is `SignalField.LOSS_SCALE`, the per-sample loss of an uninformed predictor, so losses
@@ -78,7 +78,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from functools import lru_cache
+from functools import cache
 
 import torch
 
@@ -281,7 +281,7 @@ class _Constants:
     blueprint_values: torch.Tensor  # [13]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _constants(device: torch.device) -> _Constants:
     base = [_BASE_SPEC[i] for i in range(BASE_FEATURES)]
     slot = [_SLOT_SPEC[i] for i in range(_SCALARS.start, _SCALARS.stop)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from functools import lru_cache
+from functools import cache
 from itertools import product
 
 import numpy as np
@@ -58,7 +58,7 @@ class _Constants:
     alpha_target_default: torch.Tensor  # [3] one-hot
 
 
-@lru_cache(maxsize=None)
+@cache
 def _constants(device: torch.device) -> _Constants:
     return _Constants(
         legal=_LEGAL_TABLE.to(device),
@@ -68,7 +68,7 @@ def _constants(device: torch.device) -> _Constants:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _blueprint_row(topology: str, device: torch.device) -> torch.Tensor:
     row = torch.zeros(len(BlueprintAction), dtype=torch.bool)
     row[sorted(legal_blueprints(topology))] = True

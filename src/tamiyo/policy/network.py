@@ -136,7 +136,9 @@ class FactoredRecurrentActorCritic(nn.Module):
         width = max(sizes)
         # Padded [heads, width] layout for masking, log-softmax and sampling in one pass; padding
         # columns repeat a real column and are always masked out (`_pad_valid`).
-        mask_index = torch.tensor([[off + min(j, n - 1) for j in range(width)] for off, n in zip(offsets, sizes)])
+        mask_index = torch.tensor(
+            [[off + min(j, n - 1) for j in range(width)] for off, n in zip(offsets, sizes, strict=True)]
+        )
         block_start = torch.arange(len(sizes)).unsqueeze(1) * outputs
         flat_logit_index = [h * outputs + offsets[h] + j for h, n in enumerate(sizes) for j in range(n)]
         self.register_buffer("_mask_index", mask_index, persistent=False)  # into the concatenated masks
@@ -319,7 +321,7 @@ class FactoredRecurrentActorCritic(nn.Module):
         if masks is not None:
             logits = masked_logits(logits, self._flat_masks(masks))
         per_head = logits.split(list(self.head_sizes.values()), dim=-1)
-        return ForwardOutput(dict(zip(HEAD_NAMES, per_head)), fused[..., self._value_index], hidden)
+        return ForwardOutput(dict(zip(HEAD_NAMES, per_head, strict=True)), fused[..., self._value_index], hidden)
 
     def value(self, obs: Tensor, hidden: Hidden | None = None) -> Tensor:
         """obs [B, T, D] → value [B, T] (the value head does not depend on the op)."""
@@ -359,8 +361,8 @@ class FactoredRecurrentActorCritic(nn.Module):
             actions = relevance.fill_actions(chosen)
             log_probs = relevance.zero_irrelevant(dist.log_prob(actions))
         return ActionResult(
-            actions=dict(zip(HEAD_NAMES, actions.unbind(-1))),
-            log_probs=dict(zip(HEAD_NAMES, log_probs.unbind(-1))),
+            actions=dict(zip(HEAD_NAMES, actions.unbind(-1), strict=True)),
+            log_probs=dict(zip(HEAD_NAMES, log_probs.unbind(-1), strict=True)),
             value=fused[:, self._value_index],
             hidden=hidden,
             masks=dict(head_masks),
@@ -397,8 +399,8 @@ class FactoredRecurrentActorCritic(nn.Module):
         log_probs = relevance.zero_irrelevant(dist.log_prob(relevance.fill_actions(stored)))
         entropy = relevance.zero_irrelevant(dist.entropy())
         return EvalResult(
-            log_probs=dict(zip(HEAD_NAMES, log_probs.unbind(-1))),
-            entropy=dict(zip(HEAD_NAMES, entropy.unbind(-1))),
+            log_probs=dict(zip(HEAD_NAMES, log_probs.unbind(-1), strict=True)),
+            entropy=dict(zip(HEAD_NAMES, entropy.unbind(-1), strict=True)),
             value=fused[..., self._value_index],
             hidden=hidden,
         )

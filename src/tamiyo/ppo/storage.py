@@ -118,7 +118,8 @@ class RolloutStorage:
         an episode start, the carried state for a chunk of a longer episode)."""
         if len(hidden) != 2:
             raise ValueError(f"initial hidden must be the LSTM pair (h, c), got {len(hidden)} tensors")
-        for name, tensor, stored in zip(("initial hidden h", "initial hidden c"), hidden, self.initial_hidden):
+        names = ("initial hidden h", "initial hidden c")
+        for name, tensor, stored in zip(names, hidden, self.initial_hidden, strict=True):
             _check_shape(name, tensor, self.hidden_shape)
             stored.copy_(tensor.detach())
         self._next_step = 0
@@ -205,7 +206,9 @@ class RolloutStorage:
         """Fill `advantages` and `returns` by GAE. An episode end is terminal (no bootstrap); a row cut
         before its episode ends continues from the bootstrap value."""
         if self._next_step != self.num_steps:
-            raise RuntimeError(f"compute_returns needs a full rollout, got {self._next_step or 0}/{self.num_steps} steps")
+            raise RuntimeError(
+                f"compute_returns needs a full rollout, got {self._next_step or 0}/{self.num_steps} steps"
+            )
         early_ends = self.dones[:, :-1].nonzero()
         if len(early_ends):
             env, step = (int(i) for i in early_ends[0])

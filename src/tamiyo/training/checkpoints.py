@@ -35,7 +35,8 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     path = Path(path)
     checkpoint = read_checkpoint(path, map_location)
     if not isinstance(checkpoint, dict):
-        raise CheckpointError(f"checkpoint {path} is not a tamiyo training checkpoint: it holds a {type(checkpoint).__name__}")
+        kind = type(checkpoint).__name__
+        raise CheckpointError(f"checkpoint {path} is not a tamiyo training checkpoint: it holds a {kind}")
     hparams = checkpoint.get("hyper_parameters")
     missing = [key for key in _HPARAMS if not isinstance(hparams, dict) or key not in hparams]
     if missing or "state_dict" not in checkpoint:
@@ -68,7 +69,9 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> Any:
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         if not is_torch_zip:
-            raise CheckpointError(f"checkpoint {path} is not a PyTorch checkpoint (corrupt, or a file of another kind)") from None
+            raise CheckpointError(
+                f"checkpoint {path} is not a PyTorch checkpoint (corrupt, or a file of another kind)"
+            ) from None
         if "weights_only" in str(error) or "Weights only load failed" in str(error):
             raise CheckpointError(
                 f"checkpoint {path} holds objects other than tensors and plain containers (not loaded: "

@@ -222,7 +222,8 @@ class PPOModule(L.LightningModule):
         # Action sampling draws from the global RNG; seeding it per update makes a resumed run
         # continue exactly as the uninterrupted one would (no RNG state needs checkpointing).
         torch.manual_seed(derive_seed(self.hparams.seed, update, rank, 1))
-        storage = self._storage_for(datamodule.num_envs, datamodule.episode_length) if self.bundle.is_trainable else None
+        trainable = self.bundle.is_trainable
+        storage = self._storage_for(datamodule.num_envs, datamodule.episode_length) if trainable else None
         imitating = update < self.imitation_updates
         started = time.perf_counter()
         if imitating:

@@ -43,7 +43,8 @@ class UpdateProgress(L.Callback):
             return
         stats = pl_module.last_rollout_stats
         info = " ".join(
-            f"{label} {stats[key]:.3g}" for label, key in (("return", "episode/return"), ("acc", "episode/final_accuracy"))
+            f"{label} {stats[key]:.3g}"
+            for label, key in (("return", "episode/return"), ("acc", "episode/final_accuracy"))
             if key in stats
         )
         self._progress.update(self._updates, advance=1, info=info)
