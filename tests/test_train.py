@@ -137,10 +137,12 @@ def test_resume_continues_exactly_in_the_same_run(tmp_path):
     assert [p.name for p in (part / "run" / "checkpoints").glob("best-*.ckpt")] == [f"best-update{best:04d}.ckpt"]
 
 
-def test_resume_with_only_ckpt_path_keeps_the_runs_settings(tmp_path):
+def test_resume_with_only_ckpt_path_keeps_the_runs_settings(tmp_path, caplog):
     train(make_cfg(tmp_path / "a", "updates=1", "precision=bf16", "env.max_epochs=2", "ppo.lr=0.001"))
     ckpt = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
+    caplog.set_level("INFO", logger="tamiyo")
     resume(tmp_path / "b", "updates=2", f"ckpt_path={ckpt}")  # the command's defaults are not applied
+    assert f"resuming {ckpt}: 1 updates done, training to 2" in caplog.text  # which file, from which update, to which
     config = torch.load(ckpt, weights_only=True)["tamiyo_run_config"]
     assert (config["precision"], config["env"]["max_epochs"], config["ppo"]["lr"]) == ("bf16", 2, 0.001)
     assert [row["epoch"] for row in read_metrics(tmp_path / "a" / "run")] == ["0", "1"]

@@ -155,6 +155,7 @@ def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> float:
     validate_config(cfg)
     if checkpoint is not None:
         check_updates_left(cfg.updates, checkpoint, ckpt_path)
+        log.info("resuming %s: %d updates done, training to %d", ckpt_path, int(checkpoint["epoch"]) + 1, cfg.updates)
         # A resume continues its own run dir, so its checkpoint dir is expected to hold checkpoints.
         warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     torch.set_num_threads(cfg.torch_threads)
