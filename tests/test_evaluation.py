@@ -1,5 +1,8 @@
 """The evaluation and comparison commands on tiny configs (in process, CPU)."""
 
+import os
+import re
+import shutil
 import time
 from pathlib import Path
 
@@ -10,7 +13,13 @@ from omegaconf import DictConfig
 
 from tamiyo.core.errors import ConfigError
 from tamiyo.env.objective import Objective
-from tamiyo.evaluation.commands import build_eval_env, compare_command, evaluate_command, parse_seeds
+from tamiyo.evaluation.commands import (
+    build_eval_env,
+    compare_command,
+    evaluate_command,
+    parse_seeds,
+    resolve_checkpoint,
+)
 from tamiyo.evaluation.report import markdown_table
 from tamiyo.evaluation.runner import (
     EVAL_EPISODE_BASE,
@@ -137,8 +146,30 @@ def test_checkpoint_with_an_older_narrower_observation_is_refused_in_one_line(tm
 
 
 def test_checkpoint_of_another_policy_than_asked_is_refused(tmp_path, checkpoint):
-    with pytest.raises(ConfigError, match=r"holds a learned \(lstm\) policy, but policy=heuristic was asked"):
+    expected = (rf"^{re.escape(str(checkpoint))} holds a learned \(lstm\) policy, but policy=heuristic was asked: "
+                r"pass policy=lstm, or a checkpoint of a policy=heuristic run$")
+    with pytest.raises(ConfigError, match=expected):
         evaluate_command(compose_cfg("evaluate", tmp_path, f"ckpt_path={checkpoint}", "policy=heuristic"))
+
+
+def test_latest_picks_the_newest_run_of_the_asked_policy_and_says_which(tmp_path, checkpoint, caplog):
+    runs = tmp_path / "outputs" / "train" / "runs"
+    learned = runs / "2026-01-01_00-00-00" / "checkpoints" / "last.ckpt"
+    learned.parent.mkdir(parents=True)
+    shutil.copy(checkpoint, learned)
+    newer = runs / "2026-01-02_00-00-00" / "checkpoints" / "last.ckpt"  # a newer run of a fixed policy
+    newer.parent.mkdir(parents=True)
+    saved = torch.load(checkpoint, weights_only=True)
+    saved["hyper_parameters"]["policy"] = {"name": "heuristic"}
+    torch.save(saved, newer)
+    os.utime(learned, (1, 1))
+    caplog.set_level("INFO", logger="tamiyo")
+    root = f"paths.output_root={tmp_path / 'outputs'}"
+    assert resolve_checkpoint(compose_cfg("evaluate", tmp_path, "ckpt_path=latest", root)) == learned
+    assert f"ckpt_path=latest: {learned}" in caplog.text
+    assert resolve_checkpoint(compose_cfg("evaluate", tmp_path, "ckpt_path=latest", "policy=heuristic", root)) == newer
+    with pytest.raises(ConfigError, match=r"^ckpt_path=latest: no last.ckpt of a policy=random run under .*runs$"):
+        resolve_checkpoint(compose_cfg("evaluate", tmp_path, "ckpt_path=latest", "policy=random", root))
 
 
 def test_learned_policy_without_checkpoint_is_refused(tmp_path):

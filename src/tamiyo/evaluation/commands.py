@@ -122,10 +122,14 @@ def build_eval_env(cfg: DictConfig) -> VectorEnv:
 
 
 def resolve_checkpoint(cfg: DictConfig) -> Path | None:
-    """The checkpoint `ckpt_path` names; `latest`/`latest_any` look among the training runs (task `train`)."""
+    """The checkpoint `ckpt_path` names; `latest`/`latest_any` pick the newest training run (task `train`) of
+    the asked policy, and say which file they chose."""
     if cfg.ckpt_path is None:
         return None
-    return resolve_ckpt_path(str(cfg.ckpt_path), Path(cfg.paths.output_root), "train")
+    path = resolve_ckpt_path(str(cfg.ckpt_path), Path(cfg.paths.output_root), "train", policy=cfg.policy.name)
+    if str(cfg.ckpt_path) != str(path):
+        log.info("ckpt_path=%s: %s", cfg.ckpt_path, path)
+    return path
 
 
 def _baseline(cfg: DictConfig, name: str, options: dict, env: VectorEnv) -> EvalPolicy:
@@ -154,7 +158,8 @@ def _policy_from_config(cfg: DictConfig, env: VectorEnv) -> tuple[EvalPolicy, Pa
         return _baseline(cfg, cfg.policy.name, _options(cfg.policy), env), None
     policy = load_checkpoint_policy(ckpt, deterministic=cfg.deterministic)
     if policy.name != cfg.policy.name:
-        raise ConfigError(f"ckpt_path holds a {policy.label} policy, but policy={cfg.policy.name} was asked")
+        raise ConfigError(f"{ckpt} holds a {policy.label} policy, but policy={cfg.policy.name} was asked: "
+                          f"pass policy={policy.name}, or a checkpoint of a policy={cfg.policy.name} run")
     return policy, ckpt
 
 

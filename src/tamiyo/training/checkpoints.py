@@ -119,23 +119,33 @@ LATEST = "latest"  # the newest single run of the task (runs/ only)
 LATEST_ANY = "latest_any"  # the newest run of the task, multirun jobs and Optuna trials included
 
 
-def resolve_ckpt_path(ckpt_path: str, output_root: Path, task_name: str) -> Path:
-    """The checkpoint file `ckpt_path` names: a path, `latest` or `latest_any` (of `task_name`)."""
+def resolve_ckpt_path(ckpt_path: str, output_root: Path, task_name: str, policy: str | None = None) -> Path:
+    """The checkpoint file `ckpt_path` names: a path, `latest` or `latest_any` (of `task_name`; with `policy`,
+    the newest run of that policy)."""
     if ckpt_path in (LATEST, LATEST_ANY):
-        return latest_checkpoint(output_root, task_name, include_sweeps=ckpt_path == LATEST_ANY)
+        return latest_checkpoint(output_root, task_name, include_sweeps=ckpt_path == LATEST_ANY, policy=policy)
     return Path(ckpt_path)
 
 
-def latest_checkpoint(output_root: Path, task_name: str, include_sweeps: bool = False) -> Path:
+def checkpoint_policy_name(path: Path) -> str:
+    """The name of the policy a training checkpoint holds."""
+    return str(load_checkpoint(path)["hyper_parameters"]["policy"]["name"])
+
+
+def latest_checkpoint(output_root: Path, task_name: str, include_sweeps: bool = False,
+                      policy: str | None = None) -> Path:
     """The `last.ckpt` of the newest single run under `<output_root>/<task_name>/runs/` (with
-    `include_sweeps`, multirun jobs and Optuna trials under `multiruns/` count as well)."""
+    `include_sweeps`, multirun jobs and Optuna trials under `multiruns/` count as well; with `policy`, only
+    runs that trained that policy)."""
     base = output_root / task_name
     patterns = ["runs/*/checkpoints/last.ckpt"] + (["multiruns/*/*/checkpoints/last.ckpt"] if include_sweeps else [])
     candidates = sorted((p for pattern in patterns for p in base.glob(pattern)), key=lambda p: p.stat().st_mtime)
-    if not candidates:
-        where = f"{base}/runs" + (f" or {base}/multiruns" if include_sweeps else "")
-        raise ConfigError(f"ckpt_path=latest: no last.ckpt under {where}")
-    return candidates[-1]
+    for path in reversed(candidates):  # newest first; only as many checkpoints opened as needed
+        if policy is None or checkpoint_policy_name(path) == policy:
+            return path
+    where = f"{base}/runs" + (f" or {base}/multiruns" if include_sweeps else "")
+    of = f" of a policy={policy} run" if policy is not None else ""
+    raise ConfigError(f"ckpt_path=latest: no last.ckpt{of} under {where}")
 
 
 class LastCheckpoint(Checkpoint):
