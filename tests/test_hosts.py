@@ -120,36 +120,3 @@ def test_fresh_transformer_host_loss_is_near_uniform():
     with torch.no_grad():
         loss = cross_entropy(host(x), torch.randint(0, 97, (8, 32))).item()
     assert abs(loss - math.log(97)) < 0.05
-
-
-@pytest.mark.parametrize(("task", "seen"), [
-    (MNIST1D_LIKE, [(6, 16, 20), (6, 16, 10), (6, 16, 5)]),
-    (DIGITS_LIKE, [(6, 16, 4, 4), (6, 16, 2, 2), (6, 16, 2, 2)]),
-])
-def test_residual_host_narrows_its_blocks_not_its_stream(task, seen):
-    narrow, wide = build_host(task, 0.125, "residual"), build_host(task, 1.0, "residual")
-    assert narrow.injection_points == wide.injection_points == tuple(
-        InjectionPoint(f"r0c{i}", 16) for i in range(3))
-    assert [block.expand.out_channels for block in narrow.blocks] == [2, 2, 2]
-    assert [block.expand.out_channels for block in wide.blocks] == [16, 16, 16]
-    assert sum(p.numel() for p in narrow.parameters()) < sum(p.numel() for p in wide.parameters())
-    recorders = {point.slot_id: Recorder() for point in narrow.injection_points}
-    assert narrow(task.train_x, recorders).shape == (6, 10)
-    assert [recorders[p.slot_id].shapes[0] for p in narrow.injection_points] == seen
-
-
-def test_residual_host_blocks_start_as_the_identity_and_learn():
-    torch.manual_seed(0)
-    host = build_host(MNIST1D_LIKE, 0.25, "residual")
-    stem = torch.relu(host.stem(MNIST1D_LIKE.train_x))
-    pooled = torch.nn.functional.max_pool1d(stem, 8)  # three 2× poolings, no block changing anything
-    assert torch.allclose(host(MNIST1D_LIKE.train_x), host.classifier(pooled.mean(dim=2)))
-    cross_entropy(host(MNIST1D_LIKE.train_x), MNIST1D_LIKE.train_y).backward()
-    assert all(block.project.weight.grad.abs().sum() > 0 for block in host.blocks)
-
-
-def test_unknown_host_family_is_refused():
-    with pytest.raises(ValueError, match=r"unknown host family 'resnet'; choose one of \['conv', 'residual'\]"):
-        build_host(MNIST1D_LIKE, 1.0, "resnet")
-    with pytest.raises(ValueError, match=r"no residual host defined for task 'pysource'"):
-        build_host(_fake_task("pysource", "cnn", torch.randn(6, 1, 40)), 1.0, "residual")

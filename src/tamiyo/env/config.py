@@ -36,7 +36,6 @@ def build_env_config(
         autocast_dtype=env_autocast,
         fossils=dict(env.get("fossils") or {}),
         host_widths=tuple(float(w) for w in env.get("host_widths", (1.0,))),
-        host_family=env.get("host_family", "conv"),
         seed_failure_rate=float(env.get("seed_failure_rate", 0.0)),
         seed_faults=tuple(env.get("seed_faults", ("dead",))),
     )

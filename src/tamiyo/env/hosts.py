@@ -113,52 +113,6 @@ class ConvHost(Host):
         return self.classifier(h.mean(dim=self._spatial_dims))
 
 
-class ResidualBlock(nn.Module):
-    """x + project(ReLU(expand(ReLU(x)))) through `hidden` channels, optionally followed by 2× max pooling.
-
-    `project` starts at zero, so every block starts as the identity: a narrow stack trains stably at the
-    learning rate that suits the wide one."""
-
-    def __init__(self, dims: int, channels: int, hidden: int, pool: bool) -> None:
-        super().__init__()
-        conv = (nn.Conv1d, nn.Conv2d)[dims - 1]
-        self.expand = conv(channels, hidden, 3, padding=1)
-        self.project = conv(hidden, channels, 3, padding=1)
-        nn.init.zeros_(self.project.weight)
-        nn.init.zeros_(self.project.bias)
-        self.pool = (nn.MaxPool1d, nn.MaxPool2d)[dims - 1](2) if pool else nn.Identity()
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.pool(x + self.project(F.relu(self.expand(F.relu(x)))))
-
-
-class ResidualConvHost(Host):
-    """A stem conv into a stream of `channels`, residual blocks through `hidden` channels each (an injection
-    point after every block and its pooling), then global average pooling and a linear classifier.
-
-    The stream keeps its width whatever `hidden` is, so a narrow host (small `hidden`) is short of capacity
-    inside its blocks while a seed at an injection point works on the full stream: a residual seed adds the
-    capacity a block lacks, the way a residual network grows by adding blocks."""
-
-    def __init__(self, dims: int, in_channels: int, num_classes: int, channels: int, hidden: int,
-                 pool: Sequence[bool]) -> None:
-        if dims not in (1, 2):
-            raise ValueError(f"ResidualConvHost supports 1-D or 2-D inputs, got dims={dims}")
-        if channels < 1 or hidden < 1 or not pool:
-            raise ValueError(f"channels {channels} and hidden {hidden} must be ≥ 1 and pool {list(pool)} non-empty")
-        super().__init__("conv1d" if dims == 1 else "conv2d", [channels] * len(pool))
-        self.stem = (nn.Conv1d, nn.Conv2d)[dims - 1](in_channels, channels, 3, padding=1)
-        self.blocks = nn.ModuleList(ResidualBlock(dims, channels, hidden, p) for p in pool)
-        self.classifier = nn.Linear(channels, num_classes)
-        self._spatial_dims = tuple(range(2, 2 + dims))
-
-    def embed(self, x: Tensor) -> Tensor:
-        return F.relu(self.stem(x))
-
-    def readout(self, h: Tensor) -> Tensor:
-        return self.classifier(F.relu(h).mean(dim=self._spatial_dims))
-
-
 # ---------------------------------------------------------------- transformer host
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention on [B, T, C] with fused qkv and an output projection."""
@@ -232,55 +186,34 @@ CONV_HOSTS: dict[str, tuple[tuple[int, ...], tuple[bool, ...]]] = {
 }
 
 
-# Residual host per task: (stream channels, hidden channels of a block at width 1, pool after block), the
-# pooling as in CONV_HOSTS.
-RESIDUAL_HOSTS: dict[str, tuple[int, int, tuple[bool, ...]]] = {
-    "mnist1d": (16, 16, (True, True, True)),
-    "digits": (16, 16, (True, True, False)),
-    "cifar10": (32, 32, (True, True, True)),
-}
-HOST_FAMILIES = ("conv", "residual")
+def build_host(task: Task, width: float = 1.0) -> Host:
+    """The weak host for `task`: a transformer for language modelling, else the task's conv host.
 
-
-def build_host(task: Task, width: float = 1.0, family: str = "conv") -> Host:
-    """The weak host for `task`: a transformer for language modelling, else the task's host of `family`
-    (`conv`: a plain conv stack; `residual`: a residual stream whose blocks are narrow).
-
-    `width` scales the channels of every block (conv), the hidden channels of every block (residual; the
-    stream keeps its width) or the model width (transformer, kept a multiple of the attention heads), at
-    least one channel per block."""
+    `width` scales the channels of every block (conv) or the model width (transformer, kept a multiple of
+    the attention heads), at least one channel per block."""
     if not (math.isfinite(width) and width > 0):
         raise ValueError(f"host width must be a positive number, got {width!r}")
-    if family not in HOST_FAMILIES:
-        raise ValueError(f"unknown host family {family!r}; choose one of {list(HOST_FAMILIES)}")
     if task.topology == "transformer":
         (context_length,) = task.input_shape
         heads = 2
         dim = max(heads, round(TRANSFORMER_DIM * width / heads) * heads)
         return TransformerHost(vocab_size=task.num_classes, context_length=context_length, dim=dim, heads=heads)
-    in_channels, *spatial = task.input_shape
-    if family == "residual":
-        if task.name not in RESIDUAL_HOSTS:
-            known = sorted(RESIDUAL_HOSTS)
-            raise ValueError(f"no residual host defined for task {task.name!r}; they exist for {known}")
-        channels, hidden, pool = RESIDUAL_HOSTS[task.name]
-        return ResidualConvHost(len(spatial), in_channels, task.num_classes, channels, max(1, round(hidden * width)),
-                                pool)
     try:
         widths, pool = CONV_HOSTS[task.name]
     except KeyError:
         raise ValueError(f"no host defined for task {task.name!r}; hosts exist for {sorted(CONV_HOSTS)}") from None
+    in_channels, *spatial = task.input_shape
     scaled = tuple(max(1, round(channels * width)) for channels in widths)
     return ConvHost(len(spatial), in_channels, task.num_classes, scaled, pool)
 
 
-def host_slot_config(tasks: Sequence[Task], family: str = "conv") -> SlotConfig:
+def host_slot_config(tasks: Sequence[Task]) -> SlotConfig:
     """The injection points of the hosts of `tasks` (at width 1), which must agree: the episodes of one env
     may draw any of its tasks, and the policy acts on one set of slots."""
     if not tasks:
         raise ValueError("an env needs at least one task")
     with torch.random.fork_rng(devices=[]):  # throwaway hosts must not move the caller's RNG
-        hosts = [build_host(task, family=family) for task in tasks]
+        hosts = [build_host(task) for task in tasks]
     first = hosts[0]
     for task, host in zip(tasks[1:], hosts[1:], strict=True):
         if host.topology != first.topology or host.slot_config != first.slot_config:

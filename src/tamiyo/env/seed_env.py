@@ -48,7 +48,7 @@ from tamiyo.env.blueprints import SEED_FAULTS, build_seed, make_faulty, seed_fau
 from tamiyo.env.gates import GateConfig, GateResult
 from tamiyo.env.governor import Governor, GovernorConfig
 from tamiyo.env.gradients import GradientRatioMeter
-from tamiyo.env.hosts import HOST_FAMILIES, build_host, host_slot_config
+from tamiyo.env.hosts import build_host, host_slot_config
 from tamiyo.env.model import MorphogeneticModel, Validation, autocast, training_flops_per_sample, validate
 from tamiyo.env.rewards import RewardInputs, make_reward
 from tamiyo.env.tasks import Task, cross_entropy
@@ -90,9 +90,6 @@ class EnvConfig:
     fossils: Mapping[str, str] = field(default_factory=dict)
     # Host width multipliers; each episode draws one (with the task, when the env has several).
     host_widths: tuple[float, ...] = (1.0,)
-    # Which host the tasks get (`tamiyo.env.hosts.HOST_FAMILIES`): "conv" stacks, or "residual" streams whose
-    # blocks the width narrows.
-    host_family: str = "conv"
     # Chance that a germinated seed fails; a failing seed draws its fault uniformly from `seed_faults`:
     # "dead" (never learns, noisy output, zero gradient) or "unstable" (learns with an amplified update
     # and drifts into harm). Either stays in the network and is paid for until pruned.
@@ -118,8 +115,6 @@ class EnvConfig:
             )
         if not self.host_widths or not all(math.isfinite(w) and w > 0 for w in self.host_widths):
             raise ValueError(f"env config host_widths must be positive numbers, got {list(self.host_widths)}")
-        if self.host_family not in HOST_FAMILIES:
-            raise ValueError(f"env config host_family must be one of {list(HOST_FAMILIES)}, got {self.host_family!r}")
         if not 0.0 <= self.seed_failure_rate <= 1.0:
             raise ValueError(f"env config seed_failure_rate must be in [0, 1], got {self.seed_failure_rate}")
         unknown = sorted(set(self.seed_faults) - set(SEED_FAULTS))
@@ -303,7 +298,7 @@ class SeedEnv:
         self.env_index = env_index
         self.device = torch.device(device)
         self.tasks = (task,) if isinstance(task, Task) else tuple(task)
-        host_slot_config(self.tasks, self.config.host_family)  # the tasks' hosts must share their injection points
+        host_slot_config(self.tasks)  # the tasks' hosts must share their injection points
         self._splits = [
             tuple(getattr(t, name).to(self.device) for name in ("train_x", "train_y", "val_x", "val_y"))
             for t in self.tasks
@@ -387,7 +382,7 @@ class SeedEnv:
                 widths = self.config.host_widths
                 task_index = int(torch.randint(len(self.tasks), ()))
                 self._draw_episode_kind(task_index, widths[int(torch.randint(len(widths), ()))])
-            host = build_host(self.task, self.host_width, self.config.host_family)
+            host = build_host(self.task, self.host_width)
             self.model = MorphogeneticModel(host, self.config.gates, self.config.enabled_slots).to(self.device)
             self.model.train()
             self.optimizers = _Optimizers(self.config)
