@@ -111,7 +111,7 @@ def test_masks_from_the_gym_observation_equal_the_trainer_masks(topology):
     # Every array is finite (what any RL library's network needs), and still carries the trainer's observation
     # losslessly: NaN = unmeasured counterfactual, +inf = no previous loss for the loss delta.
     assert all(np.isfinite(array).all() for array in stacked.values())
-    previous_loss = np.isfinite(batch.signals[:, SignalField.LOSS_DELTA])
+    previous_loss = torch.isfinite(batch.signals[:, SignalField.LOSS_DELTA])
     assert stacked["loss_delta_measured"][:, 0].tolist() == previous_loss.tolist()
     back = observation_batch(stacked)
     assert torch.equal(back.signals, batch.signals)
