@@ -17,10 +17,12 @@ from tamiyo.core.actions import (
 from tamiyo.core.legality import IllegalActionError
 from tamiyo.core.observation import NUM_SIGNAL_FIELDS, NUM_SLOT_FIELDS, ObservationBatch, SlotReport, TrainingSignals
 from tamiyo.core.seeding import derive_seed
+from tamiyo.core.slots import SlotConfig
 from tamiyo.core.stages import SeedStage
 from tamiyo.env.model import validation_batches
 from tamiyo.env.seed_env import EnvConfig, SeedEnv, check_action
 from tamiyo.env.vector import VectorEnv
+from tamiyo.policy.bundles.schedule import SchedulePolicyBundle
 from tamiyo.policy.masks import compute_masks
 
 WAIT = FactoredAction.wait()
@@ -296,3 +298,25 @@ def test_bf16_autocast_trains(tiny_task):
     env.reset(seed=0, episode=0)
     result = env.step(act(LifecycleOp.GERMINATE, 0))
     assert math.isfinite(result.signals.train_loss) and 1.5 < result.signals.val_loss < 3.0
+
+
+def test_auto_advance_walks_a_germinated_seed_to_fossil_as_the_schedule_does(tiny_task):
+    schedule = SchedulePolicyBundle(SlotConfig(("r0c0", "r0c1", "r0c2")), "cnn", blueprint="conv_light",
+                                    slots=["r0c1"], style="linear_add", tempo="fast")
+    manual, auto = (SeedEnv(tiny_task, EnvConfig(max_epochs=10, max_seeds=1, auto_advance=a)) for a in (False, True))
+    signals, reports = manual.reset(seed=3, episode=0)
+    auto.reset(seed=3, episode=0)
+    germinate = schedule.decide(signals, reports)
+    stages = []
+    for epoch in range(10):
+        planned = schedule.decide(signals, reports)  # germinate, then advance and fossilize as soon as gates allow
+        result = manual.step(planned)
+        signals, reports = result.signals, result.reports
+        automatic = auto.step(germinate if epoch == 0 else WAIT)  # one decision; the seed goes on by itself
+        stages.append(automatic.reports[1].stage)
+        assert automatic.reports[1] == reports[1] and automatic.signals.val_accuracy == signals.val_accuracy
+    assert stages[0] == SeedStage.GERMINATED and stages[-1] == SeedStage.FOSSILIZED
+    # Without auto_advance the same lone germination never leaves GERMINATED.
+    idle = SeedEnv(tiny_task, EnvConfig(max_epochs=4, max_seeds=1))
+    idle.reset(seed=3, episode=0)
+    assert [idle.step(germinate if e == 0 else WAIT).reports[1].stage for e in range(4)] == [SeedStage.GERMINATED] * 4

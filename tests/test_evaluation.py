@@ -104,7 +104,8 @@ def test_comparison_table_has_every_policy_on_the_same_seeds(tmp_path, checkpoin
     table = compare_command(compose_cfg("compare", tmp_path, f"ckpt_path={checkpoint}", "seeds=2",
                                         "schedule_grid=null", "static_final=[learned]"))
     rows = read_csv(tmp_path / "out" / "comparison_episodes.csv")
-    rule = "schedule: norm in r0c1, prune_below=0.0, prune_dead=True, germinate_on_plateau=2"  # grow_on_plateau
+    rule = ("schedule: conv_small in r0c0, prune_below=0.0, prune_dead=True, prune_unstable=3.0, "
+            "germinate_on_plateau=2")  # grow_on_plateau
     policies = ["static", "random", "heuristic", rule, "learned (lstm)", "static-final: learned (lstm)"]
     assert [(r["policy"], r["seed"]) for r in rows] == [(p, s) for p in policies for s in ("0", "1")]
     summary = read_csv(tmp_path / "out" / "comparison.csv")

@@ -38,4 +38,5 @@ def build_env_config(
         host_widths=tuple(float(w) for w in env.get("host_widths", (1.0,))),
         seed_failure_rate=float(env.get("seed_failure_rate", 0.0)),
         seed_faults=tuple(env.get("seed_faults", ("dead",))),
+        auto_advance=bool(env.get("auto_advance", False)),
     )

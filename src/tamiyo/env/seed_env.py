@@ -95,6 +95,10 @@ class EnvConfig:
     # and drifts into harm). Either stays in the network and is paid for until pruned.
     seed_failure_rate: float = 0.0
     seed_faults: tuple[str, ...] = ("dead",)
+    # Seeds advance through their lifecycle on their own: before every epoch each seed the action did not address
+    # advances when its gate allows (a blending seed once its alpha settles) and a holding seed fossilizes, so a
+    # germination is a complete decision; the controller holds a seed (a partial alpha target) or prunes it.
+    auto_advance: bool = False
 
     def __post_init__(self) -> None:
         for name in ("max_epochs", "batch_size", "val_batch_size"):
@@ -451,6 +455,8 @@ class SeedEnv:
         extra_compute_before = self.extra_compute
         with self._private_rng():
             gate = self._apply(action)
+            if self.config.auto_advance:
+                self._advance_others(None if action.op == LifecycleOp.WAIT else action.slot)
             epoch = self._run_epoch()
             self.epoch += 1
             before, signals_before = self._reports, self._signals
@@ -560,18 +566,34 @@ class SeedEnv:
         if op == LifecycleOp.ADVANCE:
             return slot.advance()
         if op == LifecycleOp.FOSSILIZE:
-            counterfactual = self._reports[action.slot].counterfactual
-            gate = slot.fossilize()
-            if gate.passed:
-                assert counterfactual is not None  # G5 requires a measured counterfactual
-                self.fossil_contributions.append(counterfactual)
-            return gate
+            return self._fossilize(action.slot)
         if op == LifecycleOp.SET_ALPHA_TARGET:
             slot.set_alpha_target(action.alpha_target_value, action.alpha_speed_steps, action.alpha_curve_shape,
                                   action.alpha_curve_steepness, action.alpha_algorithm)
             return None
         slot.prune(action.alpha_speed_steps, action.alpha_curve_shape, action.alpha_curve_steepness)
         return None
+
+    def _fossilize(self, index: int) -> GateResult:
+        counterfactual = self._reports[index].counterfactual
+        gate = self._require_model().slots[index].fossilize()
+        if gate.passed:
+            assert counterfactual is not None  # G5 requires a measured counterfactual
+            self.fossil_contributions.append(counterfactual)
+        return gate
+
+    def _advance_others(self, addressed: int | None) -> None:
+        """`auto_advance`: fossilize every holding seed and advance every other seed whose ADVANCE is legal (its
+        gate decides), except in the slot the action addressed."""
+        budget = budget_left(self.seeds_used, self.config.max_seeds)
+        for index, slot in enumerate(self._require_model().slots):
+            report = slot.report()
+            if index == addressed or not slot.has_seed:
+                continue
+            if illegal_reason(LifecycleOp.FOSSILIZE, report.stage, report.alpha_holding, report.age, budget) is None:
+                self._fossilize(index)
+            elif illegal_reason(LifecycleOp.ADVANCE, report.stage, report.alpha_holding, report.age, budget) is None:
+                slot.advance()
 
     def _draw_fault(self) -> str | None:
         """The fault of the episode's next germination (None: healthy), from its own sub-stream."""
