@@ -246,6 +246,6 @@ def test_only_this_sweeps_records_count(sweep_job, tmp_path):
 
 
 def test_shared_overrides_are_left_out_of_the_report():
-    sweep = ["env.num_envs=1,0", "callbacks.progress_bar=null", "+env.task_options.train_subset=192"]
-    job = ["env.num_envs=0", "callbacks.progress_bar=null", "+env.task_options.train_subset=192", "ppo.lr=0.01"]
+    sweep = ["env.num_envs=1,0", "callbacks.progress_bar=null", "env.task_options.train_subset=192"]
+    job = ["env.num_envs=0", "callbacks.progress_bar=null", "env.task_options.train_subset=192", "ppo.lr=0.01"]
     assert varying_overrides(job, sweep) == ["env.num_envs=0", "ppo.lr=0.01"]

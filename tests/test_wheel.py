@@ -66,7 +66,7 @@ def test_tamiyo_train_prints_its_config_and_runs_a_debug_run(installed, tmp_path
 
 def test_tamiyo_evaluate_runs_a_baseline(installed, tmp_path):
     result = run(installed, "tamiyo-evaluate", "policy=static", "seeds=1", "env.num_envs=1", "env.max_epochs=2",
-                 "+env.task_options.train_subset=128", "+env.task_options.val_subset=64", "progress=false",
+                 "env.task_options.train_subset=128", "env.task_options.val_subset=64", "progress=false",
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     (run_dir,) = (tmp_path / "outputs" / "evaluate" / "runs").iterdir()

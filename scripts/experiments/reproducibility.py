@@ -34,7 +34,7 @@ def train(out: Path, env: dict[str, str], overrides: tuple[str, ...], updates: i
     command = [
         sys.executable, str(ROOT / "train.py"), "experiment=mixed_imitation", "seed=0", f"updates={updates}",
         "imitation.updates=2", "env.num_envs=4", "ppo.num_minibatches=2", "env.max_epochs=6", "validation.every=0",
-        "+env.task_options.train_subset=512", "+env.task_options.val_subset=256", "callbacks.progress_bar=null",
+        "env.task_options.train_subset=512", "env.task_options.val_subset=256", "callbacks.progress_bar=null",
         f"hydra.run.dir={out}", *overrides,
     ]
     done = subprocess.run(command, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True)

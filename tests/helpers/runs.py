@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 _TINY = {
     "env.num_envs": 1,
     "env.max_epochs": 3,
-    "+env.task_options.train_subset": 192,
-    "+env.task_options.val_subset": 96,
+    "env.task_options.train_subset": 192,
+    "env.task_options.val_subset": 96,
     "ppo.update_epochs": 1,
     "ppo.num_minibatches": 1,
     "callbacks.progress_bar": "null",

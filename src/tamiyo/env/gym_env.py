@@ -38,7 +38,9 @@ import gymnasium
 import numpy as np
 import torch
 from gymnasium import spaces
+from omegaconf import OmegaConf
 
+from tamiyo.conf import CONF_DIR
 from tamiyo.core.actions import (
     HEAD_ENUMS,
     HEAD_NAMES,
@@ -74,10 +76,11 @@ _MEASURED_FIELDS = {
     SlotField.COUNTERFACTUAL: "counterfactual_measured",
     SlotField.GRADIENT_RATIO: "gradient_measured",
 }
-# Defaults of the `env` and `reward` config groups, for building the env by keyword.
+# The env options a keyword may set, with the defaults every `env` config option extends (conf/env_base.yaml); the
+# task is the constructor's own argument, and envs per process and workers belong to the trainer.
 _ENV_DEFAULTS: dict[str, Any] = {
-    "max_epochs": 25, "batch_size": 128, "max_seeds": 3, "strict_gates": False, "slots": None,
-    "host_widths": [1.0], "seed_failure_rate": 0.0, "seed_faults": ["dead"], "host_lr": 0.01, "seed_lr": 0.01,
+    key: value for key, value in OmegaConf.to_container(OmegaConf.load(CONF_DIR / "env_base.yaml")).items()
+    if key not in ("task", "task_options", "num_envs", "workers")
 }
 
 
