@@ -126,14 +126,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1,
                         help="measure every setting this many times, interleaved (evens out a shared machine's load)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads of this process and of each env worker (default 1, as training "
+                             "runs them: two threads per worker on two cores are 5-10x slower)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=Path("bench/env.json"))
     args = parser.parse_args()
     if args.epochs < 1:
         parser.error(f"--epochs must be ≥ 1, got {args.epochs}")
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    if args.threads < 1:
+        parser.error(f"--threads must be ≥ 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
 
     workers = [int(w) for w in args.workers.split(",")]
     load_before = os.getloadavg()
