@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 from helpers.runs import ROOT, run_cli, tiny_overrides
 
@@ -32,6 +33,20 @@ def test_bad_value_is_one_line_on_stderr(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == "error: ppo.lr must be a number > 0, got -1"
     assert not (tmp_path / "train" / "runs").exists() or not any((tmp_path / "train" / "runs").rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("policy=lstmm", "error: policy=lstmm: no such option; did you mean policy=lstm? options: grow_on_plateau, "
+                     "heuristic, lstm, random, schedule, static"),
+    ("ppo.lrr=1", "error: ppo.lrr is not a key of this config; did you mean ppo.lr?"),
+    ("+ppo.lrr=1", "error: ppo.lrr is not a key of ppo; did you mean ppo.lr?"),
+    ("env.task_options.train_subset=[1", "error: cannot parse env.task_options.train_subset=[1: "
+                                         "no viable alternative at input '[1'"),
+])
+def test_a_command_line_hydra_or_tamiyo_refuses_is_one_line_and_exit_2(tmp_path, override, message):
+    result = run_train(override, f"paths.output_root={tmp_path}")
+    assert (result.returncode, result.stderr.strip()) == (2, message)
+    assert not any(tmp_path.rglob("*.ckpt"))
 
 
 def test_sigterm_leaves_a_resumable_last_checkpoint(tmp_path):

@@ -19,7 +19,6 @@ from tamiyo.core.slots import SlotConfig
 from tamiyo.launch.train import train
 from tamiyo.policy import create_policy
 from tamiyo.training.checkpoints import CheckpointError
-from tamiyo.training.datamodule import RolloutDataModule
 from tamiyo.training.module import CheckpointMismatchError, check_op_conditioning
 
 TINY = tiny_overrides(updates=2, env__num_envs=2, ppo__update_epochs=2, ppo__num_minibatches=2)
@@ -98,16 +97,12 @@ def test_compile_default_runs(tmp_path):
         ("precision=fp8", "precision"),
         ("compile=fastest", "compile"),
         ("+env.num_workers=2", "env.num_workers"),
+        ("+ppo.lrr=1", "ppo.lrr"),
     ],
 )
 def test_invalid_values_fail_naming_the_key(tmp_path, override, key):
     with pytest.raises(ConfigError, match=rf"^{key} "):
         train(make_cfg(tmp_path, override))
-
-
-def test_datamodule_rejects_worker_processes():
-    with pytest.raises(ValueError, match="num_workers must be 0, got 2"):
-        RolloutDataModule(env={}, reward={"name": "shaped"}, num_workers=2)
 
 
 def resume(tmp_path: Path, *overrides: str) -> float:

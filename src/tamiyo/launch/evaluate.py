@@ -4,16 +4,25 @@ Writes `evaluation.csv` (one row per env-episode), `evaluation.md` and a lifecyc
 Hydra run dir `outputs/evaluate/runs/<time>/`. Options: `conf/evaluate.yaml`.
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from tamiyo.conf import CONF_DIR
 from tamiyo.evaluation.commands import evaluate_command
+from tamiyo.launch.command_line import check_overrides
 from tamiyo.launch.console import configure_console, report_user_errors
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")
-def main(cfg: DictConfig) -> None:
+def _run(cfg: DictConfig) -> None:
     configure_console()
     with report_user_errors():
         evaluate_command(cfg)
+
+
+def main() -> None:
+    """`tamiyo-evaluate`: refuse a command line Hydra cannot compose in one line, then run."""
+    check_overrides("evaluate", sys.argv[1:])
+    _run()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ from tamiyo.core.atomic_io import is_storage_error
 from tamiyo.core.errors import ConfigError, FileWriteError
 from tamiyo.env.objective import Objective
 from tamiyo.env.vector import resolve_workers
+from tamiyo.launch.command_line import check_overrides
 from tamiyo.launch.console import configure_console, report_user_errors
 from tamiyo.launch.resume import resumed_config
 from tamiyo.launch.sweep import run_sweep_job
@@ -111,7 +113,6 @@ def build_datamodule(cfg: DictConfig, autocast_dtype: torch.dtype | None) -> Rol
         normalize_rewards=cfg.ppo.normalize_rewards,
         gamma=cfg.ppo.gamma,
         autocast_dtype=autocast_dtype,
-        num_workers=cfg.env.get("num_workers", 0),
         objective=Objective(**OmegaConf.to_container(cfg.objective, resolve=True)),
         workers=workers,
     )
@@ -257,7 +258,7 @@ def _logger_destination(logger: Logger) -> str:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
-def main(cfg: DictConfig) -> float:
+def _run(cfg: DictConfig) -> float:
     configure_console()
     overrides = list(HydraConfig.get().overrides.task)
     if HydraConfig.get().mode == RunMode.MULTIRUN:
@@ -269,3 +270,9 @@ def main(cfg: DictConfig) -> float:
         return run_sweep_job(train, cfg, metric=cfg.monitor)
     with report_user_errors():
         return train(cfg, overrides)
+
+
+def main() -> None:
+    """`tamiyo-train`: refuse a command line Hydra cannot compose in one line, then run."""
+    check_overrides("train", sys.argv[1:])
+    _run()

@@ -6,11 +6,13 @@ out-of-range value stops the run at start with one line naming the key.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from tamiyo.conf import CONF_DIR
 from tamiyo.core.errors import ConfigError
 from tamiyo.ppo.loss import ADVANTAGE_NORMALIZATIONS, per_head_coefficients
 
@@ -114,6 +116,28 @@ def _check_imitation(cfg: DictConfig) -> None:
         )
 
 
+def _known_keys() -> dict[str, frozenset[str]]:
+    """The keys of the groups that are read key by key (an unknown key there would be ignored without a word):
+    env (its base, and `fossils`, set by the static-final controls), ppo, objective, imitation and validation."""
+    train = OmegaConf.load(CONF_DIR / "train.yaml")
+    return {
+        "env": frozenset(OmegaConf.load(CONF_DIR / "env_base.yaml").keys()) | {"fossils"},
+        "ppo": frozenset(OmegaConf.load(CONF_DIR / "ppo" / "default.yaml").keys()),
+        **{group: frozenset(train[group].keys()) for group in ("objective", "imitation", "validation")},
+    }
+
+
+def check_known_keys(cfg: DictConfig) -> None:
+    """Refuse a key no part of tamiyo reads (e.g. `+ppo.lrr=1`), naming the closest known ones."""
+    for group, known in _known_keys().items():
+        node = OmegaConf.select(cfg, group, default=None)
+        for key in [] if node is None else sorted(set(node.keys()) - known):
+            close = difflib.get_close_matches(str(key), sorted(known), n=2)
+            hint = f"did you mean {' or '.join(f'{group}.{c}' for c in close)}?" if close else \
+                f"its keys: {', '.join(sorted(known))}"
+            raise ConfigError(f"{group}.{key} is not a key of {group}; {hint}")
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise `ConfigError` naming the first invalid key."""
     if str(cfg.precision) not in PRECISIONS:
@@ -144,9 +168,4 @@ def validate_config(cfg: DictConfig) -> None:
             f"env.workers must be auto or an integer ≥ 1 that divides env.num_envs ({cfg.env.num_envs}), "
             f"got {workers!r}"
         )
-    num_workers = OmegaConf.select(cfg, "env.num_workers", default=0)
-    if num_workers:
-        raise ConfigError(
-            f"env.num_workers must be 0, got {num_workers}: rollouts are collected in the training process "
-            "with the current weights (worker processes would act with stale copies)"
-        )
+    check_known_keys(cfg)

@@ -53,16 +53,10 @@ class RolloutDataModule(L.LightningDataModule):
         reward_clip: float = 10.0,
         normalize_rewards: bool = True,
         autocast_dtype: torch.dtype | None = None,
-        num_workers: int = 0,
         objective: Objective | None = None,
         workers: int = 1,
     ) -> None:
         super().__init__()
-        if num_workers > 0:
-            raise ValueError(
-                f"num_workers must be 0, got {num_workers}: rollouts are collected in the training process "
-                "with the current weights (worker processes would act with stale copies)"
-            )
         self.seed = seed
         self.autocast_dtype = autocast_dtype
         self.task = make_tasks(env["task"], **dict(env.get("task_options") or {}))
