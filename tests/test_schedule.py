@@ -83,11 +83,8 @@ def test_schedule_with_prune_below_prunes_a_harmful_seed_once_alpha_settles_and_
         LifecycleOp.ADVANCE)
 
 
-@pytest.mark.parametrize("failure_rate", [0.0, 1.0])
-def test_schedule_with_prune_dead_prunes_a_failed_seed_after_its_training_epoch_before_it_blends(failure_rate):
-    env = SeedEnv(make_task("mnist1d", train_subset=128, val_subset=64),
-                  EnvConfig(max_epochs=8, seed_failure_rate=failure_rate, max_seeds=2))
-    bundle = create_policy("schedule", SLOTS, "cnn", blueprint="conv_light", slots=["r0c1"], prune_dead=True)
+def _first_epochs_at_r0c1(env: SeedEnv, bundle) -> tuple[list, list, list]:
+    """The schedule's ops and the r0c1 seed's stage and gradient ratio over the first three epochs of episode 0."""
     signals_, reports = env.reset(seed=0, episode=0)
     ops, stages, ratios = [], [], []
     for _ in range(3):
@@ -97,6 +94,15 @@ def test_schedule_with_prune_dead_prunes_a_failed_seed_after_its_training_epoch_
         ops.append(action.op)
         stages.append(reports[1].stage)
         ratios.append(reports[1].gradient_ratio)
+    return ops, stages, ratios
+
+
+@pytest.mark.parametrize("failure_rate", [0.0, 1.0])
+def test_schedule_with_prune_dead_prunes_a_failed_seed_after_its_training_epoch_before_it_blends(failure_rate):
+    env = SeedEnv(make_task("mnist1d", train_subset=128, val_subset=64),
+                  EnvConfig(max_epochs=8, seed_failure_rate=failure_rate, max_seeds=2))
+    bundle = create_policy("schedule", SLOTS, "cnn", blueprint="conv_light", slots=["r0c1"], prune_dead=True)
+    ops, stages, ratios = _first_epochs_at_r0c1(env, bundle)
     # GERMINATE, ADVANCE to TRAINING; its TRAINING epoch measures the gradient, and a dead seed is pruned at once.
     assert ops[:2] == [LifecycleOp.GERMINATE, LifecycleOp.ADVANCE] and stages[1] == SeedStage.TRAINING
     if failure_rate:
@@ -111,15 +117,7 @@ def test_schedule_with_prune_unstable_prunes_an_unstable_seed_in_training_before
     env = SeedEnv(make_task("mnist1d", train_subset=128, val_subset=64),
                   EnvConfig(max_epochs=8, seed_failure_rate=failure_rate, seed_faults=("unstable",), max_seeds=2))
     bundle = create_policy("schedule", SLOTS, "cnn", blueprint="conv_light", slots=["r0c1"], prune_unstable=3.0)
-    signals_, reports = env.reset(seed=0, episode=0)
-    ops, stages, ratios = [], [], []
-    for _ in range(3):
-        action = bundle.decide(signals_, reports)
-        result = env.step(action)
-        signals_, reports = result.signals, result.reports
-        ops.append(action.op)
-        stages.append(reports[1].stage)
-        ratios.append(reports[1].gradient_ratio)
+    ops, stages, ratios = _first_epochs_at_r0c1(env, bundle)
     # The unstable seed's out-of-scale gradient shows in its TRAINING epoch, while the host never saw its output.
     assert ops[:2] == [LifecycleOp.GERMINATE, LifecycleOp.ADVANCE] and stages[1] == SeedStage.TRAINING
     if failure_rate:
