@@ -587,9 +587,9 @@ class SeedEnv:
         gate decides), except in the slot the action addressed."""
         budget = budget_left(self.seeds_used, self.config.max_seeds)
         for index, slot in enumerate(self._require_model().slots):
-            report = slot.report()
             if index == addressed or not slot.has_seed:
                 continue
+            report = slot.report()
             if illegal_reason(LifecycleOp.FOSSILIZE, report.stage, report.alpha_holding, report.age, budget) is None:
                 self._fossilize(index)
             elif illegal_reason(LifecycleOp.ADVANCE, report.stage, report.alpha_holding, report.age, budget) is None:

@@ -47,13 +47,12 @@ def check_overrides(config_name: str, args: Sequence[str]) -> None:
     if any(arg.startswith("-") and arg not in _MULTIRUN_FLAGS for arg in args):
         return
     overrides = [arg for arg in args if arg not in _MULTIRUN_FLAGS]
-    parser = OverridesParser.create()
-    for override in overrides:
+    parser, parsed = OverridesParser.create(), []
+    for override in overrides:  # one at a time, so the refusal names the one that does not parse
         try:
-            parser.parse_overrides([override])
+            parsed += parser.parse_overrides([override])
         except OverrideParseException as error:
             _refuse(f"cannot parse {override}: {str(error).splitlines()[0]}")
-    parsed = parser.parse_overrides(overrides)
     try:
         first_job = BasicSweeper.split_arguments(parsed, max_batch_size=None)[0][0] if parsed else []
     except Exception:  # noqa: BLE001 — sweeps only another sweeper expands (e.g. Optuna's interval()): Hydra's call
