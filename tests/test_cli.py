@@ -29,10 +29,21 @@ def test_multirun_makes_one_run_dir_per_job(tmp_path):
 
 
 def test_bad_value_is_one_line_on_stderr(tmp_path):
-    result = run_train("ppo.lr=-1", f"paths.output_root={tmp_path}")
+    result = run_train("ppo.lr=-1", f"paths.output_root={tmp_path / 'outputs'}")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == "error: ppo.lr must be a number > 0, got -1"
-    assert not (tmp_path / "train" / "runs").exists() or not any((tmp_path / "train" / "runs").rglob("*.ckpt"))
+    # No debris: the run dir Hydra made for the refused command is gone, and the dirs it created with it.
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_refused_resume_keeps_the_run_it_names(tmp_path):
+    trained = run_train("updates=1", *TINY, f"paths.output_root={tmp_path}")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    (run,) = (tmp_path / "train" / "runs").iterdir()
+    refused = run_train(f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "updates=2", "seed=1",
+                        f"paths.output_root={tmp_path}")
+    assert refused.returncode == 2 and refused.stderr.strip().startswith("error: resume: seed cannot change")
+    assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "csv" / "metrics.csv").is_file()
 
 
 @pytest.mark.parametrize(("override", "message"), [

@@ -1,5 +1,6 @@
 """The evaluation and comparison commands on tiny configs (in process, CPU)."""
 
+import json
 import os
 import re
 import shutil
@@ -31,7 +32,7 @@ from tamiyo.evaluation.runner import (
 )
 from tamiyo.launch.train import train
 from tamiyo.policy import obs_dim
-from tamiyo.training.checkpoints import CheckpointError
+from tamiyo.training.checkpoints import RUN_CONFIG_KEY, CheckpointError
 
 TINY_ENV = tiny_overrides(env__max_epochs=2, env__task_options__train_subset=128, env__task_options__val_subset=64)
 
@@ -114,11 +115,42 @@ def test_comparison_table_has_every_policy_on_the_same_seeds(tmp_path, checkpoin
     static = [float(r["objective"]) for r in rows if r["policy"] == "static"]
     paired = (static[0] - learned[0] + static[1] - learned[1]) / 2
     assert float(summary[0]["diff_objective_mean"]) == pytest.approx(paired)
+    assert "(the checkpoint's env: 2 epochs per episode" in _caption(table)
     lines = [line for line in table.read_text().splitlines() if line.startswith("| ") and "---" not in line]
     assert [line.split(" | ")[0][2:] for line in lines[1:]] == policies
     for name in ("static", "random", "heuristic", "grow_on_plateau", "learned"):
         assert (tmp_path / "out" / f"lifecycle_{name}.png").stat().st_size > 0
     assert (tmp_path / "out" / "learning_curve.png").stat().st_size > 0  # from the run's metrics.csv
+
+
+def _caption(table: Path) -> str:
+    return table.read_text().splitlines()[0]
+
+
+def test_a_checkpoint_is_evaluated_on_the_env_it_was_trained_on_unless_the_command_says_otherwise(
+        tmp_path, checkpoint, caplog):
+    caplog.set_level("INFO", logger="tamiyo")
+    command = ("evaluate", f"ckpt_path={checkpoint}", "seeds=1", "env.max_epochs=3")  # the run had 2-epoch episodes
+    table = evaluate_command(compose_cfg(command[0], tmp_path / "own", *command[1:]), ["ckpt_path", "seeds"])
+    assert "on mnist1d (the checkpoint's env: 2 epochs per episode, 1 env(s))" in _caption(table)
+    assert f"env: the one {checkpoint} was trained on (task mnist1d)\n" in caplog.text
+    trace = json.loads((tmp_path / "own" / "out" / "lifecycle.json").read_text())
+    assert len(trace["episodes"][0]["stages"]) == 2  # one entry per epoch the episode ran
+    table = evaluate_command(compose_cfg(command[0], tmp_path / "key", *command[1:]), ["ckpt_path", "env.max_epochs"])
+    assert "(the checkpoint's env with the command's env.max_epochs: 3 epochs per episode" in _caption(table)
+    table = evaluate_command(compose_cfg(command[0], tmp_path / "group", *command[1:]), ["ckpt_path", "env"])
+    assert "(the command's env: 3 epochs per episode" in _caption(table)
+    assert f"env: the command's (env), not the one {checkpoint} was trained on" in caplog.text
+
+
+def test_a_checkpoint_without_its_run_config_needs_the_env_named(tmp_path, checkpoint):
+    saved = torch.load(checkpoint, weights_only=True)
+    del saved[RUN_CONFIG_KEY]
+    older = tmp_path / "older.ckpt"
+    torch.save(saved, older)
+    expected = rf"^{re.escape(str(older))} holds no run config \(written by an older tamiyo\): pass the env it was "
+    with pytest.raises(ConfigError, match=expected):
+        evaluate_command(compose_cfg("evaluate", tmp_path, f"ckpt_path={older}"), ["ckpt_path"])
 
 
 def test_comparison_needs_a_checkpoint(tmp_path):
@@ -129,7 +161,8 @@ def test_comparison_needs_a_checkpoint(tmp_path):
 def test_checkpoint_for_other_slots_is_refused(tmp_path, checkpoint):
     expected = r"trained with slots \['r0c0', 'r0c1', 'r0c2'\], the env has \['r0c0'\]"
     with pytest.raises(CheckpointContentError, match=expected):
-        evaluate_command(compose_cfg("evaluate", tmp_path, f"ckpt_path={checkpoint}", "env.slots=[r0c0]"))
+        evaluate_command(compose_cfg("evaluate", tmp_path, f"ckpt_path={checkpoint}", "env.slots=[r0c0]"),
+                         ["env.slots"])
 
 
 def test_checkpoint_with_an_older_narrower_observation_is_refused_in_one_line(tmp_path, checkpoint):

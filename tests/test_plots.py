@@ -17,6 +17,7 @@ from tamiyo.evaluation.lifecycle import EpisodeLifecycle, LifecycleTrace
 from tamiyo.evaluation.plots import (
     STAGE_COLOURS,
     cell_colour,
+    controller_style,
     draw_run_plots,
     history_from_rows,
     plot_compute,
@@ -186,3 +187,16 @@ def test_compute_picture_is_written_and_refuses_a_controller_without_episodes(tm
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="every controller needs at least one episode"):
         plot_compute({**episodes, "heuristic": []}, tmp_path / "d.png")
+
+
+def test_a_controller_has_one_style_in_every_figure_and_its_static_final_control_is_its_hollow_twin():
+    rule = "schedule: conv_small in r0c0, prune_dead=True"
+    labels = ["static", "random", "heuristic", "learned (lstm)", rule]
+    styles = {label: controller_style(label) for label in labels}
+    assert all(filled for _, _, filled in styles.values())
+    assert len({(colour, marker) for colour, marker, _ in styles.values()}) == len(labels)  # told apart
+    assert controller_style(rule) == styles[rule]  # the same label, the same style, in any figure or run
+    for label in labels:
+        colour, marker, _ = styles[label]
+        assert controller_style(f"static-final: {label}") == (colour, marker, False)
+    assert controller_style("schedule: none (static)") == styles["static"]  # never growing is the static host

@@ -47,9 +47,16 @@ def test_every_policy_trains_logs_and_checkpoints(tmp_path, policy):
         assert all(float(row["episode/seeds_germinated"]) == 3.0 for row in rows)
 
 
-def test_ppo_logs_every_head_and_stays_on_policy(tmp_path):
+def test_ppo_logs_every_head_and_stays_on_policy(tmp_path, capsys):
     train(make_cfg(tmp_path, "updates=3"))
     rows = read_metrics(tmp_path / "run")
+    # The closing summary: plain labels, and the objective of the first and last updates (one each of 3).
+    summary = capsys.readouterr().out.splitlines()
+    objective = [float(row["episode/objective"]) for row in rows]
+    assert f"metrics: {tmp_path / 'run' / 'csv' / 'metrics.csv'}" in summary
+    assert f"episode/return (last update): {float(rows[-1]['episode/return']):.2f}" in summary
+    assert summary[-1] == (f"episode/objective: {objective[0]:.2f} over the first 1 update(s), "
+                           f"{objective[-1]:.2f} over the last 1")
     # One complete row per update: rollout statistics, PPO diagnostics and the learning rate together.
     assert len(read_csv(tmp_path / "run" / "csv" / "metrics.csv")) == len(rows) == 3
     assert all(row["episode/return"] and row["loss/total"] and float(row["lr"]) > 0 for row in rows)
@@ -317,6 +324,9 @@ def test_per_head_metrics_average_only_over_relevant_steps():
     ("mixed_imitation", {"updates": 50, "imitation.updates": 10, "imitation.teacher.name": "schedule",
                          "imitation.teacher.blueprint": "conv_heavy", "imitation.teacher.prune_dead": True,
                          "imitation.entropy_coef.blueprint": 0.6}),
+    ("mnist1d_scratch", {"updates": 60, "env.num_envs": 8, "env.auto_advance": True, "env.task": "mnist1d"}),
+    ("mixed_scratch", {"updates": 60, "env.num_envs": 8, "env.auto_advance": True, "env.seed_failure_rate": 0.3,
+                       "env.max_seeds": 5, "init_from": None, "imitation.updates": 0}),
 ])
 def test_experiment_configs_compose(experiment, expected):
     from omegaconf import OmegaConf

@@ -29,6 +29,7 @@ from tamiyo.core.atomic_io import atomic_write_text
 from tamiyo.core.errors import ConfigError
 from tamiyo.env.objective import Objective
 from tamiyo.env.vector import VectorEnv, resolve_workers
+from tamiyo.evaluation.checkpoint_env import resolve_checkpoint, with_checkpoint_env
 from tamiyo.evaluation.comparison import (
     ControllerSummary,
     architecture_fossils,
@@ -69,7 +70,6 @@ from tamiyo.evaluation.runner import (
 )
 from tamiyo.policy.bundles.schedule import SchedulePolicyBundle
 from tamiyo.policy.features import obs_dim
-from tamiyo.training.checkpoints import resolve_ckpt_path
 
 log = logging.getLogger("tamiyo")
 
@@ -121,17 +121,6 @@ def build_eval_env(cfg: DictConfig) -> VectorEnv:
     return env
 
 
-def resolve_checkpoint(cfg: DictConfig) -> Path | None:
-    """The checkpoint `ckpt_path` names; `latest`/`latest_any` pick the newest training run (task `train`) of
-    the asked policy, and say which file they chose."""
-    if cfg.ckpt_path is None:
-        return None
-    path = resolve_ckpt_path(str(cfg.ckpt_path), Path(cfg.paths.output_root), "train", policy=cfg.policy.name)
-    if str(cfg.ckpt_path) != str(path):
-        log.info("ckpt_path=%s: %s", cfg.ckpt_path, path)
-    return path
-
-
 def _baseline(cfg: DictConfig, name: str, options: dict, env: VectorEnv) -> EvalPolicy:
     try:
         policy = baseline_policy(name, options, env, obs_dim(env.slot_config.num_slots), cfg.ppo.obs_clip)
@@ -174,12 +163,13 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[], None]]:
         yield lambda: progress.advance(task)
 
 
-def _caption(cfg: DictConfig, seeds: list[int], episodes: int, what: str, learned: bool,
+def _caption(cfg: DictConfig, seeds: list[int], episodes: int, what: str, env_source: str,
              spread: str = "mean ± sample std over env-episodes (n).") -> str:
     env = cfg.env
+    learned = cfg.ckpt_path is not None
     actions = f"learned actions {'arg-max' if cfg.deterministic else 'sampled'}; " if learned else ""
     return (
-        f"{what} on {env.task} ({env.max_epochs} epochs per episode, {env.num_envs} env(s)); seeds "
+        f"{what} on {env.task} ({env_source}: {env.max_epochs} epochs per episode, {env.num_envs} env(s)); seeds "
         f"{', '.join(map(str, seeds))}; {episodes} episode(s) per seed (env episode indices from "
         f"{EVAL_EPISODE_BASE}, never used in training); {actions}{spread}"
     )
@@ -227,9 +217,11 @@ def _per_seed(evaluations: list[Evaluation]) -> Evaluation:
     return Evaluation([r for e in evaluations for r in e.results], merged_lifecycle(evaluations))
 
 
-def evaluate_command(cfg: DictConfig) -> Path:
-    """Evaluate one controller (a checkpoint or a baseline); returns the Markdown table's path."""
+def evaluate_command(cfg: DictConfig, overridden: Sequence[str] = ()) -> Path:
+    """Evaluate one controller (a checkpoint or a baseline); returns the Markdown table's path. `overridden`: the
+    keys and groups the command line sets, which decide what of a checkpoint's env they change (`checkpoint_env`)."""
     seeds, episodes = _validated(cfg)
+    cfg, env_source = with_checkpoint_env(cfg, overridden)
     with closing(build_eval_env(cfg)) as env:  # checks the env and the controller before any episode runs
         policy, ckpt = _policy_from_config(cfg, env)
         check_fits(policy, env)
@@ -239,7 +231,7 @@ def evaluate_command(cfg: DictConfig) -> Path:
         evaluation = _per_seed(_run(cfg, jobs, advance))
     what = policy.label if ckpt is None else f"{policy.label} from {ckpt}"
     out_dir = Path(cfg.paths.output_dir)
-    caption = _caption(cfg, seeds, episodes, what, learned=ckpt is not None)
+    caption = _caption(cfg, seeds, episodes, what, env_source)
     return _write_outputs(out_dir, "evaluation", evaluation.results, caption,
                           {"": evaluation.lifecycle})
 
@@ -269,10 +261,15 @@ def _baseline_entries(cfg: DictConfig) -> dict[str, tuple[str, dict]]:
     return entries
 
 
+# The controllers `static_final=auto` retrains the final architectures of, those of them the comparison has.
+STATIC_FINAL_AUTO = ("heuristic", "schedule", "learned")
+
+
 def _name_list(cfg: DictConfig, key: str) -> list[str]:
     value = cfg[key]
     if not isinstance(value, ListConfig) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{key} must be a list of names, got {value!r}")
+        auto = " or auto" if key == "static_final" else ""
+        raise ConfigError(f"{key} must be a list of names{auto}, got {value!r}")
     return list(value)
 
 
@@ -322,7 +319,7 @@ def _plot_learning_curve(
     plot_learning_curve(read_metrics_csv(metrics), baselines, path)
 
 
-def compare_command(cfg: DictConfig) -> Path:
+def compare_command(cfg: DictConfig, overridden: Sequence[str] = ()) -> Path:
     """Every controller on the same held-out seeds; returns the Markdown table's path.
 
     Writes `comparison.csv` (one row per controller), `comparison.md`, `comparison_episodes.csv` (one
@@ -333,7 +330,12 @@ def compare_command(cfg: DictConfig) -> Path:
     run's training curve with baseline lines). Episodes run in `episode_workers` processes.
     """
     seeds, episodes = _validated(cfg)
-    baselines, finals = _baseline_entries(cfg), _name_list(cfg, "static_final")
+    cfg, env_source = with_checkpoint_env(cfg, overridden)
+    baselines = _baseline_entries(cfg)
+    names = [*baselines, *(["schedule"] if cfg.schedule_grid is not None else []),
+             *(["learned"] if cfg.ckpt_path is not None else [])]
+    finals = ([name for name in STATIC_FINAL_AUTO if name in names] if cfg.static_final == "auto"
+              else _name_list(cfg, "static_final"))
     reference = cfg.reference
     if cfg.ckpt_path is None and "learned" in [reference, *finals]:
         raise ConfigError("ckpt_path is required: the comparison needs a learned checkpoint (or ckpt_path=latest); "
@@ -344,8 +346,6 @@ def compare_command(cfg: DictConfig) -> Path:
     if set(train_seeds) & set(seeds):
         raise ConfigError(f"train_seeds {train_seeds} and seeds {seeds} overlap: the schedule must be chosen on "
                           "seeds it is not judged on")
-    names = [*baselines, *(["schedule"] if cfg.schedule_grid is not None else []),
-             *(["learned"] if cfg.ckpt_path is not None else [])]
     unknown = [name for name in [*finals, reference] if name is not None and name not in names]
     if unknown:
         raise ConfigError(f"static_final and reference must name controllers of this comparison {names}, "
@@ -410,8 +410,7 @@ def compare_command(cfg: DictConfig) -> Path:
     learned_text = f" (learned: {ckpt})" if ckpt is not None else ""
     spread = (f"{objective.describe()}{chosen}; ± is the "
               "95 % t interval of the mean; differences are paired by (seed, episode, env).")
-    caption = _caption(cfg, seeds, episodes, f"{len(summaries)} controllers{learned_text}", learned=ckpt is not None,
-                       spread=spread)
+    caption = _caption(cfg, seeds, episodes, f"{len(summaries)} controllers{learned_text}", env_source, spread=spread)
     table = summary_markdown(summaries, caption, reference_label) + episode_kind_markdown(results)
     (out_dir / "comparison.md").write_text(table)
     points = [(s.policy, s.added_params_mean, s.accuracy_mean) for s in summaries]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from tamiyo.core.errors import ConfigError, FileWriteError
 from tamiyo.env.vector import EnvWorkerError
@@ -39,13 +41,32 @@ def configure_console() -> None:
 
 
 @contextmanager
-def report_user_errors() -> Iterator[None]:
-    """Turn a user error into `error: <message>` on stderr and exit status 2 (an env worker failure: status 1)."""
+def report_user_errors(run_dir: Path | None = None, output_root: Path | None = None) -> Iterator[None]:
+    """Turn a user error into `error: <message>` on stderr and exit status 2 (an env worker failure: status 1).
+    A refused command leaves no debris: `run_dir`, when it holds only Hydra's records of the command, is removed,
+    and so are the dirs above it up to `output_root` that this leaves empty."""
     try:
         yield
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
+        if run_dir is not None:
+            _remove_if_only_records(run_dir, output_root)
         raise SystemExit(2) from None
     except EnvWorkerError as error:  # the workers are already stopped; the traceback would add nothing
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def _remove_if_only_records(run_dir: Path, output_root: Path | None) -> None:
+    """Remove `run_dir` if all it holds is Hydra's `.hydra/` and job logs, then its parents emptied by that."""
+    if not run_dir.is_dir() or any(e.name != ".hydra" and e.suffix != ".log" for e in run_dir.iterdir()):
+        return
+    shutil.rmtree(run_dir)
+    if output_root is None or output_root.resolve() not in run_dir.resolve().parents:
+        return
+    for parent in run_dir.resolve().parents:
+        if any(parent.iterdir()):
+            break
+        parent.rmdir()
+        if parent == output_root.resolve():
+            break

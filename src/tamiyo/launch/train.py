@@ -26,6 +26,7 @@ from tamiyo.core.atomic_io import is_storage_error
 from tamiyo.core.errors import ConfigError, FileWriteError
 from tamiyo.env.objective import Objective
 from tamiyo.env.vector import resolve_workers
+from tamiyo.evaluation.plots import read_metrics_csv
 from tamiyo.launch.command_line import check_overrides
 from tamiyo.launch.console import configure_console, report_user_errors
 from tamiyo.launch.resume import resumed_config
@@ -238,23 +239,37 @@ def _print_summary(cfg: DictConfig, trainer: L.Trainer, value: float) -> None:
             lines.append(f"last checkpoint: {callback.path}")
         if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
             lines.append(f"best checkpoint: {callback.best_model_path}")
-    for logger in trainer.loggers:
-        lines.append(f"{type(logger).__name__}: {_logger_destination(logger)}")
-    lines.append(f"{cfg.monitor}: {value:.4f}")
+    lines += [_logger_line(logger) for logger in trainer.loggers]
+    lines.append(f"{cfg.monitor} (last update): {value:.2f}")
     if "episode/final_accuracy" in metrics:
-        lines.append(f"final validation accuracy: {float(metrics['episode/final_accuracy']):.2f}%")
-    if trainer.is_global_zero:
+        lines.append(f"final validation accuracy (last update): {float(metrics['episode/final_accuracy']):.2f} %")
+    csv_logs = [logger for logger in trainer.loggers if isinstance(logger, CSVLogger)]
+    if trainer.is_global_zero:  # the CSV log is written by rank 0 only
+        if csv_logs:
+            lines += _objective_trend(Path(csv_logs[0].log_dir) / "metrics.csv")
         print("\n".join(lines))
 
 
-def _logger_destination(logger: Logger) -> str:
-    """Where a logger's results went: the metrics file, the event dir, or the tracking store and run."""
+def _logger_line(logger: Logger) -> str:
+    """Where a logger's results went: the metrics file, the tracking store and run, or the event dir."""
     if isinstance(logger, CSVLogger):  # (touching `.experiment` here would start a new, empty file)
-        return str(Path(logger.log_dir) / "metrics.csv")
+        return f"metrics: {Path(logger.log_dir) / 'metrics.csv'}"
     tracking_uri = getattr(logger, "_tracking_uri", None)
     if tracking_uri:
-        return f"{tracking_uri} (run {logger.run_id})"
-    return str(logger.log_dir)
+        return f"mlflow: {tracking_uri} (run {logger.run_id})"
+    return f"logs: {logger.log_dir}"
+
+
+def _objective_trend(metrics_csv: Path) -> list[str]:
+    """The training objective over the run's first and last updates (a quarter of them each, at most 10), so
+    whether the controller learned shows in the summary; none for a run of fewer than 2 updates."""
+    objective = [v for v in read_metrics_csv(metrics_csv).get("episode/objective", []) if not math.isnan(v)]
+    span = min(10, len(objective) // 4) or len(objective) // 2
+    if span == 0:
+        return []
+    first, last = objective[:span], objective[-span:]
+    return [f"episode/objective: {sum(first) / span:.2f} over the first {span} update(s), "
+            f"{sum(last) / span:.2f} over the last {span}"]
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
@@ -264,11 +279,11 @@ def _run(cfg: DictConfig) -> float:
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         if cfg.ckpt_path is not None:
             # Every job would continue the same run dir.
-            with report_user_errors():
+            with report_user_errors(Path(cfg.paths.output_dir), Path(cfg.paths.output_root)):
                 raise ConfigError("ckpt_path resumes one run; it cannot be used in a multirun (-m)")
         # One failing job must not stop the sweep: it is recorded and reported when the sweep ends.
         return run_sweep_job(train, cfg, metric=cfg.monitor)
-    with report_user_errors():
+    with report_user_errors(Path(cfg.paths.output_dir), Path(cfg.paths.output_root)):
         return train(cfg, overrides)
 
 

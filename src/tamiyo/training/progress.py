@@ -43,8 +43,9 @@ class UpdateProgress(L.Callback):
             return
         stats = pl_module.last_rollout_stats
         info = " ".join(
-            f"{label} {stats[key]:.3g}"
-            for label, key in (("return", "episode/return"), ("acc", "episode/final_accuracy"))
+            text.format(stats[key])
+            for text, key in (("objective {:.2f}", "episode/objective"), ("return {:.2f}", "episode/return"),
+                              ("accuracy {:.2f} %", "episode/final_accuracy"))
             if key in stats
         )
         self._progress.update(self._updates, advance=1, info=info)
