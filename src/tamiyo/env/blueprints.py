@@ -11,12 +11,16 @@ Two initialisations are chosen so that every seed learns from its first step:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tamiyo.core.actions import BlueprintAction, topology_blueprints
 from tamiyo.env.hosts import LAYOUT_TOPOLOGY, CausalSelfAttention
+from tamiyo.env.targets import build_target
 
 _GROUP_CHOICES = (32, 16, 8, 4, 2, 1)
 
@@ -242,8 +246,11 @@ def _transformer_seed(blueprint: BlueprintAction, dim: int) -> nn.Module:
     raise AssertionError(f"unhandled transformer blueprint {blueprint.name}")
 
 
-def build_seed(blueprint: BlueprintAction, layout: str, channels: int) -> nn.Module:
-    """A fresh seed module for an injection point of the given layout and channel width."""
+def build_seed(blueprint: BlueprintAction, layout: str, channels: int,
+               custom: Mapping[str, Mapping[str, Any]] | None = None) -> nn.Module:
+    """A fresh seed module for an injection point of the given layout and channel width: the built-in one, or
+    the module `custom[<blueprint name>]` names by `_target_`, called with `layout` and `channels` (a blueprint
+    of one's own takes the place, and the action, of the built-in one of that name: `env.blueprints`)."""
     try:
         topology = LAYOUT_TOPOLOGY[layout]
     except KeyError:
@@ -256,6 +263,9 @@ def build_seed(blueprint: BlueprintAction, layout: str, channels: int) -> nn.Mod
                          f"(layout {layout!r}); choose one of {names}")
     if channels < 1:
         raise ValueError(f"a seed needs channels ≥ 1, got {channels}")
+    name = blueprint.name.lower()
+    if custom and name in custom:
+        return build_target(custom[name], f"env.blueprints.{name}", nn.Module, layout=layout, channels=channels)
     if topology == "transformer":
         return _transformer_seed(blueprint, channels)
     return _cnn_seed(blueprint, 1 if layout == "conv1d" else 2, channels)

@@ -39,4 +39,6 @@ def build_env_config(
         seed_failure_rate=float(env.get("seed_failure_rate", 0.0)),
         seed_faults=tuple(env.get("seed_faults", ("dead",))),
         auto_advance=bool(env.get("auto_advance", False)),
+        host=env.get("host"),
+        blueprints=dict(env.get("blueprints") or {}),
     )

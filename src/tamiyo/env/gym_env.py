@@ -217,7 +217,7 @@ class SeedLifecycleEnv(gymnasium.Env):
         self.illegal_action = illegal_action
         self.timings = timings
         with torch.random.fork_rng(devices=[]):  # a throwaway host must not move the caller's RNG
-            self.slot_config = enabled_slot_config(build_host(self.core.task), config.enabled_slots)
+            self.slot_config = enabled_slot_config(build_host(self.core.task, host=config.host), config.enabled_slots)
         self.observation_space = observation_space(self.slot_config.num_slots)
         self.action_space = action_space(self.slot_config)
         self._base_seed: int | None = None

@@ -9,12 +9,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tamiyo.core.slots import SlotConfig, SlotIdError, format_slot_id
+from tamiyo.env.targets import build_target
 from tamiyo.env.tasks import Task
 
 # How a seed at an injection point sees its input: [B, C, L], [B, C, H, W] or [B, T, C].
@@ -186,13 +188,20 @@ CONV_HOSTS: dict[str, tuple[tuple[int, ...], tuple[bool, ...]]] = {
 }
 
 
-def build_host(task: Task, width: float = 1.0) -> Host:
-    """The weak host for `task`: a transformer for language modelling, else the task's conv host.
+def build_host(task: Task, width: float = 1.0, host: Mapping[str, Any] | None = None) -> Host:
+    """The weak host for `task`: a transformer for language modelling, else the task's conv host; or the
+    `Host` a `{_target_: …}` mapping `host` names, called with `task` and `width` (`env.host`).
 
     `width` scales the channels of every block (conv) or the model width (transformer, kept a multiple of
     the attention heads), at least one channel per block."""
     if not (math.isfinite(width) and width > 0):
         raise ValueError(f"host width must be a positive number, got {width!r}")
+    if host is not None:
+        built = build_target(host, "env.host", Host, task=task, width=width)
+        if built.topology != task.topology:
+            raise ValueError(f"env.host {{_target_: {host['_target_']}}} has {built.topology!r} injection points "
+                             f"(layout {built.layout!r}), but task {task.name!r} needs a {task.topology!r} host")
+        return built
     if task.topology == "transformer":
         (context_length,) = task.input_shape
         heads = 2
@@ -201,19 +210,20 @@ def build_host(task: Task, width: float = 1.0) -> Host:
     try:
         widths, pool = CONV_HOSTS[task.name]
     except KeyError:
-        raise ValueError(f"no host defined for task {task.name!r}; hosts exist for {sorted(CONV_HOSTS)}") from None
+        raise ValueError(f"no host defined for task {task.name!r}; hosts exist for {sorted(CONV_HOSTS)}, and a "
+                         "host of your own is named by env.host={_target_: <module>.<Host subclass>}") from None
     in_channels, *spatial = task.input_shape
     scaled = tuple(max(1, round(channels * width)) for channels in widths)
     return ConvHost(len(spatial), in_channels, task.num_classes, scaled, pool)
 
 
-def host_slot_config(tasks: Sequence[Task]) -> SlotConfig:
-    """The injection points of the hosts of `tasks` (at width 1), which must agree: the episodes of one env
-    may draw any of its tasks, and the policy acts on one set of slots."""
+def host_slot_config(tasks: Sequence[Task], host: Mapping[str, Any] | None = None) -> SlotConfig:
+    """The injection points of the hosts of `tasks` (at width 1; `host`: as `build_host` takes it), which must
+    agree: the episodes of one env may draw any of its tasks, and the policy acts on one set of slots."""
     if not tasks:
         raise ValueError("an env needs at least one task")
     with torch.random.fork_rng(devices=[]):  # throwaway hosts must not move the caller's RNG
-        hosts = [build_host(task) for task in tasks]
+        hosts = [build_host(task, host=host) for task in tasks]
     first = hosts[0]
     for task, host in zip(tasks[1:], hosts[1:], strict=True):
         if host.topology != first.topology or host.slot_config != first.slot_config:

@@ -51,6 +51,7 @@ from tamiyo.env.gradients import GradientRatioMeter
 from tamiyo.env.hosts import build_host, host_slot_config
 from tamiyo.env.model import MorphogeneticModel, Validation, autocast, training_flops_per_sample, validate
 from tamiyo.env.rewards import RewardInputs, make_reward
+from tamiyo.env.targets import is_target
 from tamiyo.env.tasks import Task, cross_entropy
 from tamiyo.env.tracker import SignalTracker
 
@@ -99,6 +100,10 @@ class EnvConfig:
     # advances when its gate allows (a blending seed once its alpha settles) and a holding seed fossilizes, so a
     # germination is a complete decision; the controller holds a seed (a partial alpha target) or prunes it.
     auto_advance: bool = False
+    # Of one's own (`env/targets.py`): the host, a `{_target_: …}` mapping called with the task and width (None:
+    # the task's built-in host), and seed blueprints by name, each taking the place of that built-in blueprint.
+    host: Mapping[str, Any] | None = None
+    blueprints: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("max_epochs", "batch_size", "val_batch_size"):
@@ -128,6 +133,15 @@ class EnvConfig:
         make_reward(self.reward, **self.reward_config)  # fail on a bad reward name or field now
         for seed in self.fossils.values():
             parse_fossil(seed)
+        if self.host is not None and not is_target(self.host):
+            raise ValueError(f"env config host must be null or a mapping with a _target_, got {self.host!r}")
+        names = {b.name.lower() for b in BlueprintAction if b != BlueprintAction.NOOP}
+        for name, spec in self.blueprints.items():
+            if name not in names:
+                raise ValueError(f"env config blueprints: {name!r} is not a blueprint; a blueprint of your own takes "
+                                 f"the place of one of {sorted(names)}")
+            if not is_target(spec):
+                raise ValueError(f"env config blueprints.{name} must be a mapping with a _target_, got {spec!r}")
 
 
 def _seed_runs(stage: SeedStage, alpha: float) -> bool:
@@ -302,7 +316,7 @@ class SeedEnv:
         self.env_index = env_index
         self.device = torch.device(device)
         self.tasks = (task,) if isinstance(task, Task) else tuple(task)
-        host_slot_config(self.tasks)  # the tasks' hosts must share their injection points
+        host_slot_config(self.tasks, self.config.host)  # the tasks' hosts must share their injection points
         self._splits = [
             tuple(getattr(t, name).to(self.device) for name in ("train_x", "train_y", "val_x", "val_y"))
             for t in self.tasks
@@ -386,7 +400,7 @@ class SeedEnv:
                 widths = self.config.host_widths
                 task_index = int(torch.randint(len(self.tasks), ()))
                 self._draw_episode_kind(task_index, widths[int(torch.randint(len(widths), ()))])
-            host = build_host(self.task, self.host_width)
+            host = build_host(self.task, self.host_width, self.config.host)
             self.model = MorphogeneticModel(host, self.config.gates, self.config.enabled_slots).to(self.device)
             self.model.train()
             self.optimizers = _Optimizers(self.config)
@@ -418,7 +432,7 @@ class SeedEnv:
             if fossil.blueprint not in topology_blueprints(model.topology):
                 raise ValueError(f"fossil {seed!r} is not a blueprint of a {model.topology!r} host")
             slot = model.slot(slot_id)
-            module = build_seed(fossil.blueprint, model.host.layout, slot.channels)
+            module = build_seed(fossil.blueprint, model.host.layout, slot.channels, self.config.blueprints)
             if fossil.fault is not None:
                 module = make_faulty(fossil.fault, module)
             slot.plant_fossil(module, fossil.blueprint, fossil.algorithm, accuracy, fossil.alpha)
@@ -553,7 +567,7 @@ class SeedEnv:
         slot_id = self.slot_ids[action.slot]
         slot = model.slot(slot_id)
         if op == LifecycleOp.GERMINATE:
-            seed = build_seed(action.blueprint, model.host.layout, slot.channels)
+            seed = build_seed(action.blueprint, model.host.layout, slot.channels, self.config.blueprints)
             fault = self._draw_fault()
             if fault is not None:
                 seed = make_faulty(fault, seed)

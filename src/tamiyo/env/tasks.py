@@ -15,9 +15,10 @@ import math
 import os
 import pickle
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tamiyo.core.registry import Registry
+from tamiyo.env.targets import build_target, is_target
 
 TOPOLOGIES = ("cnn", "transformer")
 DEFAULT_CACHE_DIR = Path("~/.cache/tamiyo")
@@ -326,7 +328,7 @@ def load_pysource(context_length: int = 32, val_fraction: float = 0.1) -> Task:
 
 
 def make_task(
-    name: str,
+    name: str | Mapping[str, Any],
     train_subset: int | None = None,
     val_subset: int | None = None,
     fault_env: int | None = None,
@@ -334,20 +336,27 @@ def make_task(
     fault_kind: str = "raise",
     **options: object,
 ) -> Task:
-    """Load task `name` with loader-specific `options` (e.g. `data_dir` for cifar10).
+    """Load task `name` with loader-specific `options` (e.g. `data_dir` for cifar10), or build the task a
+    `{_target_: …}` mapping names (a loader of one's own, which takes its arguments from the mapping).
 
     `train_subset` / `val_subset` keep only the first k examples of a split (tiny runs and tests).
     `fault_env` / `fault_epoch` / `fault_kind` inject a failure (`InjectedFault`) for fault tests.
     """
-    loader = TASKS.get(name)
-    accepted = inspect.signature(loader).parameters
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise TypeError(
-            f"task {name!r} does not accept options {unknown}; it accepts "
-            f"{sorted([*accepted, 'train_subset', 'val_subset'])}"
-        )
-    task = loader(**options).subset(train_subset, val_subset)
+    if is_target(name):
+        if options:
+            raise TypeError(f"the task {{_target_: {name['_target_']}}} takes its arguments in its own mapping, "
+                            f"not as task options {sorted(options)}")
+        task = build_target(name, "env.task", Task).subset(train_subset, val_subset)
+    else:
+        loader = TASKS.get(name)
+        accepted = inspect.signature(loader).parameters
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise TypeError(
+                f"task {name!r} does not accept options {unknown}; it accepts "
+                f"{sorted([*accepted, 'train_subset', 'val_subset'])}"
+            )
+        task = loader(**options).subset(train_subset, val_subset)
     if fault_env is None and fault_epoch is None:
         return task
     if fault_env is None or fault_epoch is None:
@@ -356,14 +365,17 @@ def make_task(
 
 
 def names_tasks(task: object) -> bool:
-    """Whether `task` names tasks (a name or a list of names) rather than holding loaded ones."""
-    return isinstance(task, str) or (not isinstance(task, Task) and all(isinstance(name, str) for name in task))
+    """Whether `task` names tasks (a name, a `_target_` mapping, or a list of them) rather than holding loaded ones."""
+    if isinstance(task, str) or is_target(task):
+        return True
+    return not isinstance(task, Task) and all(isinstance(name, str) or is_target(name) for name in task)
 
 
-def make_tasks(names: str | Sequence[str], **options: object) -> Task | tuple[Task, ...]:
-    """`make_task(names, ...)` for one name; for a list of names (an env whose episodes draw their task),
-    the tuple of those tasks, each loaded with the same `options`."""
-    if isinstance(names, str):
+def make_tasks(names: str | Mapping[str, Any] | Sequence[str | Mapping[str, Any]],
+               **options: object) -> Task | tuple[Task, ...]:
+    """`make_task(names, ...)` for one name or target; for a list of them (an env whose episodes draw their
+    task), the tuple of those tasks, each loaded with the same `options`."""
+    if isinstance(names, str) or is_target(names):
         return make_task(names, **options)
     if not names:
         raise ValueError("the task list is empty; name at least one task")
