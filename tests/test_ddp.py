@@ -21,8 +21,8 @@ from tamiyo.env.tasks import Task, make_task
 from tamiyo.env.vector import VectorEnv
 from tamiyo.launch.train import train
 from tamiyo.ppo.normalizers import RunningMeanStd
+from tamiyo.training.checkpoints import CheckpointMismatchError
 from tamiyo.training.distributed import merge_rank_statistics, reduce_episode_stats
-from tamiyo.training.module import CheckpointMismatchError
 
 ONE_ENV = ["env.num_envs=1", "env.max_epochs=3", "ppo.num_minibatches=1"]
 DDP_TINY = ["trainer=ddp", *ONE_ENV, "updates=2"]

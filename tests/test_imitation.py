@@ -57,14 +57,17 @@ def test_imitation_loss_is_the_whole_actions_nll_plus_the_value_error():
     evaluated = EvalResult(log_probs=log_probs, entropy=entropy, value=torch.tensor([[1.0, 3.0]]),
                            hidden=(torch.zeros(1), torch.zeros(1)))
     batch = _minibatch(op=torch.zeros(1, 2, dtype=torch.long), returns=torch.tensor([[2.0, 1.0]]))
-    loss, metrics = imitation_loss(evaluated, batch, value_coef=0.5)
+    terms, metrics = imitation_loss(evaluated, batch, value_coef=0.5)
+    loss = sum(terms.values())
+    assert list(terms) == ["imitation", "value", "entropy"]
     value_loss = 0.5 * (1 + 4) / 2
     assert float(metrics["loss/imitation"]) == pytest.approx(1.0)
     assert float(metrics["loss/value"]) == pytest.approx(value_loss)
     assert float(loss) == pytest.approx(1.0 + 0.5 * value_loss)
     assert float(metrics["imitation/teacher_prob"]) == pytest.approx(math.exp(-1.0))
     # An entropy bonus on the heads relevant to the op, each weighted over all steps as in the PPO loss.
-    with_bonus, metrics = imitation_loss(evaluated, batch, value_coef=0.5, entropy_coef=0.5)
+    bonus_terms, metrics = imitation_loss(evaluated, batch, value_coef=0.5, entropy_coef=0.5)
+    with_bonus = sum(bonus_terms.values())
     relevant_heads = int(HeadRelevance(torch.zeros((), dtype=torch.long)).relevant.sum())
     assert float(metrics["loss/entropy"]) == pytest.approx(-0.5 * 0.3 * relevant_heads)
     assert float(with_bonus) == pytest.approx(float(loss) - 0.5 * 0.3 * relevant_heads)
@@ -99,6 +102,10 @@ def test_the_guide_term_anneals_and_pulls_ppo_towards_the_teacher_in_the_states_
     assert probs[0] < 0.2 and probs[-1] > 3 * probs[0]  # the NLL term, not PPO's own reward, raises it
     assert 0.0 <= agreement[0] < agreement[-1] <= 1.0
     assert all(float(row["loss/guide"]) > 0 for row in rows)
+    for row in rows:  # the update sums its named terms: PPO's (value weighted by value_coef 0.5) and the guide's
+        terms = [float(row["loss/policy"]), 0.5 * float(row["loss/value"]), float(row["loss/entropy"]),
+                 float(row["guide/coef"]) * float(row["loss/guide"])]
+        assert float(row["loss/total"]) == pytest.approx(sum(terms), rel=1e-4)
     assert float(rows[0]["onpolicy/max_logprob_gap"]) < 1e-5  # the guide only advises: the rollout stays on-policy
 
 

@@ -59,7 +59,7 @@ def _same_as_old(batch: Minibatch, entropy: float = 0.5) -> FakeEval:
 def test_ratio_one_and_kl_zero_when_log_probs_unchanged():
     batch = _batch([[G, W, G], [W, W, G]])
     for mode in ("joint", "per_head"):
-        loss, m = ppo_loss(_same_as_old(batch), batch, PPOLossConfig(ratio=mode), COEF)
+        terms, m = ppo_loss(_same_as_old(batch), batch, PPOLossConfig(ratio=mode), COEF)
         assert m["approx_kl"].item() == 0.0
         assert m["ratio/mean"].item() == m["ratio/min"].item() == m["ratio/max"].item() == 1.0
         assert m["clip_fraction/joint"].item() == 0.0 and m["clip_fraction/op"].item() == 0.0
@@ -162,8 +162,8 @@ def test_entropy_bonus_pulls_every_relevant_step_of_every_head_equally():
     relevant_germinate = batch.actions["op"] == G
     new.entropy = {h: torch.full_like(batch.values, 0.5).requires_grad_() for h in HEAD_NAMES}
     new.entropy["blueprint"] = torch.where(relevant_germinate, 0.5, 0.0).requires_grad_()
-    loss, _ = ppo_loss(new, batch, PPOLossConfig(), COEF)
-    loss.backward()
+    terms, _ = ppo_loss(new, batch, PPOLossConfig(), COEF)
+    sum(terms.values()).backward()
     per_step = -0.05 / 10
     assert new.entropy["op"].grad == pytest.approx(torch.full((2, 5), per_step))
     assert new.entropy["blueprint"].grad[relevant_germinate].item() == pytest.approx(per_step)
@@ -197,10 +197,11 @@ def test_total_loss_combines_terms_and_backpropagates():
     new = _same_as_old(batch)
     new.value = torch.full_like(batch.values, 0.3, requires_grad=True)
     cfg = PPOLossConfig(value_coef=0.7)
-    loss, m = ppo_loss(new, batch, cfg, COEF)
-    expected = m["loss/policy"] + 0.7 * m["loss/value"] + m["loss/entropy"]
-    assert loss.item() == pytest.approx(expected.item())
-    assert m["loss/total"].item() == loss.item()
+    terms, m = ppo_loss(new, batch, cfg, COEF)
+    assert list(terms) == ["policy", "value", "entropy"]  # by name, for the caller to sum
+    assert terms["policy"].item() == m["loss/policy"].item() and terms["entropy"].item() == m["loss/entropy"].item()
+    assert terms["value"].item() == pytest.approx(0.7 * m["loss/value"].item())
+    loss = sum(terms.values())
     loss.backward()
     assert new.value.grad is not None and new.value.grad.abs().sum() > 0
     assert new.log_probs["op"].grad.abs().sum() > 0
@@ -271,7 +272,8 @@ def test_on_policy_invariant_with_real_network():
         cfg = PPOLossConfig(ratio=ratio)
         for batch in storage.minibatches(2, torch.Generator().manual_seed(0)):
             evaluated = net.evaluate_actions(batch.obs, batch.actions, batch.masks, batch.initial_hidden)
-            loss, m = ppo_loss(evaluated, batch, cfg, cfg.entropy_coef)
+            terms, m = ppo_loss(evaluated, batch, cfg, cfg.entropy_coef)
+            loss = sum(terms.values())
             assert abs(m["approx_kl"].item()) < 1e-6
             assert m["ratio/max"].item() == pytest.approx(1.0, abs=1e-5)
             assert m["ratio/min"].item() == pytest.approx(1.0, abs=1e-5)

@@ -64,7 +64,8 @@ def _fit_value(horizon_is_terminal: bool, iterations: int = 15) -> tuple[float, 
             for batch in storage.minibatches(2, shuffle):
                 value = net.value(batch.obs, batch.initial_hidden)
                 zeros = {head: torch.zeros_like(value) for head in HEAD_NAMES}
-                loss, _ = ppo_loss(_ValueOnly(batch.log_probs, zeros, value), batch, cfg, cfg.entropy_coef)
+                terms, _ = ppo_loss(_ValueOnly(batch.log_probs, zeros, value), batch, cfg, cfg.entropy_coef)
+                loss = sum(terms.values())
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()

@@ -18,8 +18,7 @@ from tamiyo.core.errors import ConfigError
 from tamiyo.core.slots import SlotConfig
 from tamiyo.launch.train import train
 from tamiyo.policy import create_policy
-from tamiyo.training.checkpoints import CheckpointError
-from tamiyo.training.module import CheckpointMismatchError, check_op_conditioning
+from tamiyo.training.checkpoints import CheckpointError, CheckpointMismatchError, check_op_conditioning
 
 TINY = tiny_overrides(updates=2, env__num_envs=2, ppo__update_epochs=2, ppo__num_minibatches=2)
 

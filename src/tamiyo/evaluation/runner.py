@@ -29,8 +29,7 @@ from tamiyo.policy import create_policy
 from tamiyo.policy.features import obs_dim
 from tamiyo.policy.protocol import PolicyBundle
 from tamiyo.ppo.normalizers import ObservationNormalizer
-from tamiyo.training.checkpoints import load_checkpoint
-from tamiyo.training.module import check_op_conditioning
+from tamiyo.training.checkpoints import check_op_conditioning, load_checkpoint
 
 # Far beyond any training run's number of updates, so evaluation episodes are always unseen ones.
 EVAL_EPISODE_BASE = 1_000_000

@@ -13,8 +13,8 @@ from pathlib import Path
 from tamiyo.core.errors import ConfigError, FileWriteError
 from tamiyo.env.vector import EnvWorkerError
 from tamiyo.evaluation.runner import CheckpointContentError
-from tamiyo.training.checkpoints import CheckpointError
-from tamiyo.training.module import CheckpointMismatchError, PolicyLossNaNError
+from tamiyo.training.checkpoints import CheckpointError, CheckpointMismatchError
+from tamiyo.training.module import PolicyLossNaNError
 
 # Errors caused by what the user asked for or by where the run writes: one line, without a traceback.
 USER_ERRORS = (

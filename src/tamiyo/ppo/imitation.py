@@ -38,25 +38,33 @@ def imitation_loss(
     batch: Minibatch,
     value_coef: float,
     entropy_coef: float | Mapping[str, float] = 0.0,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """`NLL of the teacher's action + value_coef · ½ (V − return)² − Σ_h coef_h · entropy_h`, averaged over the
-    steps (each head's normalised entropy over its relevant steps, weighted as in `ppo_loss`), and detached
-    metrics: `loss/{total,imitation,value,entropy}`, `imitation/teacher_prob` (mean probability the policy gives
-    the teacher's whole action) and, per head, `entropy/<head>` and `relevant_steps/<head>` as in `ppo_loss`.
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The loss terms by name, for the caller to sum — `imitation` (NLL of the teacher's action), `value`
+    (value_coef · ½ (V − return)²) and `entropy` (− Σ_h coef_h · entropy_h, each head's normalised entropy over its
+    relevant steps, weighted as in `ppo_loss`), averaged over the steps — and detached metrics:
+    `loss/{imitation,value,entropy}`, `imitation/teacher_prob` (mean probability the policy gives the teacher's
+    whole action) and, per head, `entropy/<head>` and `relevant_steps/<head>` as in `ppo_loss`.
     """
     nll, teacher_prob = teacher_nll(evaluated)
     value_loss = 0.5 * (evaluated.value.float() - batch.returns).square().mean()
     relevant = head_relevance(batch.actions["op"])
     coef = per_head_coefficients(entropy_coef)
     entropy_loss = -sum(coef[h] * per_step_mean(evaluated.entropy[h].float(), relevant[h]) for h in HEAD_NAMES)
-    loss = nll + value_coef * value_loss + entropy_loss
+    terms = {"imitation": nll, "value": value_coef * value_loss, "entropy": entropy_loss}
     with torch.no_grad():
         metrics = {
-            "loss/total": loss.detach(),
             "loss/imitation": nll.detach(),
             "loss/value": value_loss.detach(),
             "loss/entropy": entropy_loss.detach(),
             "imitation/teacher_prob": teacher_prob,
         }
         metrics.update(head_entropy_metrics(evaluated.entropy, relevant))
-    return loss, metrics
+    return terms, metrics
+
+
+def guide_loss(advised: EvaluatedActions, coef: float) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The guide term after imitation, `coef` · NLL of the teacher's action in the states this policy visited
+    (`advised`: the policy's evaluation of the teacher's actions there), and its metrics `loss/guide` (the NLL)
+    and `guide/teacher_prob`."""
+    nll, teacher_prob = teacher_nll(advised)
+    return {"guide": coef * nll}, {"loss/guide": nll.detach(), "guide/teacher_prob": teacher_prob}

@@ -132,6 +132,11 @@ def _clipped_surrogate_loss(log_ratio: torch.Tensor, advantages: torch.Tensor, c
     return -torch.min(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages)
 
 
+def max_logprob_gap(log_probs: Mapping[str, torch.Tensor], stored: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """The largest |recomputed − stored| log-probability over heads and steps (detached): 0 while on policy."""
+    return torch.stack([(log_probs[h].detach().float() - stored[h]).abs().max() for h in log_probs]).max()
+
+
 def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
     """1 − Var(returns − values) / Var(returns); NaN when the returns are constant."""
     returns_var = returns.var(correction=0)
@@ -145,13 +150,14 @@ def ppo_loss(
     cfg: PPOLossConfig,
     entropy_coef: float | Mapping[str, float],
     train_actor: bool = True,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Total loss `policy + value_coef · value − Σ_h coef_h · entropy_h` and detached 0-d tensor metrics,
-    where `entropy_h` is head h's entropy summed over its relevant steps and divided by all b·T steps.
-    With `train_actor=False` the loss is the value term alone (a critic warm-up); the metrics are the same.
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The loss terms by name, for the caller to sum — `policy` (the clipped surrogate), `value` (value_coef · ½
+    squared error) and `entropy` (− Σ_h coef_h · entropy_h, where `entropy_h` is head h's entropy summed over its
+    relevant steps and divided by all b·T steps) — and detached 0-d tensor metrics. With `train_actor=False` only
+    the `value` term (a critic warm-up); the metrics are the same.
 
-    Metrics: `loss/{total,policy,value,entropy}` (`loss/entropy` is the signed term added to the
-    loss), `approx_kl` (k3, joint), `ratio/{mean,min,max}` and `clip_fraction/joint` of the joint
+    Metrics: `loss/{policy,value,entropy}` (`loss/value` unweighted, `loss/entropy` the signed term), `approx_kl`
+    (k3, joint), `ratio/{mean,min,max}` and `clip_fraction/joint` of the joint
     ratio, `advantage/{mean,std}` before normalisation, and per head `clip_fraction/<head>`,
     `entropy/<head>` (means over the head's relevant steps; NaN when it has none in this minibatch)
     and `relevant_steps/<head>` (the weight to average those over minibatches with).
@@ -191,14 +197,13 @@ def ppo_loss(
     head_entropy = {h: per_step_mean(evaluated.entropy[h].float(), relevant[h]) for h in HEAD_NAMES}
     entropy_loss = -sum(entropy_coef[h] * head_entropy[h] for h in HEAD_NAMES)
 
-    loss = cfg.value_coef * value_loss
-    if train_actor:
-        loss = loss + policy_loss + entropy_loss
+    value_term = cfg.value_coef * value_loss
+    terms = {"policy": policy_loss, "value": value_term, "entropy": entropy_loss} if train_actor else \
+        {"value": value_term}
 
     with torch.no_grad():
         joint_ratio = joint_log_ratio.exp()
         metrics = {
-            "loss/total": loss.detach(),
             "loss/policy": policy_loss.detach(),
             "loss/value": value_loss.detach(),
             "loss/entropy": entropy_loss.detach(),
@@ -215,7 +220,7 @@ def ppo_loss(
             clipped = (head_log_ratio[h].exp() - 1).abs() > cfg.clip_ratio
             metrics[f"clip_fraction/{h}"] = masked_mean_or_nan(clipped.float(), relevant[h])
         metrics.update(head_entropy_metrics(evaluated.entropy, relevant))
-    return loss, metrics
+    return terms, metrics
 
 
 def head_entropy_metrics(

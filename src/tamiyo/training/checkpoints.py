@@ -1,5 +1,6 @@
 """Checkpoint files of a training run: atomic writes, the `last.ckpt` writer, one safe loader that
-explains in one line what is wrong with a file, and finding the newest run's checkpoint."""
+explains in one line what is wrong with a file, finding the newest run's checkpoint, and the checks that a
+checkpoint fits the run that resumes, warm-starts from or evaluates it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import io
 import pickle
 import warnings
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from tamiyo.core.atomic_io import atomic_write_bytes
 from tamiyo.core.errors import ConfigError
+from tamiyo.policy.protocol import PolicyBundle
 
 # What every tamiyo training checkpoint holds (evaluation rebuilds the controller from these).
 _HPARAMS = ("policy", "ppo", "slot_ids", "topology", "obs_dim")
@@ -181,3 +184,57 @@ class RunConfigRecorder(L.Callback):
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         checkpoint[RUN_CONFIG_KEY] = self.config
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint whose policy shape does not fit the configured run."""
+
+
+def check_op_conditioning(state_dict: Mapping[str, Any], bundle: PolicyBundle, prefix: str) -> None:
+    """Raise `CheckpointMismatchError` if the weights in `state_dict` (keys under `prefix`) are of the other
+    form than `bundle`'s network: heads conditioned on the op or not (the op embedding is there or not)."""
+    wanted = getattr(bundle, "op_conditioning", None)
+    if wanted is None:
+        return
+    held = f"{prefix}op_embedding.weight" in state_dict
+    if held != wanted:
+        raise CheckpointMismatchError(
+            f"checkpoint holds a policy with policy.op_conditioning={str(held).lower()}, the config's is "
+            f"policy.op_conditioning={str(wanted).lower()}"
+        )
+
+
+def check_policy_fits(checkpoint: Mapping[str, Any], hparams: Mapping[str, Any], bundle: PolicyBundle,
+                      new_inputs: int = 0) -> None:
+    """Raise `CheckpointMismatchError` if the policy weights of `checkpoint` do not fit the policy of a run with
+    `hparams` (the training module's) and `bundle` (whose observation is `new_inputs` columns wider than the
+    checkpoint's when that is > 0)."""
+    saved = checkpoint.get("hyper_parameters", {})
+    mine = {**hparams, "obs_dim": hparams["obs_dim"] - new_inputs}
+    for key in ("slot_ids", "obs_dim", "topology"):
+        if key in saved and saved[key] != mine[key]:
+            raise CheckpointMismatchError(
+                f"checkpoint does not fit this config: its {key} is {saved[key]!r}, the config's is {mine[key]!r}"
+            )
+    policy_saved = saved.get("policy", {})
+    for key in ("name", "hidden_dim", "num_layers", "feature_dim"):
+        if key in policy_saved and policy_saved.get(key) != mine["policy"].get(key):
+            raise CheckpointMismatchError(
+                f"checkpoint does not fit this config: its policy.{key} is {policy_saved.get(key)!r}, "
+                f"the config's is {mine['policy'].get(key)!r}"
+            )
+    if bundle.is_trainable:
+        check_op_conditioning(checkpoint["state_dict"], bundle, prefix="policy_net.")
+
+
+def check_resumable(checkpoint: Mapping[str, Any], hparams: Mapping[str, Any], bundle: PolicyBundle,
+                    world_size: int) -> None:
+    """Raise `CheckpointMismatchError` if `checkpoint` cannot resume a run of `hparams` and `bundle` on
+    `world_size` ranks (env indices, normaliser merging and the optimiser's batch depend on it)."""
+    check_policy_fits(checkpoint, hparams, bundle)
+    if checkpoint["world_size"] != world_size:
+        raise CheckpointMismatchError(
+            f"checkpoint was written by a run on {checkpoint['world_size']} processes (world size "
+            f"{checkpoint['world_size']}), this run has world size {world_size}; resume with the same "
+            "trainer.devices × trainer.num_nodes"
+        )

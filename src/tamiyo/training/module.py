@@ -36,9 +36,10 @@ from tamiyo.core.seeding import derive_seed, generator
 from tamiyo.core.slots import SlotConfig
 from tamiyo.policy import create_policy
 from tamiyo.policy.protocol import PolicyBundle
-from tamiyo.ppo.imitation import imitation_loss, teacher_nll
-from tamiyo.ppo.loss import PPOLossConfig, entropy_coefficients, explained_variance, ppo_loss
+from tamiyo.ppo.imitation import guide_loss, imitation_loss
+from tamiyo.ppo.loss import PPOLossConfig, entropy_coefficients, explained_variance, max_logprob_gap, ppo_loss
 from tamiyo.ppo.storage import RolloutStorage
+from tamiyo.training.checkpoints import check_policy_fits, check_resumable
 from tamiyo.training.distributed import gather_from_ranks
 
 
@@ -80,26 +81,8 @@ class _MetricTotals:
         return dict(zip(keys, (total[:, 0] / total[:, 1]).tolist(), strict=True))
 
 
-class CheckpointMismatchError(ValueError):
-    """A checkpoint whose policy shape does not fit the configured run."""
-
-
 class PolicyLossNaNError(RuntimeError):
     """The PPO loss became NaN/inf; the run stops before writing a corrupt checkpoint."""
-
-
-def check_op_conditioning(state_dict: dict[str, Any], bundle: PolicyBundle, prefix: str) -> None:
-    """Raise `CheckpointMismatchError` if the weights in `state_dict` (keys under `prefix`) are of the other
-    form than `bundle`'s network: heads conditioned on the op or not (the op embedding is there or not)."""
-    wanted = getattr(bundle, "op_conditioning", None)
-    if wanted is None:
-        return
-    held = f"{prefix}op_embedding.weight" in state_dict
-    if held != wanted:
-        raise CheckpointMismatchError(
-            f"checkpoint holds a policy with policy.op_conditioning={str(held).lower()}, the config's is "
-            f"policy.op_conditioning={str(wanted).lower()}"
-        )
 
 
 class PPOModule(L.LightningModule):
@@ -250,14 +233,13 @@ class PPOModule(L.LightningModule):
         """One update on `storage`: PPO, or behaviour cloning of the teacher that collected it (`imitating`)."""
         ppo = self.hparams.ppo
         optimizer = self.optimizers()
-        coef = entropy_coefficients(update, self.hparams.total_updates, ppo["entropy_coef"], ppo["entropy_coef_end"])
+        entropy_coef = entropy_coefficients(update, self.hparams.total_updates, ppo["entropy_coef"],
+                                            ppo["entropy_coef_end"])
         train_actor = update >= ppo["critic_warmup_updates"]
         guide_coef = self.guide_coefficient(update) if train_actor and storage.guided else 0.0
+        kl_limit = None if imitating else ppo["target_kl"]
         shuffle = generator(self.hparams.seed, update, self.global_rank, 2)
-        totals = _MetricTotals()
-        onpolicy_gap: torch.Tensor | None = None
-        epochs_run = 0
-        early_stop = False
+        totals, onpolicy_gap, epochs_run, early_stop = _MetricTotals(), None, 0, False
         while epochs_run < ppo["update_epochs"] and not early_stop:
             epochs_run += 1
             for minibatch in storage.minibatches(ppo["num_minibatches"], shuffle):
@@ -266,44 +248,56 @@ class PPOModule(L.LightningModule):
                 )
                 if onpolicy_gap is None and not imitating:
                     # On-policy invariant: before any step the recomputed log-probs equal the stored ones.
-                    onpolicy_gap = torch.stack([
-                        (result.log_probs[h].detach().float() - minibatch.log_probs[h]).abs().max()
-                        for h in result.log_probs
-                    ]).max()
+                    onpolicy_gap = max_logprob_gap(result.log_probs, minibatch.log_probs)
                 if imitating:
-                    loss, metrics = imitation_loss(
-                        result, minibatch, self.loss_config.value_coef, self.imitation_entropy_coef
-                    )
+                    terms, metrics = imitation_loss(result, minibatch, self.loss_config.value_coef,
+                                                    self.imitation_entropy_coef)
                 else:
-                    loss, metrics = ppo_loss(result, minibatch, self.loss_config, coef, train_actor)
+                    terms, metrics = ppo_loss(result, minibatch, self.loss_config, entropy_coef, train_actor)
                 if guide_coef > 0:
                     advised = self.bundle.evaluate_actions(
                         minibatch.obs, minibatch.guide_actions, minibatch.guide_masks, minibatch.initial_hidden
                     )
-                    guide_nll, teacher_prob = teacher_nll(advised)
-                    loss = loss + guide_coef * guide_nll
-                    metrics["loss/guide"] = guide_nll.detach()
-                    metrics["guide/teacher_prob"] = teacher_prob
-                if not torch.isfinite(loss):
-                    raise PolicyLossNaNError(
-                        f"PPO loss is {float(loss)} at update {update}; stopped before checkpointing this update"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                # Backward outside the step's autocast: on CPU it runs on this thread and would re-autocast
-                # its matmuls to fp16, where loss-scaled gradients overflow.
-                with torch.autocast(self.device.type, enabled=False):
-                    self.manual_backward(loss)
-                if not (train_actor or imitating):
-                    # Only the value head learns: the shared trunk would otherwise move the actor too.
-                    for param in self._actor_params:
-                        param.grad = None
-                optimizer.step()  # clips in on_before_optimizer_step, on unscaled gradients
-                metrics["grad_norm"] = self._grad_norm
+                    guide_terms, guide_metrics = guide_loss(advised, guide_coef)
+                    terms, metrics = {**terms, **guide_terms}, {**metrics, **guide_metrics}
+                loss = sum(terms.values())
+                metrics["loss/total"] = loss.detach()
+                metrics["grad_norm"] = self._step(loss, update, actor_learns=train_actor or imitating)
                 totals.add(metrics)
-                kl_limit = None if imitating else ppo["target_kl"]
                 if kl_limit is not None and self._mean_over_ranks(metrics["approx_kl"]) > kl_limit:
                     early_stop = True
                     break
+        out = self._update_metrics(storage, totals, onpolicy_gap, imitating)
+        out.update({"ppo/epochs_run": float(epochs_run), "ppo/early_stop": float(early_stop),
+                    "ppo/train_actor": float(train_actor or imitating), "ppo/imitating": float(imitating),
+                    "lr": optimizer.param_groups[0]["lr"]})
+        if storage.guided:
+            out["guide/coef"] = guide_coef
+        return out
+
+    def _step(self, loss: torch.Tensor, update: int, actor_learns: bool) -> torch.Tensor:
+        """One optimiser step on `loss`; returns the gradient norm before clipping."""
+        if not torch.isfinite(loss):
+            raise PolicyLossNaNError(f"PPO loss is {float(loss)} at update {update}; stopped before checkpointing "
+                                     "this update")
+        optimizer = self.optimizers()
+        optimizer.zero_grad(set_to_none=True)
+        # Backward outside the step's autocast: on CPU it runs on this thread and would re-autocast its matmuls to
+        # fp16, where loss-scaled gradients overflow.
+        with torch.autocast(self.device.type, enabled=False):
+            self.manual_backward(loss)
+        if not actor_learns:
+            # Only the value head learns: the shared trunk would otherwise move the actor too.
+            for param in self._actor_params:
+                param.grad = None
+        optimizer.step()  # clips in on_before_optimizer_step, on unscaled gradients
+        return self._grad_norm
+
+    def _update_metrics(self, storage: RolloutStorage, totals: _MetricTotals, onpolicy_gap: torch.Tensor | None,
+                        imitating: bool) -> dict[str, float]:
+        """The update's metrics averaged over minibatches and ranks, with the critic's and the guide's diagnostics
+        over the whole rollout of every rank."""
+        gamma = self.hparams.ppo["gamma"]
         keys, table = totals.table()
         ranks = gather_from_ranks({
             "keys": keys,
@@ -312,18 +306,13 @@ class PPOModule(L.LightningModule):
             "values": storage.values.detach().flatten().cpu(),
             "returns": storage.returns.detach().flatten().cpu(),
             "first_values": storage.values[:, 0].detach().cpu(),
-            "first_returns": storage.first_step_return(ppo["gamma"]).detach().cpu(),
+            "first_returns": storage.first_step_return(gamma).detach().cpu(),
         })
         if any(rank["keys"] != keys for rank in ranks):
             raise RuntimeError(f"ranks logged different PPO metrics: {[rank['keys'] for rank in ranks]}")
         out = _MetricTotals.means(keys, [rank["table"] for rank in ranks])
         out["onpolicy/max_logprob_gap"] = max(rank["onpolicy_gap"] for rank in ranks)
-        out["ppo/epochs_run"] = float(epochs_run)
-        out["ppo/early_stop"] = float(early_stop)
-        out["ppo/train_actor"] = float(train_actor or imitating)
-        out["ppo/imitating"] = float(imitating)
         if storage.guided:
-            out["guide/coef"] = guide_coef
             # Steps where this policy chose exactly the teacher's whole action (irrelevant heads agree by construction).
             same = torch.stack([storage.actions[h] == storage.guide_actions[h] for h in storage.head_sizes]).all(dim=0)
             out["guide/agreement"] = float(same.float().mean())
@@ -335,7 +324,6 @@ class PPOModule(L.LightningModule):
             # The critic against the truth, on the normalised reward scale: V(s_0) at sampling and the
             # discounted return actually collected from s_0.
             out["value/first_step"] = float(torch.cat([rank["first_values"] for rank in ranks]).mean())
-        out["lr"] = optimizer.param_groups[0]["lr"]
         return out
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
@@ -356,7 +344,7 @@ class PPOModule(L.LightningModule):
         checkpoint["world_size"] = self.trainer.world_size
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.check_checkpoint(checkpoint, self.trainer.world_size)
+        check_resumable(checkpoint, self.hparams, self.bundle, self.trainer.world_size)
 
     def check_launch(self, world_size: int, checkpoint: dict[str, Any] | None) -> None:
         """Refuse, in the launching process, a run that cannot work: a policy without parameters on
@@ -368,17 +356,7 @@ class PPOModule(L.LightningModule):
                 f"{world_size} processes; use trainer=default"
             )
         if checkpoint is not None:
-            self.check_checkpoint(checkpoint, world_size)
-
-    def check_checkpoint(self, checkpoint: dict[str, Any], world_size: int) -> None:
-        """Raise `CheckpointMismatchError` if `checkpoint` cannot resume this run on `world_size` ranks."""
-        self.check_policy_fits(checkpoint)
-        if checkpoint["world_size"] != world_size:
-            raise CheckpointMismatchError(
-                f"checkpoint was written by a run on {checkpoint['world_size']} processes (world size "
-                f"{checkpoint['world_size']}), this run has world size {world_size}; resume with the same "
-                "trainer.devices × trainer.num_nodes"
-            )
+            check_resumable(checkpoint, self.hparams, self.bundle, world_size)
 
     def load_policy_weights(self, checkpoint: dict[str, Any]) -> int:
         """Start from the policy weights of `checkpoint` (a warm start: nothing else of that run is kept).
@@ -390,7 +368,7 @@ class PPOModule(L.LightningModule):
         """
         saved_dim = int(checkpoint.get("hyper_parameters", {}).get("obs_dim", self.hparams.obs_dim))
         added = max(self.hparams.obs_dim - saved_dim, 0)
-        self.check_policy_fits(checkpoint, new_inputs=added)
+        check_policy_fits(checkpoint, self.hparams, self.bundle, new_inputs=added)
         prefix = "policy_net."
         state = {key[len(prefix):]: value for key, value in checkpoint["state_dict"].items() if key.startswith(prefix)}
         if added:
@@ -398,23 +376,3 @@ class PPOModule(L.LightningModule):
             state["feature.0.weight"] = torch.cat((weight, weight.new_zeros(weight.shape[0], added)), dim=1)
         self.policy_net.load_state_dict(state)
         return added
-
-    def check_policy_fits(self, checkpoint: dict[str, Any], new_inputs: int = 0) -> None:
-        """Raise `CheckpointMismatchError` if the policy weights of `checkpoint` do not fit this policy
-        (whose observation is `new_inputs` columns wider than the checkpoint's when that is > 0)."""
-        saved = checkpoint.get("hyper_parameters", {})
-        mine = {**self.hparams, "obs_dim": self.hparams.obs_dim - new_inputs}
-        for key in ("slot_ids", "obs_dim", "topology"):
-            if key in saved and saved[key] != mine[key]:
-                raise CheckpointMismatchError(
-                    f"checkpoint does not fit this config: its {key} is {saved[key]!r}, the config's is {mine[key]!r}"
-                )
-        policy_saved = saved.get("policy", {})
-        for key in ("name", "hidden_dim", "num_layers", "feature_dim"):
-            if key in policy_saved and policy_saved.get(key) != mine["policy"].get(key):
-                raise CheckpointMismatchError(
-                    f"checkpoint does not fit this config: its policy.{key} is {policy_saved.get(key)!r}, "
-                    f"the config's is {mine['policy'].get(key)!r}"
-                )
-        if self.bundle.is_trainable:
-            check_op_conditioning(checkpoint["state_dict"], self.bundle, prefix="policy_net.")
