@@ -8,28 +8,23 @@ Per-head tensors are stacked in the last dim in `HEAD_NAMES` order.
 
 from __future__ import annotations
 
-from functools import cache
-
 import torch
 from torch import Tensor
 
 from tamiyo.core.actions import HEAD_NAMES, IRRELEVANT_HEAD_VALUE, relevance_table
 
-
-@cache
-def _tables(device: torch.device) -> tuple[Tensor, Tensor]:
-    """(`[op, head]` relevance, `[head]` irrelevant values) on `device`, built once per device."""
-    relevance = torch.tensor(relevance_table(), dtype=torch.bool, device=device)
-    irrelevant_values = torch.tensor([IRRELEVANT_HEAD_VALUE[name] for name in HEAD_NAMES], device=device)
-    return relevance, irrelevant_values
+# `[op, head]` relevance and `[head]` irrelevant values, moved to the op's device where they are used (a no-op on the
+# CPU); plain constants, which a compiled policy traces as such.
+_RELEVANCE = torch.tensor(relevance_table(), dtype=torch.bool)
+_IRRELEVANT_VALUES = torch.tensor([IRRELEVANT_HEAD_VALUE[name] for name in HEAD_NAMES])
 
 
 class HeadRelevance:
     """Relevance of every head for each op in `op` (any shape): `relevant` is `[*op.shape, heads]` bool."""
 
     def __init__(self, op: Tensor) -> None:
-        relevance, self._irrelevant_values = _tables(op.device)
-        self.relevant = relevance[op]
+        self._irrelevant_values = _IRRELEVANT_VALUES.to(op.device)
+        self.relevant = _RELEVANCE.to(op.device)[op]
 
     def fill_actions(self, actions: Tensor) -> Tensor:
         """Per-head actions `[..., heads]` with irrelevant heads set to their `IRRELEVANT_HEAD_VALUE`."""
