@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from tamiyo.core.errors import ConfigError
 from tamiyo.env.objective import Objective
+from tamiyo.evaluation.checkpoint_env import with_checkpoint_env
 from tamiyo.evaluation.commands import (
     build_eval_env,
     compare_command,
@@ -141,6 +142,16 @@ def test_a_checkpoint_is_evaluated_on_the_env_it_was_trained_on_unless_the_comma
     table = evaluate_command(compose_cfg(command[0], tmp_path / "group", *command[1:]), ["ckpt_path", "env"])
     assert "(the command's env: 3 epochs per episode" in _caption(table)
     assert f"env: the command's (env), not the one {checkpoint} was trained on" in caplog.text
+
+
+def test_a_checkpoint_saved_before_auto_advance_existed_is_evaluated_without_it(tmp_path, checkpoint):
+    saved = torch.load(checkpoint, weights_only=True)
+    assert saved[RUN_CONFIG_KEY]["env"]["auto_advance"] is True  # today's default
+    del saved[RUN_CONFIG_KEY]["env"]["auto_advance"]
+    older = tmp_path / "older.ckpt"
+    torch.save(saved, older)
+    chosen, _ = with_checkpoint_env(compose_cfg("evaluate", tmp_path, f"ckpt_path={older}"), ["ckpt_path"])
+    assert chosen.env.auto_advance is False and chosen.env.max_epochs == 2
 
 
 def test_a_checkpoint_without_its_run_config_needs_the_env_named(tmp_path, checkpoint):

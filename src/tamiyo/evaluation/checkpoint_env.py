@@ -25,6 +25,8 @@ log = logging.getLogger("tamiyo")
 _ENV_GROUPS = ("env", "experiment", "debug")
 # Env keys that say how many episodes run and where, so they are always the command's.
 _COMMAND_KEYS = ("num_envs", "workers")
+# Env keys whose default changed after they were added: a run saved before the key existed ran with this value.
+_BEFORE_IT_EXISTED = {"auto_advance": False}
 
 
 def resolve_checkpoint(cfg: DictConfig) -> Path | None:
@@ -56,8 +58,9 @@ def with_checkpoint_env(cfg: DictConfig, overridden: Sequence[str]) -> tuple[Dic
     if not isinstance(saved, dict) or not isinstance(saved.get("env"), dict):
         raise ConfigError(f"{ckpt} holds no run config (written by an older tamiyo): pass the env it was trained on "
                           "explicitly, e.g. env=mnist1d")
-    # A setting added to tamiyo after the run was trained keeps the command's value (today's default).
-    env = OmegaConf.merge(cfg.env, saved["env"])
+    # A setting added to tamiyo after the run was trained takes the command's value (today's default), or the value
+    # the run had without it when the default has changed since.
+    env = OmegaConf.merge(cfg.env, {**_BEFORE_IT_EXISTED, **saved["env"]})
     set_here = [key.removeprefix("env.") for key in keys if key.startswith("env.")]
     for key in [*set_here, *_COMMAND_KEYS]:
         OmegaConf.update(env, key, OmegaConf.select(cfg.env, key), merge=False)
