@@ -25,6 +25,10 @@ import sys
 import tomllib
 from pathlib import Path
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from tamiyo.launch.command_line import first_job
+
 ROOT = Path(__file__).resolve().parents[2]
 SHELL_FENCES = {"bash", "sh", "shell", "console"}
 # `<run>`, `<account>`, `<compare dir 0.02>`: replaced by a plain word Hydra's override grammar accepts (`<` is
@@ -85,15 +89,6 @@ def shim_module(path: Path) -> str | None:
     return found.group(1) if found else None
 
 
-def first_job(overrides: list[str]) -> list[str]:
-    """The overrides of a multirun's first job."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    return list(BasicSweeper.split_arguments(parsed, max_batch_size=None)[0][0])
-
-
 class _Parsed(Exception):
     """Raised once an argparse script has parsed its arguments: nothing after that runs."""
 
@@ -117,7 +112,8 @@ def check(command: str) -> tuple[bool, str]:
     if hydra:
         multirun = any(arg in ("-m", "--multirun") for arg in args)
         args = [arg for arg in args if arg not in ("-m", "--multirun")]
-        args = [*(first_job(args) if multirun else args), "--cfg", "job"]
+        parsed = OverridesParser.create().parse_overrides(args) if multirun else []
+        args = [*(first_job(parsed) if multirun else args), "--cfg", "job"]
     output = io.StringIO()
     original = argparse.ArgumentParser.parse_args
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
@@ -40,6 +41,12 @@ def _compose(config_name: str, overrides: Sequence[str]) -> DictConfig:
         return compose(config_name, overrides=list(overrides))
 
 
+def first_job(parsed: Sequence[Override]) -> list[str]:
+    """The overrides of a multirun's first job, as Hydra's basic sweeper splits them (a plain command line: its
+    overrides)."""
+    return list(BasicSweeper.split_arguments(list(parsed), max_batch_size=None)[0][0]) if parsed else []
+
+
 def check_overrides(config_name: str, args: Sequence[str]) -> None:
     """Compose `conf/<config_name>.yaml` with the command line's overrides (a sweep's first job) and refuse a
     composition error in one line. Command lines with Hydra's own flags (`--cfg`, `--info`, ...) and Hydra's own
@@ -54,10 +61,10 @@ def check_overrides(config_name: str, args: Sequence[str]) -> None:
         except OverrideParseException as error:
             _refuse(f"cannot parse {override}: {str(error).splitlines()[0]}")
     try:
-        first_job = BasicSweeper.split_arguments(parsed, max_batch_size=None)[0][0] if parsed else []
+        job = first_job(parsed)
     except Exception:  # noqa: BLE001 — sweeps only another sweeper expands (e.g. Optuna's interval()): Hydra's call
         return
-    own = [o for o in first_job if not o.lstrip("+~").startswith("hydra")]
+    own = [o for o in job if not o.lstrip("+~").startswith("hydra")]
     try:
         _compose(config_name, own)
     except MissingConfigException as error:
