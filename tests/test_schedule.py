@@ -252,3 +252,5 @@ def test_comparison_refuses_names_of_controllers_it_does_not_run(tmp_path):
     with pytest.raises(ConfigError, match=expected):
         compare_command(compose_cfg("compare", tmp_path, "schedule_grid=null", "reference=null",
                                     "static_final=[schedule]"))
+    with pytest.raises(ConfigError, match=r"^static_final must be a list of names or auto, got 'all'$"):
+        compare_command(compose_cfg("compare", tmp_path, "schedule_grid=null", "reference=null", "static_final=all"))
