@@ -265,11 +265,13 @@ def _baseline_entries(cfg: DictConfig) -> dict[str, tuple[str, dict]]:
 STATIC_FINAL_AUTO = ("heuristic", "schedule", "learned")
 
 
-def _name_list(cfg: DictConfig, key: str) -> list[str]:
-    value = cfg[key]
+def _static_finals(cfg: DictConfig, names: list[str]) -> list[str]:
+    """The controllers `static_final` names: a list of names, or `auto` (those of `STATIC_FINAL_AUTO` in `names`)."""
+    value = cfg.static_final
+    if value == "auto":
+        return [name for name in STATIC_FINAL_AUTO if name in names]
     if not isinstance(value, ListConfig) or not all(isinstance(v, str) for v in value):
-        auto = " or auto" if key == "static_final" else ""
-        raise ConfigError(f"{key} must be a list of names{auto}, got {value!r}")
+        raise ConfigError(f"static_final must be a list of names or auto, got {value!r}")
     return list(value)
 
 
@@ -334,8 +336,7 @@ def compare_command(cfg: DictConfig, overridden: Sequence[str] = ()) -> Path:
     baselines = _baseline_entries(cfg)
     names = [*baselines, *(["schedule"] if cfg.schedule_grid is not None else []),
              *(["learned"] if cfg.ckpt_path is not None else [])]
-    finals = ([name for name in STATIC_FINAL_AUTO if name in names] if cfg.static_final == "auto"
-              else _name_list(cfg, "static_final"))
+    finals = _static_finals(cfg, names)
     reference = cfg.reference
     if cfg.ckpt_path is None and "learned" in [reference, *finals]:
         raise ConfigError("ckpt_path is required: the comparison needs a learned checkpoint (or ckpt_path=latest); "

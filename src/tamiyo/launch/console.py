@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from omegaconf import DictConfig
+
 from tamiyo.core.errors import ConfigError, FileWriteError
 from tamiyo.env.vector import EnvWorkerError
 from tamiyo.evaluation.runner import CheckpointContentError
@@ -41,28 +43,28 @@ def configure_console() -> None:
 
 
 @contextmanager
-def report_user_errors(run_dir: Path | None = None, output_root: Path | None = None) -> Iterator[None]:
+def report_user_errors(paths: DictConfig | None = None) -> Iterator[None]:
     """Turn a user error into `error: <message>` on stderr and exit status 2 (an env worker failure: status 1).
-    A refused command leaves no debris: `run_dir`, when it holds only Hydra's records of the command, is removed,
-    and so are the dirs above it up to `output_root` that this leaves empty."""
+    A refused command leaves no debris: its run dir (`paths.output_dir`), when it holds only Hydra's records of the
+    command, is removed, and so are the dirs above it up to `paths.output_root` that this leaves empty."""
     try:
         yield
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
-        if run_dir is not None:
-            _remove_if_only_records(run_dir, output_root)
+        if paths is not None:
+            _remove_if_only_records(Path(paths.output_dir), Path(paths.output_root))
         raise SystemExit(2) from None
     except EnvWorkerError as error:  # the workers are already stopped; the traceback would add nothing
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
 
 
-def _remove_if_only_records(run_dir: Path, output_root: Path | None) -> None:
+def _remove_if_only_records(run_dir: Path, output_root: Path) -> None:
     """Remove `run_dir` if all it holds is Hydra's `.hydra/` and job logs, then its parents emptied by that."""
     if not run_dir.is_dir() or any(e.name != ".hydra" and e.suffix != ".log" for e in run_dir.iterdir()):
         return
     shutil.rmtree(run_dir)
-    if output_root is None or output_root.resolve() not in run_dir.resolve().parents:
+    if output_root.resolve() not in run_dir.resolve().parents:
         return
     for parent in run_dir.resolve().parents:
         if any(parent.iterdir()):

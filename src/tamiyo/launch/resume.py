@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
@@ -43,6 +44,11 @@ def override_keys(overrides: Sequence[str]) -> list[tuple[str, bool]]:
     """(config key, deleted?) of each command-line override (`env=digits` → `env`, `+a.b=1` → `a.b`)."""
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     return [(o.key_or_group, o.is_delete()) for o in parsed if not o.key_or_group.startswith("hydra")]
+
+
+def command_line_keys() -> list[str]:
+    """The config keys and groups the running Hydra job's command line sets (`env=mixed` → `env`)."""
+    return [key for key, _ in override_keys(HydraConfig.get().overrides.task)]
 
 
 def _get(tree: dict[str, Any], key: str) -> Any:

@@ -279,11 +279,11 @@ def _run(cfg: DictConfig) -> float:
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         if cfg.ckpt_path is not None:
             # Every job would continue the same run dir.
-            with report_user_errors(Path(cfg.paths.output_dir), Path(cfg.paths.output_root)):
+            with report_user_errors(cfg.paths):
                 raise ConfigError("ckpt_path resumes one run; it cannot be used in a multirun (-m)")
         # One failing job must not stop the sweep: it is recorded and reported when the sweep ends.
         return run_sweep_job(train, cfg, metric=cfg.monitor)
-    with report_user_errors(Path(cfg.paths.output_dir), Path(cfg.paths.output_root)):
+    with report_user_errors(cfg.paths):
         return train(cfg, overrides)
 
 
