@@ -1,6 +1,7 @@
 """Env worker processes (`env.workers`): same numbers as in-process, clean failure and interruption, sweeps."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,8 +20,10 @@ TINY = tiny_overrides(env__num_envs=2, env__max_epochs=2, env__task_options__tra
 
 
 def _start(*args: str, marker: str, stdout=subprocess.PIPE) -> subprocess.Popen:
-    """`python train.py ...` with a marker in its environment, which its worker processes inherit."""
-    env = {**os.environ, "TAMIYO_TEST_MARKER": marker}
+    """`python train.py ...` with a marker in its environment, which its worker processes inherit, and `tests/`
+    on its path (for the hosts of `helpers`)."""
+    python_path = os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "TAMIYO_TEST_MARKER": marker, "PYTHONPATH": python_path}
     return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env,
                             stdout=stdout, stderr=subprocess.PIPE, text=True)
 
@@ -76,16 +79,17 @@ def test_two_workers_log_exactly_what_one_logs(tmp_path):
     assert one == two
 
 
-@pytest.mark.parametrize(("kind", "message"), [
-    ("raise", "error: env 1 failed: RuntimeError: injected fault at epoch 2"),
-    ("exit", "error: env 1 lost: the worker process died (exit code 70)"),
+@pytest.mark.parametrize(("how", "message"), [
+    ("raise", r"error: env [01] failed: RuntimeError: injected fault at training step 2"),
+    ("exit", r"error: env [01] lost: the worker process died \(exit code 70\)"),
 ])
-def test_a_failing_worker_ends_the_run_with_one_line(tmp_path, kind, message):
-    result = _run("updates=2", *TINY, "env.workers=2", "+env.task_options.fault_env=1",
-                  "+env.task_options.fault_epoch=2", f"+env.task_options.fault_kind={kind}",
-                  f"paths.output_root={tmp_path}")
+def test_a_failing_worker_ends_the_run_with_one_line(tmp_path, how, message):
+    # One of the two envs (the first to reach its second training step: one per epoch on 128 examples) fails.
+    host = f"{{_target_:helpers.failing_host.FailingHost,fail_on_step:2,how:{how},claim_file:{tmp_path / 'claimed'}}}"
+    result = _run("updates=2", *TINY, "env.workers=2", f"env.host={host}", f"paths.output_root={tmp_path}")
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == message
+    assert re.fullmatch(message, result.stderr.strip().splitlines()[-1])
+    assert (tmp_path / "claimed").exists()
     assert "Traceback" not in result.stderr
 
 

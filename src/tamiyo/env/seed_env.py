@@ -539,8 +539,6 @@ class SeedEnv:
     def _run_epoch(self) -> _EpochOutcome:
         """Train, validate, let the governor judge, then advance the timed lifecycle of a healthy epoch."""
         model = self._require_model()
-        if self.task.fault is not None:
-            self.task.fault.trigger(self.env_index, self.epoch + 1)
         train_started = time.perf_counter()
         train_loss, train_accuracy = self._train_epoch()
         val_started = time.perf_counter()

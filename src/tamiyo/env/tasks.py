@@ -32,27 +32,6 @@ TOPOLOGIES = ("cnn", "transformer")
 DEFAULT_CACHE_DIR = Path("~/.cache/tamiyo")
 
 
-@dataclass(frozen=True)
-class InjectedFault:
-    """Test-only: make env `env_index` fail while training epoch `epoch` (1-based), by raising
-    (`kind="raise"`) or by killing its process without any cleanup (`kind="exit"`)."""
-
-    env_index: int
-    epoch: int
-    kind: str = "raise"
-
-    def __post_init__(self) -> None:
-        if self.env_index < 0 or self.epoch < 1 or self.kind not in ("raise", "exit"):
-            raise ValueError(f"fault needs fault_env ≥ 0, fault_epoch ≥ 1 and fault_kind raise|exit, got {self}")
-
-    def trigger(self, env_index: int, epoch: int) -> None:
-        if (env_index, epoch) != (self.env_index, self.epoch):
-            return
-        if self.kind == "exit":
-            os._exit(70)
-        raise RuntimeError(f"injected fault at epoch {epoch}")
-
-
 @dataclass(frozen=True, eq=False)
 class Task:
     """A dataset split into train/validation tensors.
@@ -69,7 +48,6 @@ class Task:
     val_x: Tensor
     val_y: Tensor
     num_classes: int
-    fault: InjectedFault | None = None  # test-only (task options fault_env, fault_epoch, fault_kind)
 
     def __post_init__(self) -> None:
         if self.topology not in TOPOLOGIES:
@@ -331,37 +309,27 @@ def make_task(
     name: str | Mapping[str, Any],
     train_subset: int | None = None,
     val_subset: int | None = None,
-    fault_env: int | None = None,
-    fault_epoch: int | None = None,
-    fault_kind: str = "raise",
     **options: object,
 ) -> Task:
     """Load task `name` with loader-specific `options` (e.g. `data_dir` for cifar10), or build the task a
     `{_target_: …}` mapping names (a loader of one's own, which takes its arguments from the mapping).
 
     `train_subset` / `val_subset` keep only the first k examples of a split (tiny runs and tests).
-    `fault_env` / `fault_epoch` / `fault_kind` inject a failure (`InjectedFault`) for fault tests.
     """
     if is_target(name):
         if options:
             raise TypeError(f"the task {{_target_: {name['_target_']}}} takes its arguments in its own mapping, "
                             f"not as task options {sorted(options)}")
-        task = build_target(name, "env.task", Task).subset(train_subset, val_subset)
-    else:
-        loader = TASKS.get(name)
-        accepted = inspect.signature(loader).parameters
-        unknown = sorted(set(options) - set(accepted))
-        if unknown:
-            raise TypeError(
-                f"task {name!r} does not accept options {unknown}; it accepts "
-                f"{sorted([*accepted, 'train_subset', 'val_subset'])}"
-            )
-        task = loader(**options).subset(train_subset, val_subset)
-    if fault_env is None and fault_epoch is None:
-        return task
-    if fault_env is None or fault_epoch is None:
-        raise ValueError("fault_env and fault_epoch go together")
-    return dataclasses.replace(task, fault=InjectedFault(int(fault_env), int(fault_epoch), fault_kind))
+        return build_target(name, "env.task", Task).subset(train_subset, val_subset)
+    loader = TASKS.get(name)
+    accepted = inspect.signature(loader).parameters
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise TypeError(
+            f"task {name!r} does not accept options {unknown}; it accepts "
+            f"{sorted([*accepted, 'train_subset', 'val_subset'])}"
+        )
+    return loader(**options).subset(train_subset, val_subset)
 
 
 def names_tasks(task: object) -> bool:
