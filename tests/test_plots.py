@@ -14,17 +14,16 @@ from omegaconf import DictConfig
 
 from tamiyo.core.actions import HEAD_NAMES
 from tamiyo.evaluation.lifecycle import EpisodeLifecycle, LifecycleTrace
+from tamiyo.evaluation.metric_history import history_from_rows, read_metrics_csv
 from tamiyo.evaluation.plots import (
     STAGE_COLOURS,
     cell_colour,
     controller_style,
     draw_run_plots,
-    history_from_rows,
     plot_compute,
     plot_front,
     plot_head_entropies,
     plot_lifecycle,
-    read_metrics_csv,
 )
 from tamiyo.launch import pareto
 from tamiyo.launch.plot import main as plot_main

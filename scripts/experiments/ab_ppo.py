@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tamiyo.evaluation.plots import read_metrics_csv
+from tamiyo.evaluation.metric_history import read_metrics_csv
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # scripts/experiments/ -> the checkout
 CURVE_KEYS = ("episode/return", "episode/final_accuracy", "explained_variance", "value/first_step",

@@ -32,7 +32,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
-from tamiyo.evaluation.plots import read_metrics_csv  # noqa: E402
+from tamiyo.evaluation.metric_history import read_metrics_csv  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # scripts/experiments/ -> the checkout
 CURVE_KEYS = ("episode/return", "episode/return_std", "episode/final_accuracy", "episode/seeds_fossilized",

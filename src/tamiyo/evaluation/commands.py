@@ -42,13 +42,8 @@ from tamiyo.evaluation.comparison import (
 )
 from tamiyo.evaluation.headroom import best_schedule, headroom, headroom_markdown, write_headroom_csv
 from tamiyo.evaluation.lifecycle import LifecycleTrace
-from tamiyo.evaluation.plots import (
-    plot_compute,
-    plot_learning_curve,
-    plot_lifecycle,
-    plot_pareto,
-    read_metrics_csv,
-)
+from tamiyo.evaluation.metric_history import read_metrics_csv
+from tamiyo.evaluation.plots import plot_compute, plot_learning_curve, plot_lifecycle, plot_pareto
 from tamiyo.evaluation.pool import (
     LEARNED,
     EnvSpec,

@@ -2,14 +2,12 @@
 the accuracy-vs-added-parameters picture and learning curve (with baseline lines) of a comparison.
 
 Curves are drawn from a metric *history*: `{"update": [...], "<metric>": [...]}`, one value per PPO
-update (NaN where a metric was not logged). The training callback builds it in memory; `read_metrics_csv`
-rebuilds it from a run's CSV log, so `scripts/plot_run.py` redraws exactly what the run drew.
+update (NaN where a metric was not logged), as `tamiyo.evaluation.metric_history` builds it.
 Matplotlib runs headless (Agg backend).
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import zlib
@@ -306,34 +304,3 @@ def draw_run_plots(history: History, trace: LifecycleTrace | None, out_dir: Path
     if trace is not None and trace.episodes:
         written.append(plot_lifecycle(trace, out_dir / LIFECYCLE_PNG))
     return written
-
-
-def history_from_rows(rows: Sequence[Mapping[str, float]]) -> dict[str, list[float]]:
-    """A history from one metrics row per update (each with an "update" key); missing values become NaN."""
-    if not rows:
-        raise ValueError("no updates were recorded")
-    ordered = sorted(rows, key=lambda row: row["update"])
-    keys = sorted({key for row in ordered for key in row} - {"update"})
-    history: dict[str, list[float]] = {"update": [float(row["update"]) for row in ordered]}
-    for key in keys:
-        history[key] = [float(row.get(key, math.nan)) for row in ordered]
-    return history
-
-
-def read_metrics_csv(path: Path) -> dict[str, list[float]]:
-    """A history from a Lightning CSV log: rows merged per epoch (= PPO update), empty cells as NaN."""
-    if not path.is_file():
-        raise FileNotFoundError(f"no metrics CSV at {path}: was the run started with logger=csv?")
-    merged: dict[int, dict[str, float]] = {}
-    with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            if not row.get("epoch"):
-                continue
-            epoch = int(row["epoch"])
-            values = merged.setdefault(epoch, {"update": float(epoch)})
-            for key, text in row.items():
-                if key not in ("epoch", "step") and text not in ("", None):
-                    values[key] = float(text)
-    if not merged:
-        raise ValueError(f"the metrics CSV {path} holds no logged updates")
-    return history_from_rows(list(merged.values()))

@@ -15,7 +15,8 @@ from typing import Any
 import lightning as L
 
 from tamiyo.evaluation.lifecycle import LIFECYCLE_JSON, LifecycleTrace, trace_of_envs
-from tamiyo.evaluation.plots import draw_run_plots, history_from_rows
+from tamiyo.evaluation.metric_history import history_from_rows
+from tamiyo.evaluation.plots import draw_run_plots
 
 log = logging.getLogger("tamiyo")
 

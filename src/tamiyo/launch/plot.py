@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from tamiyo.evaluation.lifecycle import LIFECYCLE_JSON, LifecycleTrace
-from tamiyo.evaluation.plots import draw_run_plots, read_metrics_csv
+from tamiyo.evaluation.metric_history import read_metrics_csv
+from tamiyo.evaluation.plots import draw_run_plots
 from tamiyo.training.checkpoints import LATEST, latest_checkpoint, run_dir_of
 
 

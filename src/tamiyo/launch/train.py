@@ -26,7 +26,7 @@ from tamiyo.core.atomic_io import is_storage_error
 from tamiyo.core.errors import ConfigError, FileWriteError
 from tamiyo.env.objective import Objective
 from tamiyo.env.vector import resolve_workers
-from tamiyo.evaluation.plots import read_metrics_csv
+from tamiyo.evaluation.metric_history import read_metrics_csv
 from tamiyo.launch.command_line import check_overrides
 from tamiyo.launch.console import configure_console, report_user_errors
 from tamiyo.launch.resume import resumed_config
