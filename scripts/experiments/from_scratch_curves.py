@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 import numpy as np  # noqa: E402
 
-from tamiyo.evaluation.plots import read_metrics_csv  # noqa: E402
+from tamiyo.evaluation.metric_history import read_metrics_csv  # noqa: E402
 
 
 def main() -> None:
