@@ -75,12 +75,32 @@ def test_effect_charge_prices_seeds_by_their_alpha_and_everything_at_the_end():
     assert reward(RewardInputs(epoch=25, **common)).components == pytest.approx({"accuracy": 5.0, "params": -3.0})
 
 
+def test_kept_charge_prices_only_fossilized_seeds_until_the_end():
+    reward = make_reward("objective", param_weight=0.1, charge="kept")
+    common = dict(action=FactoredAction.wait(), took_effect=False, val_accuracy=60.0, host_params=1000,
+                  val_accuracy_before=55.0, max_epochs=25, fossil_contributions=(), rolled_back=False)
+    blending = [_slot(SeedStage.BLENDING, 0.5, 300), _slot(SeedStage.FOSSILIZED, 1.0, 100)]
+    pruned = [SlotReport.empty(), _slot(SeedStage.FOSSILIZED, 1.0, 100)]
+    fossilized = [_slot(SeedStage.FOSSILIZED, 1.0, 300), _slot(SeedStage.FOSSILIZED, 1.0, 100)]
+    # A half-blended seed costs nothing yet, so pruning it refunds nothing.
+    prune = RewardInputs(epoch=3, before=blending, after=pruned, seed_params=100, seed_params_before=400, **common)
+    assert reward(prune).components == pytest.approx({"accuracy": 5.0, "params": 0.0})
+    # Its fossilization charges its whole price (3 points).
+    keep = RewardInputs(epoch=3, before=blending, after=fossilized, seed_params=400, seed_params_before=400,
+                        **common)
+    assert reward(keep).components == pytest.approx({"accuracy": 5.0, "params": -3.0})
+    # At the last epoch a seed still live is charged in full.
+    last = RewardInputs(epoch=25, before=blending, after=blending, seed_params=400, seed_params_before=400, **common)
+    assert reward(last).components == pytest.approx({"accuracy": 5.0, "params": -3.0})
+
+
 def test_bad_price_charge_is_refused():
     with pytest.raises(ValueError, match="objective reward charge must be one of"):
         make_reward("objective", charge="later")
 
 
-@pytest.mark.parametrize(("charge", "compute_weight"), [("effect", 0.0), ("present", 0.0), ("effect", 0.05)])
+@pytest.mark.parametrize(("charge", "compute_weight"), [("effect", 0.0), ("kept", 0.0), ("present", 0.0),
+                                                             ("effect", 0.05)])
 def test_return_of_random_trajectories_is_the_objective_difference(charge, compute_weight):
     judge = Objective(0.2, compute_weight)
     config = EnvConfig(max_epochs=6,

@@ -12,8 +12,10 @@ same for every controller on a seed: ranking by return is ranking by the objecti
 while live, in full once fossilized — and every seed present is charged in full at the last epoch.
 A seed in TRAINING does not change the network's output yet, so charging it at germination
 (`charge: present`) pays −price for germinating and +price for pruning before any benefit can show,
-which taught PPO to germinate and prune. The difference between the two is a potential
-(full price − charged price) that is 0 at the start and at the end, so both have the same return.
+which taught PPO to germinate and prune. `charge: kept` charges a live seed nothing until it fossilizes, so
+pruning a blending seed refunds nothing either (under `effect` it refunds the alpha-weighted share already paid).
+The differences between the three are potentials (full price − charged price) that are 0 at the start and at the
+end, so all have the same return.
 It has no rollback penalty: a rollback already costs what it cost (the epoch's progress is undone
 and the restored state's value is where the next step starts), and a flat penalty per rollback is
 not potential-based, so it would rank a controller with the better final network below one with
@@ -144,13 +146,14 @@ def seed_params(reports: Sequence[SlotReport]) -> int:
     return sum(r.seed_params for r in reports if r.stage in _SEED_HOLDING_STAGES)
 
 
-def charged_params(reports: Sequence[SlotReport]) -> float:
-    """Seed parameters in effect: live seeds weighted by their blend alpha, fossilized seeds in full."""
+def charged_params(reports: Sequence[SlotReport], charge: str = "effect") -> float:
+    """Seed parameters charged before the last epoch: fossilized seeds in full, and live seeds weighted by their
+    blend alpha (`effect`) or not at all (`kept`)."""
     total = 0.0
     for r in reports:
         if r.stage == SeedStage.FOSSILIZED:
             total += r.seed_params
-        elif r.stage in LIVE_STAGES:
+        elif r.stage in LIVE_STAGES and charge == "effect":
             total += r.alpha * r.seed_params
     return total
 
@@ -187,14 +190,16 @@ def _check_config(config: Any) -> None:
 
 
 # ------------------------------------------------------------------ objective
-PRICE_CHARGES = ("effect", "present")
+PRICE_CHARGES = ("effect", "kept", "present")
 
 
 @dataclass(frozen=True)
 class ObjectiveRewardConfig:
     param_weight: float = DEFAULT_PARAM_WEIGHT  # the objective's; Hydra takes it from `objective.param_weight`
     compute_weight: float = 0.0  # the objective's; Hydra takes it from `objective.compute_weight`
-    charge: str = "effect"  # when a seed's price is paid: effect (alpha-weighted, in full at the end) | present
+    # When a seed's price is paid: effect (alpha-weighted, in full at the end) | kept (once fossilized, and for every
+    # seed present at the end) | present (in full from germination).
+    charge: str = "effect"
 
     def __post_init__(self) -> None:
         _check_config(self)
@@ -211,8 +216,8 @@ def objective(inputs: RewardInputs, config: ObjectiveRewardConfig) -> RewardResu
     if config.charge == "present":
         before, after = inputs.seed_params_before, inputs.seed_params
     else:
-        before = charged_params(inputs.before)
-        after = inputs.seed_params if inputs.is_final else charged_params(inputs.after)
+        before = charged_params(inputs.before, config.charge)
+        after = inputs.seed_params if inputs.is_final else charged_params(inputs.after, config.charge)
     components = {
         "accuracy": inputs.val_accuracy - inputs.val_accuracy_before,
         "params": judge.price(before, host) - judge.price(after, host),
