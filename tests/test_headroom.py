@@ -131,10 +131,25 @@ def test_episode_workers_change_nothing_but_the_time(tmp_path):
     assert tables[0] == tables[1]
 
 
+def test_ray_episode_pool_gives_the_tables_of_one_process(tmp_path):
+    pytest.importorskip("ray")
+    tables = []
+    for pool, workers in (("processes", 1), ("ray", 2)):
+        compare_command(compose_cfg("compare", tmp_path / pool, "seeds=[0,1]", "baselines=[static,random]",
+                                    "schedule_grid=null", "static_final=[]", "reference=static",
+                                    f"episode_pool={pool}", f"episode_workers={workers}"))
+        tables.append((tmp_path / pool / "out" / "comparison_episodes.csv").read_text())
+    assert tables[0] == tables[1]
+    assert len(tables[0].splitlines()) == 1 + 2 * 2  # two controllers on two seeds
+
+
 def test_headroom_without_a_grid_and_bad_episode_workers_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="headroom=true needs schedule_grid"):
         compare_command(compose_cfg("compare", tmp_path, "headroom=true", "schedule_grid=null", "static_final=[]",
                                     "reference=null"))
+    with pytest.raises(ConfigError, match="episode_pool must be one of processes, ray, got 'dask'"):
+        compare_command(compose_cfg("compare", tmp_path, "episode_pool=dask", "schedule_grid=null",
+                                    "static_final=[]", "reference=null"))
     with pytest.raises(ConfigError, match="episode_workers must be 'auto' or an integer ≥ 1, got 0"):
         compare_command(compose_cfg("compare", tmp_path, "episode_workers=0", "schedule_grid=null",
                                     "static_final=[]", "reference=null", "baselines=[static]", "seeds=1"))

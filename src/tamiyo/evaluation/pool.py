@@ -4,7 +4,8 @@ An episode's randomness derives from (seed, env index, episode index) and a samp
 its action RNG per episode, so a job's results do not depend on which process runs it or when: the
 results come back in the order of the jobs, the same numbers a sequential run gives. Each worker runs
 one torch thread and builds its env once; the jobs of a comparison (schedule grid, baselines, learned
-checkpoint, static-final controls) are independent, so they scale with the cores.
+checkpoint, static-final controls) are independent, so they scale with the cores: this machine's worker processes
+(`processes`), or Ray actors (`ray`) on the cluster `RAY_ADDRESS` names, else on a Ray started here for the run.
 """
 
 from __future__ import annotations
@@ -144,10 +145,30 @@ def _run_in_worker(job: EpisodeJob) -> Evaluation:
     return _worker_runner.run(job)
 
 
-def resolve_episode_workers(requested: int | str, torch_threads: int, jobs: int) -> int:
-    """`auto`: usable cores ÷ `torch_threads`, at most one per job; a number ≥ 1 is taken as is."""
+class RayEpisodeRunner:
+    """An `EpisodeRunner` in a Ray actor (one torch thread per CPU it reserves)."""
+
+    def __init__(self, spec: EnvSpec, torch_threads: int) -> None:
+        torch.set_num_threads(torch_threads)
+        self.runner = EpisodeRunner(spec)
+
+    def run(self, index: int, job: EpisodeJob) -> tuple[int, Evaluation]:
+        return index, self.runner.run(job)
+
+
+EPISODE_POOLS = ("processes", "ray")
+
+
+def check_episode_pool(pool: str) -> None:
+    if pool not in EPISODE_POOLS:
+        raise ValueError(f"episode_pool must be one of {', '.join(EPISODE_POOLS)}, got {pool!r}")
+
+
+def resolve_episode_workers(requested: int | str, torch_threads: int, jobs: int, cores: int | None = None) -> int:
+    """`auto`: usable cores (or the `cores` of a Ray cluster) ÷ `torch_threads`, at most one per job; a number ≥ 1
+    is taken as is."""
     if requested == "auto":
-        return max(1, min(jobs, usable_cores() // max(1, torch_threads)))
+        return max(1, min(jobs, (cores or usable_cores()) // max(1, torch_threads)))
     if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
         raise ValueError(f"episode_workers must be 'auto' or an integer ≥ 1, got {requested!r}")
     return requested
@@ -191,15 +212,18 @@ class JobCache:
 def run_jobs(
     spec: EnvSpec,
     jobs: Sequence[EpisodeJob],
-    workers: int,
+    workers: int | str,
     torch_threads: int = 1,
     env_workers: int = 1,
     on_episode: Callable[[], None] | None = None,
     cache: JobCache | None = None,
+    pool: str = "processes",
 ) -> list[Evaluation]:
-    """Every job's evaluation, in the order of `jobs`; `workers` > 1 runs them in that many processes
-    (each with one env process: the cores go to the jobs). `on_episode()` is called once per finished
-    episode (progress). With a `cache`, jobs found there are not run again and every finished job is kept."""
+    """Every job's evaluation, in the order of `jobs`; `workers` (a number, or `auto`) > 1 runs them in that many
+    processes of this machine or Ray actors (`pool`), each with one env process: the cores go to the jobs.
+    `on_episode()` is called once per finished episode (progress). With a `cache`, jobs found there are not run
+    again and every finished job is kept."""
+    check_episode_pool(pool)
 
     def finish(index: int, evaluation: Evaluation) -> None:
         evaluations[index] = evaluation
@@ -216,6 +240,10 @@ def run_jobs(
             cached.add(index)
             finish(index, found)
     pending = [index for index in range(len(jobs)) if index not in cached]
+    if pool == "ray" and pending:
+        _run_on_ray(spec, [(index, jobs[index]) for index in pending], workers, torch_threads, finish)
+        return [e for e in evaluations if e is not None]
+    workers = resolve_episode_workers(workers, torch_threads, len(jobs))
     if workers == 1 or len(pending) <= 1:
         runner = EpisodeRunner(spec, env_workers)
         try:
@@ -240,6 +268,36 @@ def run_jobs(
                 future.cancel()
             raise
     return [e for e in evaluations if e is not None]
+
+
+def _run_on_ray(spec: EnvSpec, jobs: list[tuple[int, EpisodeJob]], workers: int | str, torch_threads: int,
+                finish: Callable[[int, Evaluation], None]) -> None:
+    """The jobs on Ray actors, each holding a runner (its env and task data) for all the jobs it is given."""
+    try:
+        import ray
+        from ray.util import ActorPool
+    except ImportError:
+        raise ValueError("episode_pool=ray needs Ray: pip install -e '.[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level="warning")
+    try:
+        cores = int(ray.cluster_resources().get("CPU", 1))
+        actors = [ray.remote(num_cpus=torch_threads)(RayEpisodeRunner).remote(spec, torch_threads)
+                  for _ in range(resolve_episode_workers(workers, torch_threads, len(jobs), cores))]
+        actor_pool = ActorPool(actors)
+        for index, job in jobs:
+            actor_pool.submit(lambda actor, item: actor.run.remote(*item), (index, job))
+        while actor_pool.has_next():
+            try:
+                index, evaluation = actor_pool.get_next_unordered()
+            except ray.exceptions.RayError as error:
+                raise RuntimeError(f"a Ray episode worker failed ({type(error).__name__}); no results were "
+                                   "written") from error
+            finish(index, evaluation)
+    finally:
+        if started_here:
+            ray.shutdown()
 
 
 def merged_lifecycle(evaluations: Sequence[Evaluation]) -> LifecycleTrace:
