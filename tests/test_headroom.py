@@ -3,6 +3,7 @@ episode pool that runs a comparison on every core."""
 
 import csv
 import dataclasses
+import importlib.util
 import math
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from tamiyo.core.errors import ConfigError
 from tamiyo.evaluation.commands import compare_command
 from tamiyo.evaluation.comparison import equal_compute_epochs
 from tamiyo.evaluation.headroom import SBS, SELECTOR, VBS, headroom, headroom_markdown
-from tamiyo.evaluation.pool import EpisodeJob
+from tamiyo.evaluation.pool import EpisodeJob, check_episode_pool
 from tamiyo.evaluation.runner import EpisodeResult
 from tamiyo.launch.train import train
 
@@ -141,6 +142,13 @@ def test_ray_episode_pool_gives_the_tables_of_one_process(tmp_path):
         tables.append((tmp_path / pool / "out" / "comparison_episodes.csv").read_text())
     assert tables[0] == tables[1]
     assert len(tables[0].splitlines()) == 1 + 2 * 2  # two controllers on two seeds
+
+
+def test_ray_pool_without_ray_is_refused_in_one_line(monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "ray" else find_spec(name))
+    with pytest.raises(ValueError, match=r"^episode_pool=ray needs Ray: pip install -e '\.\[ray\]'$"):
+        check_episode_pool("ray")
 
 
 def test_headroom_without_a_grid_and_bad_episode_workers_are_refused(tmp_path):

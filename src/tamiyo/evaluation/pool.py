@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import multiprocessing
 from collections.abc import Callable, Sequence
@@ -162,6 +163,8 @@ EPISODE_POOLS = ("processes", "ray")
 def check_episode_pool(pool: str) -> None:
     if pool not in EPISODE_POOLS:
         raise ValueError(f"episode_pool must be one of {', '.join(EPISODE_POOLS)}, got {pool!r}")
+    if pool == "ray" and importlib.util.find_spec("ray") is None:
+        raise ValueError("episode_pool=ray needs Ray: pip install -e '.[ray]'")
 
 
 def resolve_episode_workers(requested: int | str, torch_threads: int, jobs: int, cores: int | None = None) -> int:
@@ -273,11 +276,9 @@ def run_jobs(
 def _run_on_ray(spec: EnvSpec, jobs: list[tuple[int, EpisodeJob]], workers: int | str, torch_threads: int,
                 finish: Callable[[int, Evaluation], None]) -> None:
     """The jobs on Ray actors, each holding a runner (its env and task data) for all the jobs it is given."""
-    try:
-        import ray
-        from ray.util import ActorPool
-    except ImportError:
-        raise ValueError("episode_pool=ray needs Ray: pip install -e '.[ray]'") from None
+    import ray
+    from ray.util import ActorPool
+
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(include_dashboard=False, log_to_driver=False, logging_level="warning")
