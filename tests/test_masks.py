@@ -166,6 +166,19 @@ def test_index_and_to_keep_every_head() -> None:
     assert picked.slot_by_op.shape == (2, 6, 1) and picked.alpha_curve.shape == (2, 5)
 
 
+def test_without_ops_closes_those_ops_on_every_slot_and_keeps_the_rest() -> None:
+    envs = [[slot(SeedStage.DORMANT), slot(SeedStage.TRAINING, 2), slot(SeedStage.HOLDING, 2)]]
+    masks = compute_masks(batch(envs))
+    pruneless = masks.without_ops({P})
+    assert allowed_ops(pruneless) == allowed_ops(masks) - {P} == {W, G, A, F, SET}
+    assert not pruneless.slot_by_op[0, P].any()
+    assert torch.equal(pruneless.slot_by_op[0, G], masks.slot_by_op[0, G])
+    # Without GERMINATE (nor SET_ALPHA_TARGET) the style head has nothing to choose: it collapses to its default.
+    assert pruneless.style.sum().item() > 1 and masks.without_ops({G, SET}).style.sum().item() == 1
+    with pytest.raises(ValueError, match="WAIT is always legal"):
+        masks.without_ops({W})
+
+
 def test_for_op_rejects_a_wrongly_shaped_op() -> None:
     masks = compute_masks(batch([[slot(SeedStage.DORMANT)]] * 2))
     with pytest.raises(ValueError, match=r"op must be \[2\], got \[2, 1\]"):

@@ -1,6 +1,7 @@
 """PPO update behaviour that needs the training machinery: value fitting over a terminal horizon and
 gradient clipping under fp16 loss scaling."""
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,8 +12,10 @@ from helpers.runs import compose_config, tiny_overrides
 from lightning.pytorch.plugins.precision import MixedPrecision
 
 from tamiyo.core.actions import HEAD_NAMES, head_sizes
+from tamiyo.core.errors import ConfigError
 from tamiyo.core.slots import SlotConfig
 from tamiyo.launch.train import build_datamodule, build_module
+from tamiyo.launch.validation import validate_config
 from tamiyo.policy.network import FactoredRecurrentActorCritic
 from tamiyo.ppo.loss import PPOLossConfig, ppo_loss
 from tamiyo.ppo.storage import RolloutStorage
@@ -162,3 +165,49 @@ def test_negative_critic_warmup_is_refused(tmp_path):
     cfg = compose_config("train", tmp_path, "ppo.critic_warmup_updates=-1", tiny=tiny_overrides(env__num_envs=2))
     with pytest.raises(ValueError, match="ppo.critic_warmup_updates must be ≥ 0, got -1"):
         build_module(cfg, build_datamodule(cfg, None))
+
+
+class _Ops(L.Callback):
+    """The ops PPO's rollout sampled per env in every update (`ops/<op>` of the rollout statistics)."""
+
+    def __init__(self) -> None:
+        self.prunes: list[float] = []
+        self.germinations: list[float] = []
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: PPOModule) -> None:
+        self.prunes.append(module.last_rollout_stats["ops/prune"])
+        self.germinations.append(module.last_rollout_stats["ops/germinate"])
+
+
+def _sampled_ops(tmp_path: Path, *overrides: str) -> _Ops:
+    """Three updates of a policy that starts out eager to germinate and to prune (6-epoch episodes)."""
+    torch.set_num_threads(1)
+    cfg = compose_config("train", tmp_path, "policy.op_init_logits.prune=3.0", "+policy.op_init_logits.germinate=3.0",
+                         *overrides, tiny=tiny_overrides(env__num_envs=2, env__max_epochs=6))
+    datamodule = build_datamodule(cfg, None)
+    torch.manual_seed(0)
+    module = build_module(cfg, datamodule)
+    ops = _Ops()
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=3, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[ops])
+    trainer.fit(module, datamodule=datamodule)
+    return ops
+
+
+def test_an_op_curriculum_keeps_prune_out_of_the_rollouts_until_its_update(tmp_path):
+    free = _sampled_ops(tmp_path / "free")
+    assert free.prunes[0] > 0 and free.prunes[1] > 0  # this policy prunes from the start
+    held = _sampled_ops(tmp_path / "held", "ppo.ops_from_update={prune: 2}")
+    assert held.prunes[:2] == [0.0, 0.0] and held.prunes[2] > 0
+    assert min(held.germinations) > 0  # the other ops stay
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("{wait: 3}", "ppo.ops_from_update: unknown op 'wait'; ops that can wait for an update: germinate, "),
+    ("{prune: -1}", "ppo.ops_from_update: prune needs an update index ≥ 0, got -1"),
+    ("20", "ppo.ops_from_update must be a mapping op → update, e.g. {prune: 20}, got 20"),
+])
+def test_a_bad_op_curriculum_is_refused_in_one_line(tmp_path, value, message):
+    cfg = compose_config("train", tmp_path, f"ppo.ops_from_update={value}", tiny=tiny_overrides())
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate_config(cfg)

@@ -68,12 +68,14 @@ class RolloutCollector:
         deterministic: bool = False,
         learner_hidden: Hidden | None = None,
         guide: PolicyBundle | None = None,
+        forbidden_ops: frozenset[LifecycleOp] = frozenset(),
     ) -> dict[str, float]:
         """Run one episode in every env; fill `storage` (if given) and return episode statistics.
 
         When `policy` is a teacher acting for another policy (imitation), `learner_hidden` is that learner's
         initial hidden state, which `storage` records as the start of its sequences. A `guide` (a teacher) is
         asked at every step what it would do in the state `policy` reached, and `storage` records its action.
+        `forbidden_ops` are masked out wherever they would be legal (an op curriculum, `tamiyo.ppo.curriculum`).
 
         Not under inference mode as a whole: the envs train their host networks with autograd.
         """
@@ -100,6 +102,8 @@ class RolloutCollector:
                     self.obs_normalizer.update(features)
                 policy_obs = self.obs_normalizer.normalize(features)
                 masks = compute_masks(obs, env.topology).to(device)
+                if forbidden_ops:
+                    masks = masks.without_ops(forbidden_ops)
                 with self._autocast(device):
                     result = policy.get_action(policy_obs, hidden, masks, deterministic=deterministic, context=obs)
                     advice = None if guide is None else guide.get_action(

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tamiyo.conf import CONF_DIR
 from tamiyo.core.errors import ConfigError
+from tamiyo.ppo.curriculum import op_curriculum
 from tamiyo.ppo.loss import ADVANTAGE_NORMALIZATIONS, per_head_coefficients
 
 PRECISIONS = ("32", "bf16", "fp16")
@@ -94,6 +95,17 @@ def _check_entropy_coef(key: str, value: Any) -> None:
         raise ConfigError(f"{key} must be a number ≥ 0 or a mapping head → number ≥ 0, got {value!r}")
 
 
+def _check_ops_from_update(value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, DictConfig):
+        raise ConfigError(f"ppo.ops_from_update must be a mapping op → update, e.g. {{prune: 20}}, got {value!r}")
+    try:
+        op_curriculum(OmegaConf.to_container(value))  # type: ignore[arg-type]
+    except ValueError as error:
+        raise ConfigError(f"ppo.ops_from_update: {error}") from error
+
+
 def _check_imitation(cfg: DictConfig) -> None:
     """Imitation updates and a guide need a teacher that acts (a policy config with a name) and a policy that
     learns."""
@@ -153,6 +165,7 @@ def validate_config(cfg: DictConfig) -> None:
     if reset_heads and OmegaConf.select(cfg, "init_from", default=None) is None:
         raise ConfigError(f"init_reset_heads={reset_heads} resets heads of a warm start: give init_from as well")
     _check_imitation(cfg)
+    _check_ops_from_update(_lookup(cfg, "ppo.ops_from_update"))
     _check_entropy_coef("ppo.entropy_coef", _lookup(cfg, "ppo.entropy_coef"))
     if _lookup(cfg, "ppo.entropy_coef_end") is not None:
         _check_entropy_coef("ppo.entropy_coef_end", cfg.ppo.entropy_coef_end)

@@ -8,7 +8,7 @@ means the policy can never sample an illegal (op, slot) pair.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, fields
 from functools import cache
 from itertools import product
@@ -139,6 +139,14 @@ class ActionMasks:
 
     def to(self, device: torch.device | str) -> ActionMasks:
         return ActionMasks(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+    def without_ops(self, ops: Collection[LifecycleOp]) -> ActionMasks:
+        """These masks with `ops` (never WAIT) illegal on every slot; the heads that depend on the op follow."""
+        if LifecycleOp.WAIT in ops:
+            raise ValueError("WAIT is always legal")
+        legal = self.slot_by_op.transpose(1, 2).clone()  # [N, S, ops]
+        legal[:, :, [int(op) for op in ops]] = False
+        return masks_from_legality(legal, self.blueprint)
 
 
 def compute_masks(obs: ObservationBatch, topology: str = "cnn") -> ActionMasks:

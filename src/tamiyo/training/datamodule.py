@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from tamiyo.collectors.rollout import RolloutCollector
+from tamiyo.core.actions import LifecycleOp
 from tamiyo.env.config import build_env_config
 from tamiyo.env.objective import Objective
 from tamiyo.env.tasks import make_tasks
@@ -110,15 +111,17 @@ class RolloutDataModule(L.LightningDataModule):
         episode: int,
         learner_hidden: Hidden | None = None,
         guide: PolicyBundle | None = None,
+        forbidden_ops: frozenset[LifecycleOp] = frozenset(),
     ) -> dict[str, float]:
         """One episode in every env of this rank; returns the episode statistics of all envs of the run.
-        (`learner_hidden`, `guide`: see `RolloutCollector.collect`.)"""
+        (`learner_hidden`, `guide`, `forbidden_ops`: see `RolloutCollector.collect`.)"""
         normalizers = [self.obs_normalizer.stats]
         if self.reward_normalizer is not None:
             normalizers.append(self.reward_normalizer.return_stats)
         starts = [stats.state_dict() for stats in normalizers]
         stats = self.collector.collect(
-            policy, storage, seed=self.seed, episode=episode, learner_hidden=learner_hidden, guide=guide
+            policy, storage, seed=self.seed, episode=episode, learner_hidden=learner_hidden, guide=guide,
+            forbidden_ops=forbidden_ops,
         )
         per_rank = gather_from_ranks((stats, [normalizer.state_dict() for normalizer in normalizers]))
         if len(per_rank) > 1:

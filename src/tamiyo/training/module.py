@@ -36,6 +36,7 @@ from tamiyo.core.seeding import derive_seed, generator
 from tamiyo.core.slots import SlotConfig
 from tamiyo.policy import create_policy
 from tamiyo.policy.protocol import PolicyBundle
+from tamiyo.ppo.curriculum import forbidden_ops, op_curriculum
 from tamiyo.ppo.imitation import guide_loss, imitation_loss
 from tamiyo.ppo.loss import PPOLossConfig, entropy_coefficients, explained_variance, max_logprob_gap, ppo_loss
 from tamiyo.ppo.storage import RolloutStorage
@@ -137,6 +138,7 @@ class PPOModule(L.LightningModule):
             ratio=ppo["ratio"],
             advantage_normalization=ppo["advantage_normalization"],
         )
+        self.op_curriculum = op_curriculum(ppo["ops_from_update"] or {})
         if ppo["critic_warmup_updates"] < 0:
             raise ValueError(f"ppo.critic_warmup_updates must be ≥ 0, got {ppo['critic_warmup_updates']}")
         self._actor_params: list[torch.nn.Parameter] = []
@@ -216,7 +218,8 @@ class PPOModule(L.LightningModule):
             stats = {k if k == "env_steps" else f"imitation/{k}": v for k, v in stats.items()}
         else:
             guide = self.teacher if self.guide_coefficient(update) > 0 else None
-            stats = datamodule.collect(self.bundle, storage, update, guide=guide)
+            stats = datamodule.collect(self.bundle, storage, update, guide=guide,
+                                       forbidden_ops=forbidden_ops(self.op_curriculum, update))
         self.last_rollout_stats = stats
         self.last_rollout_stats["time/rollout_s"] = time.perf_counter() - started
         if storage is None:
