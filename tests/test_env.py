@@ -20,8 +20,10 @@ from tamiyo.core.seeding import derive_seed
 from tamiyo.core.slots import SlotConfig
 from tamiyo.core.stages import SeedStage
 from tamiyo.env.model import validation_batches
+from tamiyo.env.objective import Objective
 from tamiyo.env.seed_env import EnvConfig, SeedEnv, check_action
 from tamiyo.env.vector import VectorEnv
+from tamiyo.evaluation.runner import episode_results
 from tamiyo.policy.bundles.schedule import SchedulePolicyBundle
 from tamiyo.policy.masks import compute_masks
 
@@ -307,15 +309,21 @@ def test_auto_advance_walks_a_germinated_seed_to_fossil_as_the_schedule_does(tin
     signals, reports = manual.reset(seed=3, episode=0)
     auto.reset(seed=3, episode=0)
     germinate = schedule.decide(signals, reports)
-    stages = []
+    stages, auto_infos = [], []
     for epoch in range(10):
         planned = schedule.decide(signals, reports)  # germinate, then advance and fossilize as soon as gates allow
         result = manual.step(planned)
         signals, reports = result.signals, result.reports
         automatic = auto.step(germinate if epoch == 0 else WAIT)  # one decision; the seed goes on by itself
         stages.append(automatic.reports[1].stage)
+        auto_infos.append([automatic.info])
+        # The fossilization counts whoever made it: the manual plan's FOSSILIZE or auto_advance.
+        assert automatic.info["seeds_fossilized"] == result.info["seeds_fossilized"] == int(
+            stages[-1] == SeedStage.FOSSILIZED)
         assert automatic.reports[1] == reports[1] and automatic.signals.val_accuracy == signals.val_accuracy
     assert stages[0] == SeedStage.GERMINATED and stages[-1] == SeedStage.FOSSILIZED
+    (episode,) = episode_results(auto_infos, "auto", seed=3, episode=0, objective=Objective())
+    assert (episode.seeds_germinated, episode.seeds_fossilized, episode.seeds_pruned) == (1, 1, 0)
     # Without auto_advance the same lone germination never leaves GERMINATED.
     idle = SeedEnv(tiny_task, EnvConfig(max_epochs=4, max_seeds=1))
     idle.reset(seed=3, episode=0)

@@ -180,7 +180,7 @@ class RolloutCollector:
             "episode/host_params": mean("host_params"),
             "episode/seed_params": mean("seed_params"),
             "episode/seeds_germinated": effective_ops["GERMINATE"] / num_envs,
-            "episode/seeds_fossilized": effective_ops["FOSSILIZE"] / num_envs,
+            "episode/seeds_fossilized": mean("seeds_fossilized"),
             "episode/seeds_pruned": effective_ops["PRUNE"] / num_envs,
             "episode/seeds_failed": mean("seeds_failed"),
         }

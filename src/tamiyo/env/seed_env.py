@@ -508,6 +508,8 @@ class SeedEnv:
             "seed_params": signals.seed_params,
             "seeds_used": self.seeds_used,
             "seeds_failed": self.seeds_failed,
+            # Fossilized this episode, by the controller's FOSSILIZE or by auto_advance.
+            "seeds_fossilized": len(self.fossil_contributions),
             "train_flops": self.train_flops,
             "extra_compute": self.extra_compute,
             "task": self.task.name,

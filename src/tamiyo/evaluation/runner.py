@@ -173,7 +173,7 @@ def episode_results(
             added_params=added,
             total_params=host + added,
             seeds_germinated=effective("GERMINATE"),
-            seeds_fossilized=effective("FOSSILIZE"),
+            seeds_fossilized=int(final["seeds_fossilized"]),
             seeds_pruned=effective("PRUNE"),
             seeds_failed=int(final["seeds_failed"]),
             train_gflops=float(final["train_flops"]) / 1e9,
