@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from tamiyo.core.actions import BlueprintAction, FactoredAction, GerminationStyle, LifecycleOp, TempoAction
-from tamiyo.env.seed_env import EnvConfig
+from tamiyo.env.config import EnvConfig
 from tamiyo.env.vector import VectorEnv
 
 WAIT = FactoredAction.wait()
@@ -55,7 +55,8 @@ def scenario_actions(name: str, epochs: int, slot: int) -> list[FactoredAction]:
 def run(
     task: str, num_envs: int, scenario: str, epochs: int, device: str, seed: int, workers: int = 1
 ) -> dict[str, object]:
-    envs = VectorEnv(task, num_envs, EnvConfig(max_epochs=epochs), device=device, seed=seed, workers=workers)
+    config = EnvConfig(max_epochs=epochs, max_seeds=0, auto_advance=False)
+    envs = VectorEnv(task, num_envs, config, device=device, seed=seed, workers=workers)
     started = time.perf_counter()
     envs.reset()  # starts the worker processes
     startup_s = time.perf_counter() - started

@@ -4,13 +4,16 @@ import importlib
 from pathlib import Path
 
 import pytest
+from helpers.runs import run_cli
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 import tamiyo.launch  # noqa: F401  (registers the resolvers the launcher configs use)
 from tamiyo.conf import CONF_DIR
 from tamiyo.core.errors import ConfigError
-from tamiyo.launch.validation import normalize_choices, validate_config
+from tamiyo.env.config import EnvOptions, build_env_config
+from tamiyo.env.gym_env import SeedLifecycleEnv
+from tamiyo.launch.validation import env_options, normalize_choices, validate_config
 
 # Groups selected in train.yaml's defaults list, plus the optional ones (null by default); `benchmark` is
 # compare.yaml's, chosen by the env.
@@ -108,3 +111,38 @@ def test_entropy_coef_is_one_number_or_one_per_head():
         validate_config(_compose("train", "ppo.entropy_coef=-0.1"))
     with pytest.raises(ConfigError, match=r"^ppo.entropy_coef_end must be a number ≥ 0 or a mapping"):
         validate_config(_compose("train", "ppo.entropy_coef_end=high"))
+
+
+def test_the_env_group_is_one_dataclass_that_training_and_the_gym_env_share():
+    cfg = _compose("train")
+    assert OmegaConf.get_type(cfg.env) is EnvOptions  # the schema every conf/env/* extends
+    assert env_options(cfg) == EnvOptions()  # env=mnist1d is the defaults
+    mixed = env_options(_compose("train", "env=mixed"))
+    assert (mixed.task, mixed.max_seeds, mixed.seed_failure_rate) == (["mnist1d", "digits"], 5, 0.3)
+    trained = build_env_config(mixed, {"name": "objective", "param_weight": 0.05, "compute_weight": 0.0}, 0.995, None)
+    gym = SeedLifecycleEnv(mixed.task, max_seeds=5, host_widths=[0.5, 1.0, 2.0], seed_failure_rate=0.3,
+                           reward={"name": "objective", "param_weight": 0.05, "compute_weight": 0.0})
+    assert gym.core.config == trained
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("env.num_envs=0", "env.num_envs must be an integer > 0, got 0"),
+    ("env.max_seeds=-1", "env.max_seeds must be an integer ≥ 0 (0 = unlimited), got -1"),
+    ("env.workers=3", "env.workers must be auto or an integer ≥ 1 that divides env.num_envs (4), got 3"),
+    ("env.host_lr=0", "env.host_lr must be a number > 0, got 0.0"),
+    ("env.seed_failure_rate=2", "env.seed_failure_rate must be a number in [0, 1], got 2.0"),
+    ("env.seed_faults=[slow]", "env.seed_faults must name faults from ['dead', 'unstable'], got ['slow']"),
+    ("env.host_widths=[]", "env.host_widths must be a list of numbers > 0, got []"),
+    ("env.host={a: 1}", "env.host must be null or a mapping with a _target_, got {'a': 1}"),
+])
+def test_a_bad_env_value_is_one_line_naming_its_key(override, message):
+    with pytest.raises(ConfigError) as error:
+        validate_config(_compose("train", override))
+    assert str(error.value) == message
+
+
+def test_a_value_of_the_wrong_type_is_refused_when_composed(tmp_path):
+    result = run_cli("train.py", "env.max_epochs=many", f"paths.output_root={tmp_path}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: env.max_epochs=many: Value 'many' of type 'str' could not be converted to Integer"]

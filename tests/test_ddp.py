@@ -16,7 +16,7 @@ from helpers.runs import ROOT, compose_config, read_metrics, tiny_overrides
 
 import tamiyo.launch.train
 from tamiyo.core.errors import ConfigError
-from tamiyo.env.seed_env import EnvConfig
+from tamiyo.env.config import EnvConfig
 from tamiyo.env.tasks import Task, make_task
 from tamiyo.env.vector import VectorEnv
 from tamiyo.launch.train import train
@@ -191,7 +191,7 @@ def test_episode_statistics_are_pooled_over_ranks():
 def test_env_block_of_a_rank_reproduces_the_same_envs_of_one_process():
     full = make_task("mnist1d")
     task = Task("mnist1d", "cnn", full.train_x[:128], full.train_y[:128], full.val_x[:64], full.val_y[:64], 10)
-    config = EnvConfig(max_epochs=2)
+    config = EnvConfig(max_epochs=2, auto_advance=False)
     one_process = VectorEnv(task, 2, config).reset(seed=3)
     rank1 = VectorEnv(task, 1, config, first_env_index=1).reset(seed=3)
     assert torch.equal(rank1.signals[0], one_process.signals[1])

@@ -19,9 +19,10 @@ from tamiyo.core.observation import NUM_SIGNAL_FIELDS, NUM_SLOT_FIELDS, Observat
 from tamiyo.core.seeding import derive_seed
 from tamiyo.core.slots import SlotConfig
 from tamiyo.core.stages import SeedStage
+from tamiyo.env.config import EnvConfig, EnvOptions
 from tamiyo.env.model import validation_batches
 from tamiyo.env.objective import Objective
-from tamiyo.env.seed_env import EnvConfig, SeedEnv, check_action
+from tamiyo.env.seed_env import SeedEnv, check_action
 from tamiyo.env.vector import VectorEnv
 from tamiyo.evaluation.runner import episode_results
 from tamiyo.policy.bundles.schedule import SchedulePolicyBundle
@@ -45,7 +46,7 @@ TO_HOLDING = [act(LifecycleOp.GERMINATE, 1), act(LifecycleOp.ADVANCE, 1), act(Li
 
 
 def test_vector_step_shapes_types_and_truncation(tiny_task):
-    envs = VectorEnv(tiny_task, num_envs=2, config=EnvConfig(max_epochs=2))
+    envs = VectorEnv(tiny_task, num_envs=2, config=EnvConfig(max_epochs=2, auto_advance=False))
     assert envs.num_envs == 2 and envs.topology == "cnn" and envs.slot_config.slot_ids == ("r0c0", "r0c1", "r0c2")
     obs = envs.reset(seed=3)
     assert isinstance(obs, ObservationBatch)
@@ -69,7 +70,7 @@ def test_vector_step_shapes_types_and_truncation(tiny_task):
 
 
 def test_losses_are_per_sample_means(tiny_task):
-    env = SeedEnv(tiny_task, EnvConfig(max_epochs=3, batch_size=64))
+    env = SeedEnv(tiny_task, EnvConfig(max_epochs=3, batch_size=64, auto_advance=False))
     signals, reports = env.reset(seed=0, episode=0)
     assert isinstance(signals, TrainingSignals) and all(isinstance(r, SlotReport) for r in reports)
     assert signals.epoch == 0 and abs(signals.val_loss - math.log(10)) < 0.3
@@ -81,7 +82,7 @@ def test_losses_are_per_sample_means(tiny_task):
 
 
 def test_counterfactual_is_accuracy_with_minus_without_the_seed(tiny_task):
-    env = SeedEnv(tiny_task, EnvConfig(max_epochs=8))
+    env = SeedEnv(tiny_task, EnvConfig(max_epochs=8, auto_advance=False))
     env.reset(seed=1, episode=0)
     for action in TO_HOLDING:
         result = env.step(action)
@@ -105,7 +106,7 @@ def test_counterfactual_is_accuracy_with_minus_without_the_seed(tiny_task):
 
 
 def test_gate_failure_is_a_reported_no_op(tiny_task):
-    env = SeedEnv(tiny_task, EnvConfig(max_epochs=5))
+    env = SeedEnv(tiny_task, EnvConfig(max_epochs=5, auto_advance=False))
     env.reset(seed=0, episode=0)
     for action in TO_HOLDING[:3]:
         env.step(action)
@@ -117,7 +118,7 @@ def test_gate_failure_is_a_reported_no_op(tiny_task):
 
 
 def test_fossilize_step_records_the_contribution_and_hands_the_seed_to_the_host_optimiser(tiny_task):
-    env = SeedEnv(tiny_task, EnvConfig(max_epochs=7))
+    env = SeedEnv(tiny_task, EnvConfig(max_epochs=7, auto_advance=False))
     env.reset(seed=0, episode=0)
     for action in TO_HOLDING:
         env.step(action)
@@ -131,7 +132,7 @@ def test_fossilize_step_records_the_contribution_and_hands_the_seed_to_the_host_
 
 
 def test_optimiser_sync_carries_momentum_across_fossilization(tiny_task):
-    env = SeedEnv(tiny_task, EnvConfig(max_epochs=7))
+    env = SeedEnv(tiny_task, EnvConfig(max_epochs=7, auto_advance=False))
     env.reset(seed=0, episode=0)
     for action in TO_HOLDING:
         env.step(action)
@@ -147,7 +148,7 @@ def test_optimiser_sync_carries_momentum_across_fossilization(tiny_task):
 
 
 def test_instant_prune_removes_the_seed_and_its_optimiser(tiny_task):
-    env = SeedEnv(tiny_task, EnvConfig(max_epochs=4))
+    env = SeedEnv(tiny_task, EnvConfig(max_epochs=4, auto_advance=False))
     env.reset(seed=0, episode=0)
     env.step(act(LifecycleOp.GERMINATE, 2))
     env.step(act(LifecycleOp.ADVANCE, 2))
@@ -159,7 +160,7 @@ def test_instant_prune_removes_the_seed_and_its_optimiser(tiny_task):
 
 
 def test_illegal_actions_raise(tiny_task):
-    env = SeedEnv(tiny_task, EnvConfig(max_epochs=5))
+    env = SeedEnv(tiny_task, EnvConfig(max_epochs=5, auto_advance=False))
     with pytest.raises(RuntimeError, match="call reset"):
         env.step(WAIT)
     env.reset(seed=0, episode=0)
@@ -178,7 +179,7 @@ def test_illegal_actions_raise(tiny_task):
 
 
 def test_seed_budget(tiny_task):
-    env = SeedEnv(tiny_task, EnvConfig(max_epochs=5, max_seeds=1))
+    env = SeedEnv(tiny_task, EnvConfig(max_epochs=5, max_seeds=1, auto_advance=False))
     env.reset(seed=0, episode=0)
     env.step(act(LifecycleOp.GERMINATE, 0))
     with pytest.raises(IllegalActionError, match=r"seed budget is spent \(1/1\)"):
@@ -223,7 +224,7 @@ def run_episode(env_factory, seed, actions):
 
 
 def test_same_seed_same_trajectory_and_global_rng_untouched(tiny_task):
-    factory = lambda: VectorEnv(tiny_task, 1, EnvConfig(max_epochs=4))  # noqa: E731
+    factory = lambda: VectorEnv(tiny_task, 1, EnvConfig(max_epochs=4, auto_advance=False))  # noqa: E731
     actions = TO_HOLDING[:4]
     torch.manual_seed(123)
     rng_before = torch.get_rng_state()
@@ -236,7 +237,7 @@ def test_same_seed_same_trajectory_and_global_rng_untouched(tiny_task):
 
 
 def test_env_results_do_not_depend_on_the_number_of_envs(tiny_task):
-    config = EnvConfig(max_epochs=3)
+    config = EnvConfig(max_epochs=3, auto_advance=False)
     actions = TO_HOLDING[:3]
     single, pair = VectorEnv(tiny_task, 1, config), VectorEnv(tiny_task, 2, config)
     obs_1, obs_2 = single.reset(seed=5), pair.reset(seed=5)
@@ -251,7 +252,7 @@ def test_env_results_do_not_depend_on_the_number_of_envs(tiny_task):
 
 
 def test_reward_components_sum_to_the_reward(tiny_task):
-    env = SeedEnv(tiny_task, EnvConfig(max_epochs=6, reward="shaped"))
+    env = SeedEnv(tiny_task, EnvConfig(max_epochs=6, reward="shaped", auto_advance=False))
     env.reset(seed=2, episode=0)
     for action in TO_HOLDING:
         result = env.step(action)
@@ -261,7 +262,7 @@ def test_reward_components_sum_to_the_reward(tiny_task):
 
 
 def test_state_dict_resumes_the_next_episode_exactly(tiny_task):
-    config = EnvConfig(max_epochs=2)
+    config = EnvConfig(max_epochs=2, auto_advance=False)
     original = VectorEnv(tiny_task, 2, config, seed=11)
     original.reset()
     original.step([WAIT, WAIT])
@@ -283,10 +284,15 @@ def test_episodes_and_envs_get_distinct_streams():
 
 
 def test_bad_config_values_are_refused():
-    with pytest.raises(ValueError, match="batch_size must be ≥ 1"):
+    with pytest.raises(ValueError, match=r"^env.batch_size must be an integer > 0, got 0$"):
         EnvConfig(batch_size=0)
-    with pytest.raises(ValueError, match="host_lr must be > 0"):
+    with pytest.raises(ValueError, match=r"^env.host_lr must be a number > 0, got -0.1$"):
         EnvConfig(host_lr=-0.1)
+    with pytest.raises(ValueError, match=r"^env.workers must be auto or an integer ≥ 1 that divides env.num_envs "
+                                         r"\(4\), got 3$"):
+        EnvOptions(workers=3)
+    with pytest.raises(ValueError, match=r"^env config val_batch_size must be ≥ 1, got 0$"):
+        EnvConfig(val_batch_size=0)
     with pytest.raises(ValueError, match="use torch.bfloat16"):
         EnvConfig(autocast_dtype=torch.float16)
     with pytest.raises(ValueError, match="unknown reward"):
@@ -296,7 +302,7 @@ def test_bad_config_values_are_refused():
 
 
 def test_bf16_autocast_trains(tiny_task):
-    env = SeedEnv(tiny_task, EnvConfig(max_epochs=2, autocast_dtype=torch.bfloat16))
+    env = SeedEnv(tiny_task, EnvConfig(max_epochs=2, autocast_dtype=torch.bfloat16, auto_advance=False))
     env.reset(seed=0, episode=0)
     result = env.step(act(LifecycleOp.GERMINATE, 0))
     assert math.isfinite(result.signals.train_loss) and 1.5 < result.signals.val_loss < 3.0
@@ -325,6 +331,6 @@ def test_auto_advance_walks_a_germinated_seed_to_fossil_as_the_schedule_does(tin
     (episode,) = episode_results(auto_infos, "auto", seed=3, episode=0, objective=Objective())
     assert (episode.seeds_germinated, episode.seeds_fossilized, episode.seeds_pruned) == (1, 1, 0)
     # Without auto_advance the same lone germination never leaves GERMINATED.
-    idle = SeedEnv(tiny_task, EnvConfig(max_epochs=4, max_seeds=1))
+    idle = SeedEnv(tiny_task, EnvConfig(max_epochs=4, max_seeds=1, auto_advance=False))
     idle.reset(seed=3, episode=0)
     assert [idle.step(germinate if e == 0 else WAIT).reports[1].stage for e in range(4)] == [SeedStage.GERMINATED] * 4

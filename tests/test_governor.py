@@ -7,8 +7,9 @@ import torch
 
 from tamiyo.core.actions import BlueprintAction, FactoredAction, LifecycleOp
 from tamiyo.core.stages import SeedStage
+from tamiyo.env.config import EnvConfig
 from tamiyo.env.governor import Governor, GovernorConfig
-from tamiyo.env.seed_env import EnvConfig, SeedEnv
+from tamiyo.env.seed_env import SeedEnv
 
 
 class Counter:
@@ -85,7 +86,7 @@ def weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def test_poisoned_host_is_rolled_back_with_its_seed_and_the_step_is_penalised(tiny_task):
     # The shaped reward penalises a rollback (the objective reward needs no penalty: see env/rewards.py).
-    env = SeedEnv(tiny_task, EnvConfig(max_epochs=6, reward="shaped"))
+    env = SeedEnv(tiny_task, EnvConfig(max_epochs=6, reward="shaped", auto_advance=False))
     env.reset(seed=0, episode=0)
     env.step(act(LifecycleOp.GERMINATE, slot=1))
     env.step(act(LifecycleOp.ADVANCE, slot=1))  # the seed trains (straight-through) from now on

@@ -9,9 +9,9 @@ from omegaconf import OmegaConf
 
 from tamiyo.conf import CONF_DIR
 from tamiyo.core.actions import FactoredAction, LifecycleOp, blueprint_from_id
-from tamiyo.env.config import build_env_config
+from tamiyo.env.config import EnvConfig, build_env_config
 from tamiyo.env.gym_env import ENV_ID
-from tamiyo.env.seed_env import EnvConfig, SeedEnv
+from tamiyo.env.seed_env import SeedEnv
 from tamiyo.env.tasks import make_task
 
 
@@ -50,9 +50,9 @@ def test_the_learning_rates_reach_the_host_the_fossils_and_every_seed():
 
 
 def test_a_learning_rate_that_is_not_positive_is_refused_by_name():
-    with pytest.raises(ValueError, match="env config seed_lr must be > 0, got 0.0"):
+    with pytest.raises(ValueError, match=r"^env.seed_lr must be a number > 0, got 0.0$"):
         _config("env.seed_lr=0")
-    with pytest.raises(ValueError, match="env config host_lr must be > 0, got -0.1"):
+    with pytest.raises(ValueError, match=r"^env.host_lr must be a number > 0, got -0.1$"):
         _config("env.host_lr=-0.1")
 
 

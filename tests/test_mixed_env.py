@@ -8,9 +8,10 @@ from helpers.runs import compose_config, read_csv, read_metrics, tiny_overrides
 from tamiyo.core.actions import FactoredAction, LifecycleOp, blueprint_from_id
 from tamiyo.core.legality import IllegalActionError
 from tamiyo.env.blueprints import FailedSeed, count_params
+from tamiyo.env.config import EnvConfig
 from tamiyo.env.gym_env import SeedLifecycleEnv
 from tamiyo.env.hosts import build_host
-from tamiyo.env.seed_env import EnvConfig, SeedEnv
+from tamiyo.env.seed_env import SeedEnv
 from tamiyo.env.tasks import make_task, make_tasks
 from tamiyo.evaluation.commands import compare_command
 from tamiyo.launch.train import train
@@ -35,7 +36,7 @@ def test_host_width_scales_every_block_and_the_transformer_width():
 
 
 def test_episodes_draw_every_task_and_width_reproducibly_and_observe_their_kind(two_tasks):
-    config = EnvConfig(max_epochs=1, host_widths=(0.5, 1.0, 2.0))
+    config = EnvConfig(max_epochs=1, host_widths=(0.5, 1.0, 2.0), auto_advance=False)
     env = SeedEnv(two_tasks, config, env_index=3)
     kinds = []
     for episode in range(24):
@@ -62,9 +63,9 @@ def test_tasks_whose_hosts_differ_cannot_share_an_env(two_tasks):
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
-    ("host_widths", (), r"host_widths must be positive numbers, got \[\]"),
-    ("host_widths", (1.0, -2.0), r"host_widths must be positive numbers, got \[1.0, -2.0\]"),
-    ("seed_failure_rate", 1.5, r"seed_failure_rate must be in \[0, 1\], got 1.5"),
+    ("host_widths", (), r"^env.host_widths must be a list of numbers > 0, got \[\]$"),
+    ("host_widths", (1.0, -2.0), r"^env.host_widths must be a list of numbers > 0, got \[1.0, -2.0\]$"),
+    ("seed_failure_rate", 1.5, r"^env.seed_failure_rate must be a number in \[0, 1\], got 1.5$"),
 ])
 def test_bad_episode_distribution_settings_are_refused(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -89,7 +90,7 @@ def test_a_failed_seed_is_paid_for_never_learns_and_contributes_less():
     task = make_task("mnist1d", train_subset=1000, val_subset=500)  # enough data for a healthy seed to help
     infos, seeds = {}, {}
     for rate in (0.0, 1.0):
-        env = SeedEnv(task, EnvConfig(max_epochs=10, seed_failure_rate=rate))
+        env = SeedEnv(task, EnvConfig(max_epochs=10, seed_failure_rate=rate, auto_advance=False))
         env.reset(seed=0, episode=0)
         infos[rate] = _grow_seed_in_r0c0(env, 10)
         seeds[rate] = env.model.slot("r0c0").seed

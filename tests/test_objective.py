@@ -10,10 +10,9 @@ from tamiyo.conf import CONF_DIR
 from tamiyo.core.actions import FactoredAction
 from tamiyo.core.observation import SignalField, SlotReport
 from tamiyo.core.stages import SeedStage
-from tamiyo.env.config import build_env_config
+from tamiyo.env.config import EnvConfig, build_env_config
 from tamiyo.env.objective import Objective
 from tamiyo.env.rewards import RewardInputs, make_reward
-from tamiyo.env.seed_env import EnvConfig
 from tamiyo.env.tasks import make_task
 from tamiyo.env.vector import VectorEnv
 from tamiyo.evaluation.runner import EVAL_EPISODE_BASE, EpisodeResult, baseline_policy, evaluate
@@ -103,7 +102,7 @@ def test_bad_price_charge_is_refused():
                                                              ("effect", 0.05)])
 def test_return_of_random_trajectories_is_the_objective_difference(charge, compute_weight):
     judge = Objective(0.2, compute_weight)
-    config = EnvConfig(max_epochs=6,
+    config = EnvConfig(max_epochs=6, auto_advance=False,
                        reward_config={"param_weight": 0.2, "compute_weight": compute_weight, "charge": charge})
     env = VectorEnv(TASK, num_envs=1, config=config)
     policy = baseline_policy("random", {}, env, obs_dim(env.slot_config.num_slots), 5.0)
@@ -118,7 +117,7 @@ def test_return_of_random_trajectories_is_the_objective_difference(charge, compu
 
 
 def test_ranking_by_return_is_ranking_by_objective():
-    env = VectorEnv(TASK, num_envs=1, config=EnvConfig(max_epochs=6, max_seeds=3))
+    env = VectorEnv(TASK, num_envs=1, config=EnvConfig(max_epochs=6, max_seeds=3, auto_advance=False))
     controllers = {
         "static": ("static", {}), "heuristic": ("heuristic", {"plateau_epochs_to_germinate": 1}),
         "conv_small all": ("schedule", {"blueprint": "conv_small", "tempo": "fast"}),
@@ -166,7 +165,7 @@ def _episode(env: VectorEnv, name: str, options: dict) -> EpisodeResult:
 
 
 def test_extra_compute_is_zero_for_the_static_host_and_grows_with_how_early_a_seed_runs():
-    env = VectorEnv(TASK, num_envs=1, config=EnvConfig(max_epochs=8, max_seeds=3))
+    env = VectorEnv(TASK, num_envs=1, config=EnvConfig(max_epochs=8, max_seeds=3, auto_advance=False))
     static = _episode(env, "static", {})
     assert static.extra_compute == 0.0
     seed = {"blueprint": "conv_heavy", "slots": ["r0c2"], "tempo": "fast"}
@@ -187,4 +186,4 @@ def test_env_adaptive_prices_compute_in_the_tables_and_the_reward():
     config = build_env_config(env, OmegaConf.to_container(cfg.reward, resolve=True), cfg.ppo.gamma, None)
     judge = Objective(**OmegaConf.to_container(cfg.objective))
     assert judge.compute_weight > 0 and config.reward_config["compute_weight"] == judge.compute_weight
-    assert (config.host_lr, config.seed_faults, env["task"]) == (0.1, ("dead", "unstable"), ["mnist1d", "digits"])
+    assert (config.host_lr, config.seed_faults, env["task"]) == (0.1, ["dead", "unstable"], ["mnist1d", "digits"])

@@ -131,10 +131,12 @@ def test_the_gym_env_takes_them_too(importable):
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ("env.host={_target_:my_growth.nowhere}", "env.host {_target_: my_growth.nowhere}: Error locating target "
-                                               "'my_growth.nowhere'"),
-    ("env.host={_target_:my_growth.not_a_host}", "env.host {_target_: my_growth.not_a_host} built a str, not a Host"),
-    ("env.blueprints={conv_lite:{_target_:my_growth.PointwiseSkip}}", "env config blueprints: 'conv_lite' is not "
+    ("env.host={_target_:my_growth.nowhere}", "env/reward config: env.host {_target_: my_growth.nowhere}: Error "
+                                               "locating target 'my_growth.nowhere'"),
+    ("env.host={_target_:my_growth.not_a_host}", "env/reward config: env.host {_target_: my_growth.not_a_host} "
+                                                 "built a str, not a Host"),
+    # A blueprint name is checked with the config, before any target is built.
+    ("env.blueprints={conv_lite:{_target_:my_growth.PointwiseSkip}}", "env.blueprints: 'conv_lite' is not "
                                                                       "a blueprint; a blueprint of your own takes"),
 ])
 def test_a_bad_target_is_one_line_naming_the_key(package, tmp_path, override, message):
@@ -143,5 +145,5 @@ def test_a_bad_target_is_one_line_naming_the_key(package, tmp_path, override, me
     done = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr[-2000:]
-    assert done.stderr.strip().startswith(f"error: env/reward config: {message}")
+    assert done.stderr.strip().startswith(f"error: {message}")
     assert len(done.stderr.strip().splitlines()) == 1

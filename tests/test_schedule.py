@@ -12,7 +12,8 @@ from tamiyo.core.errors import ConfigError
 from tamiyo.core.observation import SlotReport, TrainingSignals
 from tamiyo.core.slots import SlotConfig
 from tamiyo.core.stages import SeedStage
-from tamiyo.env.seed_env import EnvConfig, SeedEnv
+from tamiyo.env.config import EnvConfig
+from tamiyo.env.seed_env import SeedEnv
 from tamiyo.env.tasks import make_task
 from tamiyo.evaluation.commands import compare_command, evaluate_command
 from tamiyo.evaluation.comparison import schedule_grid
@@ -100,7 +101,7 @@ def _first_epochs_at_r0c1(env: SeedEnv, bundle) -> tuple[list, list, list]:
 @pytest.mark.parametrize("failure_rate", [0.0, 1.0])
 def test_schedule_with_prune_dead_prunes_a_failed_seed_after_its_training_epoch_before_it_blends(failure_rate):
     env = SeedEnv(make_task("mnist1d", train_subset=128, val_subset=64),
-                  EnvConfig(max_epochs=8, seed_failure_rate=failure_rate, max_seeds=2))
+                  EnvConfig(max_epochs=8, seed_failure_rate=failure_rate, max_seeds=2, auto_advance=False))
     bundle = create_policy("schedule", SLOTS, "cnn", blueprint="conv_light", slots=["r0c1"], prune_dead=True)
     ops, stages, ratios = _first_epochs_at_r0c1(env, bundle)
     # GERMINATE, ADVANCE to TRAINING; its TRAINING epoch measures the gradient, and a dead seed is pruned at once.
@@ -115,7 +116,8 @@ def test_schedule_with_prune_dead_prunes_a_failed_seed_after_its_training_epoch_
 @pytest.mark.parametrize("failure_rate", [0.0, 1.0])
 def test_schedule_with_prune_unstable_prunes_an_unstable_seed_in_training_before_it_blends(failure_rate):
     env = SeedEnv(make_task("mnist1d", train_subset=128, val_subset=64),
-                  EnvConfig(max_epochs=8, seed_failure_rate=failure_rate, seed_faults=("unstable",), max_seeds=2))
+                  EnvConfig(max_epochs=8, seed_failure_rate=failure_rate, seed_faults=("unstable",), max_seeds=2,
+                            auto_advance=False))
     bundle = create_policy("schedule", SLOTS, "cnn", blueprint="conv_light", slots=["r0c1"], prune_unstable=3.0)
     ops, stages, ratios = _first_epochs_at_r0c1(env, bundle)
     # The unstable seed's out-of-scale gradient shows in its TRAINING epoch, while the host never saw its output.
@@ -167,8 +169,8 @@ def test_schedule_evaluates_from_hydra_and_fossilizes_its_seed(tmp_path):
 
 def test_planted_fossils_are_in_the_network_from_epoch_zero():
     task = make_task("mnist1d", train_subset=64, val_subset=32)
-    plain = SeedEnv(task, EnvConfig(max_epochs=1))
-    fixed = SeedEnv(task, EnvConfig(max_epochs=1, fossils={"r0c2": "conv_heavy/gate"}))
+    plain = SeedEnv(task, EnvConfig(max_epochs=1, auto_advance=False))
+    fixed = SeedEnv(task, EnvConfig(max_epochs=1, fossils={"r0c2": "conv_heavy/gate"}, auto_advance=False))
     plain_signals, _ = plain.reset(seed=0, episode=0)
     signals_0, reports = fixed.reset(seed=0, episode=0)
     assert reports[2].stage == SeedStage.FOSSILIZED and reports[2].alpha == 1.0

@@ -10,8 +10,9 @@ from torch import nn
 from tamiyo.core.actions import AlphaAlgorithm, FactoredAction, LifecycleOp, blueprint_from_id
 from tamiyo.core.stages import SeedStage
 from tamiyo.env.blueprints import FailedSeed, UnstableSeed, make_faulty, seed_fault
+from tamiyo.env.config import EnvConfig, Fossil, parse_fossil
 from tamiyo.env.model import training_flops_per_sample
-from tamiyo.env.seed_env import EnvConfig, Fossil, SeedEnv, parse_fossil
+from tamiyo.env.seed_env import SeedEnv
 from tamiyo.env.tasks import make_task
 
 WAIT = FactoredAction.wait()
@@ -45,7 +46,7 @@ def test_an_unstable_seed_amplifies_its_change_and_its_gradient():
 
 
 def test_a_failing_seed_draws_its_fault_from_seed_faults(task):
-    env = SeedEnv(task, EnvConfig(max_epochs=3, seed_failure_rate=1.0, seed_faults=("unstable",)))
+    env = SeedEnv(task, EnvConfig(max_epochs=3, seed_failure_rate=1.0, seed_faults=("unstable",), auto_advance=False))
     env.reset(seed=0, episode=0)
     info = env.step(_germinate()).info
     seed = env.model.slot("r0c0").seed
@@ -58,7 +59,8 @@ def test_a_failing_seed_draws_its_fault_from_seed_faults(task):
 
 
 def test_both_faults_occur_when_both_are_named(task):
-    env = SeedEnv(task, EnvConfig(max_epochs=1, seed_failure_rate=1.0, seed_faults=("dead", "unstable")))
+    env = SeedEnv(task, EnvConfig(max_epochs=1, seed_failure_rate=1.0, seed_faults=("dead", "unstable"),
+                                  auto_advance=False))
     kinds = set()
     for episode in range(12):
         env.reset(seed=0, episode=episode)
@@ -71,7 +73,7 @@ def test_which_germination_fails_does_not_depend_on_what_was_germinated(task):
     """The fault draw has its own sub-stream: a bigger seed's initialisation does not move it."""
     failed = {}
     for blueprint in ("conv_heavy", "conv_small"):
-        env = SeedEnv(task, EnvConfig(max_epochs=1, seed_failure_rate=0.5))
+        env = SeedEnv(task, EnvConfig(max_epochs=1, seed_failure_rate=0.5, auto_advance=False))
         failed[blueprint] = []
         for episode in range(10):
             env.reset(seed=3, episode=episode)
@@ -85,7 +87,7 @@ def test_germinating_leaves_the_data_order_and_so_the_host_untouched(task):
     data order the host trains exactly as without the seed: the condition for a fair control network."""
     hosts = {}
     for grow in (False, True):
-        env = SeedEnv(task, EnvConfig(max_epochs=3))
+        env = SeedEnv(task, EnvConfig(max_epochs=3, auto_advance=False))
         env.reset(seed=1, episode=2)
         env.step(_germinate() if grow else WAIT)
         env.step(dataclasses.replace(WAIT, op=LifecycleOp.ADVANCE, slot=0) if grow else WAIT)  # → TRAINING
@@ -117,7 +119,8 @@ def test_bad_fossil_specs_are_refused(spec, message):
 
 
 def test_a_control_network_plants_its_fossils_at_their_alpha_and_with_their_fault(task):
-    env = SeedEnv(task, EnvConfig(max_epochs=1, fossils={"r0c0": "conv_heavy/add@0.4!dead", "r0c1": "norm/add"}))
+    env = SeedEnv(task, EnvConfig(max_epochs=1, fossils={"r0c0": "conv_heavy/add@0.4!dead", "r0c1": "norm/add"},
+                                  auto_advance=False))
     _, reports = env.reset(seed=0, episode=0)
     assert [r.stage for r in reports[:2]] == [SeedStage.FOSSILIZED] * 2
     assert (reports[0].alpha, reports[1].alpha) == pytest.approx((0.4, 1.0))
@@ -128,17 +131,17 @@ def test_a_control_network_plants_its_fossils_at_their_alpha_and_with_their_faul
 
 
 def test_training_compute_counts_every_epoch_of_the_network_as_it_trains(task):
-    plain = SeedEnv(task, EnvConfig(max_epochs=3))
+    plain = SeedEnv(task, EnvConfig(max_epochs=3, auto_advance=False))
     plain.reset(seed=0, episode=0)
     per_epoch = training_flops_per_sample(plain.model, task.train_x) * len(task.train_x)
     assert per_epoch > 0
     flops = [plain.step(WAIT).info["train_flops"] for _ in range(3)]
     assert flops == [per_epoch, 2 * per_epoch, 3 * per_epoch]
-    fixed = SeedEnv(task, EnvConfig(max_epochs=1, fossils={"r0c0": "conv_heavy/add"}))
+    fixed = SeedEnv(task, EnvConfig(max_epochs=1, fossils={"r0c0": "conv_heavy/add"}, auto_advance=False))
     fixed.reset(seed=0, episode=0)
     assert fixed.step(WAIT).info["train_flops"] > per_epoch  # the fossil's convolutions cost compute
     # A GERMINATED seed does not run; in TRAINING it runs (and is trained) though its output is unused.
-    grown = SeedEnv(task, EnvConfig(max_epochs=3))
+    grown = SeedEnv(task, EnvConfig(max_epochs=3, auto_advance=False))
     grown.reset(seed=0, episode=0)
     after = [grown.step(_germinate()).info["train_flops"]]
     after.append(grown.step(dataclasses.replace(WAIT, op=LifecycleOp.ADVANCE, slot=0)).info["train_flops"])

@@ -17,7 +17,8 @@ import torch
 from tamiyo.core.actions import GerminationStyle, topology_blueprints
 from tamiyo.env import gradients
 from tamiyo.env.blueprints import build_seed
-from tamiyo.env.seed_env import EnvConfig, SeedEnv
+from tamiyo.env.config import EnvConfig
+from tamiyo.env.seed_env import SeedEnv
 from tamiyo.env.tasks import make_task
 
 
@@ -28,7 +29,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=8)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    env = SeedEnv(make_task(args.task, train_subset=args.train_subset, val_subset=500), EnvConfig(max_epochs=1000))
+    config = EnvConfig(max_epochs=1000, max_seeds=0, auto_advance=False)
+    env = SeedEnv(make_task(args.task, train_subset=args.train_subset, val_subset=500), config)
     env.reset(seed=0, episode=0)
     model = env.model
     slot = model.slots[0]

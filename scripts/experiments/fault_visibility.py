@@ -18,14 +18,15 @@ import torch
 
 from tamiyo.core.slots import SlotConfig
 from tamiyo.core.stages import SeedStage
-from tamiyo.env.seed_env import EnvConfig, SeedEnv
+from tamiyo.env.config import EnvConfig
+from tamiyo.env.seed_env import SeedEnv
 from tamiyo.env.tasks import make_task
 from tamiyo.policy.bundles.schedule import SchedulePolicyBundle
 
 
 def episode(task_name: str, width: float, blueprint: str, seed: int, unstable: bool) -> dict[str, object]:
     config = EnvConfig(host_lr=0.1, seed_lr=0.1, host_widths=(width,), seed_failure_rate=float(unstable),
-                       seed_faults=("unstable",), max_seeds=1)
+                       seed_faults=("unstable",), max_seeds=1, auto_advance=False)
     env = SeedEnv(make_task(task_name), config)
     signals, reports = env.reset(seed, 0)
     schedule = SchedulePolicyBundle(SlotConfig(env.slot_ids), "cnn", blueprint=blueprint, slots=["r0c0"])

@@ -16,7 +16,8 @@ import functools
 from tamiyo.core.actions import FactoredAction, LifecycleOp, blueprint_from_id
 from tamiyo.core.legality import IllegalActionError
 from tamiyo.env import blueprints
-from tamiyo.env.seed_env import EnvConfig, SeedEnv
+from tamiyo.env.config import EnvConfig
+from tamiyo.env.seed_env import SeedEnv
 from tamiyo.env.tasks import make_task
 
 WAIT = FactoredAction.wait()
@@ -47,7 +48,8 @@ def main() -> None:
     task = make_task(args.task)
     for fault in ("healthy", "unstable", "dead"):
         config = EnvConfig(max_epochs=args.epochs, seed_failure_rate=0.0 if fault == "healthy" else 1.0,
-                           seed_faults=("dead",) if fault == "healthy" else (fault,))
+                           seed_faults=("dead",) if fault == "healthy" else (fault,), max_seeds=0,
+                           auto_advance=False)
         for seed in range(args.seeds):
             env = SeedEnv(task, config)
             env.reset(seed=seed, episode=0)

@@ -31,6 +31,7 @@ episode; `options={"episode": e}` picks the episode. Each episode's randomness d
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -38,9 +39,7 @@ import gymnasium
 import numpy as np
 import torch
 from gymnasium import spaces
-from omegaconf import OmegaConf
 
-from tamiyo.conf import CONF_DIR
 from tamiyo.core.actions import (
     HEAD_ENUMS,
     HEAD_NAMES,
@@ -61,10 +60,10 @@ from tamiyo.core.observation import (
     TrainingSignals,
 )
 from tamiyo.core.slots import SlotConfig
-from tamiyo.env.config import build_env_config
+from tamiyo.env.config import EnvConfig, EnvOptions, build_env_config
 from tamiyo.env.hosts import build_host
 from tamiyo.env.model import enabled_slot_config
-from tamiyo.env.seed_env import EnvConfig, SeedEnv
+from tamiyo.env.seed_env import SeedEnv
 from tamiyo.env.tasks import Task, make_tasks, names_tasks
 
 ENV_ID = "tamiyo/SeedLifecycle-v0"
@@ -76,12 +75,9 @@ _MEASURED_FIELDS = {
     SlotField.COUNTERFACTUAL: "counterfactual_measured",
     SlotField.GRADIENT_RATIO: "gradient_measured",
 }
-# The env options a keyword may set, with the defaults every `env` config option extends (conf/env_base.yaml); the
-# task is the constructor's own argument, and envs per process and workers belong to the trainer.
-_ENV_DEFAULTS: dict[str, Any] = {
-    key: value for key, value in OmegaConf.to_container(OmegaConf.load(CONF_DIR / "env_base.yaml")).items()
-    if key not in ("task", "task_options", "num_envs", "workers")
-}
+# The `EnvOptions` a keyword may set: the task is the constructor's own argument, and envs per process and workers
+# belong to the trainer.
+ENV_KEYWORDS = tuple(f.name for f in dataclasses.fields(EnvOptions) if f.name not in ("task", "num_envs", "workers"))
 
 
 def observation_space(num_slots: int) -> spaces.Dict:
@@ -172,9 +168,11 @@ def flat_action_masks(legal_ops_row: np.ndarray, blueprints: np.ndarray) -> np.n
 class SeedLifecycleEnv(gymnasium.Env):
     """One seed-lifecycle environment (see the module docstring).
 
-    Built either from the `env`/`reward` config-group options (`task="mnist1d"` or a list of task names,
-    `max_epochs=..., train_subset=..., val_subset=..., reward="shaped" or {"name": ..., field: value},
-    slots=[...]`) or, as the trainer does, from a ready `config: EnvConfig` and a `Task` (or several).
+    Built either from the keywords of the `env` group (`EnvOptions`, with its defaults: `task="mnist1d"` or a
+    list of task names, `max_epochs=..., slots=[...], task_options={...}`, `train_subset`/`val_subset` as short
+    for those task options) and the `reward` group (`reward="shaped"` or `{"name": ..., field: value}`; the
+    training default `objective` when not given), or, as the trainer does, from a ready `config: EnvConfig` and a
+    `Task` (or several).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
@@ -190,34 +188,35 @@ class SeedLifecycleEnv(gymnasium.Env):
         timings: bool = False,
         train_subset: int | None = None,
         val_subset: int | None = None,
-        task_options: Mapping[str, Any] | None = None,
-        reward: str | Mapping[str, Any] = "shaped",
+        reward: str | Mapping[str, Any] = "objective",
         gamma: float = 0.995,
         **env_options: Any,
     ) -> None:
         if illegal_action not in ILLEGAL_ACTION_MODES:
             raise ValueError(f"illegal_action must be one of {ILLEGAL_ACTION_MODES}, got {illegal_action!r}")
-        unknown = sorted(set(env_options) - set(_ENV_DEFAULTS))
+        unknown = sorted(set(env_options) - set(ENV_KEYWORDS))
         if unknown:
-            raise ValueError(f"unknown env options {unknown}; choose from {sorted(_ENV_DEFAULTS)}")
-        if names_tasks(task):
-            options = dict(task_options or {})
-            for name, value in (("train_subset", train_subset), ("val_subset", val_subset)):
-                if value is not None:
-                    options[name] = value
-            task = make_tasks(task, **options)
-        elif task_options or train_subset is not None or val_subset is not None:
-            raise ValueError("task options only apply when the task is given by name")
+            raise ValueError(f"unknown env options {unknown}; choose from {sorted(ENV_KEYWORDS)}")
+        if config is not None and env_options:
+            raise ValueError(f"give either config or env options, not both (got {sorted(env_options)})")
+        subsets = {name: value for name, value in (("train_subset", train_subset), ("val_subset", val_subset))
+                   if value is not None}
+        if not names_tasks(task):
+            if subsets or env_options.get("task_options"):
+                raise ValueError("task options only apply when the task is given by name")
+            options = EnvOptions(**env_options)
+        else:
+            options = EnvOptions(task=task, **env_options)
+            options = dataclasses.replace(options, task_options={**options.task_options, **subsets})
+            task = make_tasks(options.task, **options.task_options)
         if config is None:
             reward_group = {"name": reward} if isinstance(reward, str) else dict(reward)
-            config = build_env_config({**_ENV_DEFAULTS, **env_options}, reward_group, gamma, None)
-        elif env_options:
-            raise ValueError(f"give either config or env options, not both (got {sorted(env_options)})")
+            config = build_env_config(options, reward_group, gamma, None)
         self.core = SeedEnv(task, config, env_index=env_index, device=device)
         self.illegal_action = illegal_action
         self.timings = timings
         with torch.random.fork_rng(devices=[]):  # a throwaway host must not move the caller's RNG
-            self.slot_config = enabled_slot_config(build_host(self.core.task, host=config.host), config.enabled_slots)
+            self.slot_config = enabled_slot_config(build_host(self.core.task, host=config.host), config.slots)
         self.observation_space = observation_space(self.slot_config.num_slots)
         self.action_space = action_space(self.slot_config)
         self._base_seed: int | None = None

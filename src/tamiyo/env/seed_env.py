@@ -14,44 +14,38 @@ and each germination's fault draw (`seed_failure_rate`, `seed_faults`) come from
 derived from the same key and the epoch or germination count: what a controller germinates changes
 neither, so a control network trained from scratch on the same episode sees the same batches.
 
-Seed budget: `max_seeds` germinations per episode (0 = unlimited; the shipped env configs set 3, one
-per slot). Pruning does not refund the budget; germination churn is also bounded by the 7-epoch prune
-cool-down.
+Seed budget: `max_seeds` germinations per episode (0 = unlimited; 3 by default, one per slot). Pruning does not
+refund the budget; germination churn is also bounded by the 7-epoch prune cool-down.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from tamiyo.core.actions import (
-    BLUEPRINT_IDS,
-    AlphaAlgorithm,
-    BlueprintAction,
     FactoredAction,
     LifecycleOp,
-    blueprint_from_id,
     topology_blueprints,
 )
 from tamiyo.core.legality import IllegalActionError, budget_left, illegal_reason, legal_blueprints
 from tamiyo.core.observation import SlotReport, TrainingSignals
 from tamiyo.core.seeding import derive_seed, generator
 from tamiyo.core.stages import LIVE_STAGES, SeedStage
-from tamiyo.env.blueprints import SEED_FAULTS, build_seed, make_faulty, seed_fault
+from tamiyo.env.blueprints import build_seed, make_faulty, seed_fault
+from tamiyo.env.config import EnvConfig, Fossil, parse_fossil
 from tamiyo.env.gates import GateConfig, GateResult
-from tamiyo.env.governor import Governor, GovernorConfig
+from tamiyo.env.governor import Governor
 from tamiyo.env.gradients import GradientRatioMeter
 from tamiyo.env.hosts import build_host, host_slot_config
 from tamiyo.env.model import MorphogeneticModel, Validation, autocast, training_flops_per_sample, validate
 from tamiyo.env.rewards import RewardInputs, make_reward
-from tamiyo.env.targets import is_target
 from tamiyo.env.tasks import Task, cross_entropy
 from tamiyo.env.tracker import SignalTracker
 
@@ -64,125 +58,13 @@ _BLENDED_STAGES = frozenset({SeedStage.BLENDING, SeedStage.HOLDING, SeedStage.FO
 _DATA_ORDER_STREAM = 1
 _FAULT_STREAM = 2
 
-_AUTOCAST_DTYPES = (torch.bfloat16,)
-
 Observation = tuple[TrainingSignals, list[SlotReport]]
-
-
-@dataclass(frozen=True)
-class EnvConfig:
-    max_epochs: int = 25
-    batch_size: int = 128
-    val_batch_size: int = 1024
-    host_lr: float = 0.01
-    host_momentum: float = 0.9
-    host_weight_decay: float = 5e-4
-    seed_lr: float = 0.01
-    seed_momentum: float = 0.9
-    max_seeds: int = 0  # germinations per episode; 0 = unlimited (see the module docstring)
-    reward: str = "objective"
-    reward_config: Mapping[str, float | str] = field(default_factory=dict)
-    governor: GovernorConfig = field(default_factory=GovernorConfig)
-    gates: GateConfig = field(default_factory=GateConfig)
-    enabled_slots: tuple[str, ...] | None = None  # slot ids seeds may use; None = every injection point
-    autocast_dtype: torch.dtype | None = None  # bf16 autocast for host training and validation
-    # Seeds that are part of the network from epoch 0 (slot id → "blueprint/algorithm", as the step
-    # info's `slot_seeds` writes them): a grown architecture trained from scratch as a fixed network.
-    fossils: Mapping[str, str] = field(default_factory=dict)
-    # Host width multipliers; each episode draws one (with the task, when the env has several).
-    host_widths: tuple[float, ...] = (1.0,)
-    # Chance that a germinated seed fails; a failing seed draws its fault uniformly from `seed_faults`:
-    # "dead" (never learns, noisy output, zero gradient) or "unstable" (learns with an amplified update
-    # and drifts into harm). Either stays in the network and is paid for until pruned.
-    seed_failure_rate: float = 0.0
-    seed_faults: tuple[str, ...] = ("dead",)
-    # Seeds advance through their lifecycle on their own: before every epoch each seed the action did not address
-    # advances when its gate allows (a blending seed once its alpha settles) and a holding seed fossilizes, so a
-    # germination is a complete decision; the controller holds a seed (a partial alpha target) or prunes it.
-    auto_advance: bool = False
-    # Of one's own (`env/targets.py`): the host, a `{_target_: …}` mapping called with the task and width (None:
-    # the task's built-in host), and seed blueprints by name, each taking the place of that built-in blueprint.
-    host: Mapping[str, Any] | None = None
-    blueprints: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name in ("max_epochs", "batch_size", "val_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"env config {name} must be ≥ 1, got {getattr(self, name)}")
-        for name in ("host_lr", "seed_lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"env config {name} must be > 0, got {getattr(self, name)}")
-        for name in ("host_momentum", "seed_momentum", "host_weight_decay"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"env config {name} must be ≥ 0, got {getattr(self, name)}")
-        if self.max_seeds < 0:
-            raise ValueError(f"env config max_seeds must be ≥ 0 (0 = unlimited), got {self.max_seeds}")
-        if self.autocast_dtype is not None and self.autocast_dtype not in _AUTOCAST_DTYPES:
-            raise ValueError(
-                f"env autocast_dtype {self.autocast_dtype} is not supported; use torch.bfloat16 or None "
-                f"(fp16 host training would need loss scaling)"
-            )
-        if not self.host_widths or not all(math.isfinite(w) and w > 0 for w in self.host_widths):
-            raise ValueError(f"env config host_widths must be positive numbers, got {list(self.host_widths)}")
-        if not 0.0 <= self.seed_failure_rate <= 1.0:
-            raise ValueError(f"env config seed_failure_rate must be in [0, 1], got {self.seed_failure_rate}")
-        unknown = sorted(set(self.seed_faults) - set(SEED_FAULTS))
-        if not self.seed_faults or unknown:
-            raise ValueError(f"env config seed_faults must name faults from {sorted(SEED_FAULTS)}, "
-                             f"got {list(self.seed_faults)}")
-        make_reward(self.reward, **self.reward_config)  # fail on a bad reward name or field now
-        for seed in self.fossils.values():
-            parse_fossil(seed)
-        if self.host is not None and not is_target(self.host):
-            raise ValueError(f"env config host must be null or a mapping with a _target_, got {self.host!r}")
-        names = {b.name.lower() for b in BlueprintAction if b != BlueprintAction.NOOP}
-        for name, spec in self.blueprints.items():
-            if name not in names:
-                raise ValueError(f"env config blueprints: {name!r} is not a blueprint; a blueprint of your own takes "
-                                 f"the place of one of {sorted(names)}")
-            if not is_target(spec):
-                raise ValueError(f"env config blueprints.{name} must be a mapping with a _target_, got {spec!r}")
 
 
 def _seed_runs(stage: SeedStage, alpha: float) -> bool:
     """Whether a slot's seed takes part in a training step (the cost of counting FLOPs is paid only when this
     or the seed changes): in TRAINING it trains on detached features, blended it runs unless alpha is 0."""
     return stage is SeedStage.TRAINING or (stage in _BLENDED_STAGES and alpha != 0.0)
-
-
-@dataclass(frozen=True)
-class Fossil:
-    """A seed planted from epoch 0 of a control network: "blueprint/algorithm[@alpha][!fault]"."""
-
-    blueprint: BlueprintAction
-    algorithm: AlphaAlgorithm
-    alpha: float = 1.0
-    fault: str | None = None
-
-    def __str__(self) -> str:
-        text = f"{BLUEPRINT_IDS[self.blueprint]}/{self.algorithm.name.lower()}"
-        text += "" if self.alpha == 1.0 else f"@{self.alpha:.6g}"
-        return text if self.fault is None else f"{text}!{self.fault}"
-
-
-def parse_fossil(seed: str) -> Fossil:
-    """"conv_heavy/add", "conv_heavy/add@0.5!dead" → a `Fossil`; a clear error for anything else."""
-    spec, _, fault = seed.partition("!")
-    spec, has_alpha, alpha_text = spec.partition("@")
-    blueprint, _, algorithm = spec.partition("/")
-    algorithms = [a.name.lower() for a in AlphaAlgorithm]
-    if algorithm not in algorithms:
-        raise ValueError(f"fossil {seed!r} must be 'blueprint/algorithm[@alpha][!fault]' with an algorithm in "
-                         f"{algorithms}")
-    if fault and fault not in SEED_FAULTS:
-        raise ValueError(f"fossil {seed!r} names an unknown fault {fault!r}; choose from {sorted(SEED_FAULTS)}")
-    try:
-        alpha = float(alpha_text) if has_alpha else 1.0
-    except ValueError:
-        alpha = math.nan
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"fossil {seed!r} must have an alpha in [0, 1]")
-    return Fossil(blueprint_from_id(blueprint), AlphaAlgorithm[algorithm.upper()], alpha, fault or None)
 
 
 @dataclass(frozen=True)
@@ -401,7 +283,8 @@ class SeedEnv:
                 task_index = int(torch.randint(len(self.tasks), ()))
                 self._draw_episode_kind(task_index, widths[int(torch.randint(len(widths), ()))])
             host = build_host(self.task, self.host_width, self.config.host)
-            self.model = MorphogeneticModel(host, self.config.gates, self.config.enabled_slots).to(self.device)
+            gates = GateConfig(strict=self.config.strict_gates)
+            self.model = MorphogeneticModel(host, gates, self.config.slots).to(self.device)
             self.model.train()
             self.optimizers = _Optimizers(self.config)
             self.optimizers.sync(self.model)

@@ -39,8 +39,8 @@ from gymnasium.vector.utils import batch_space
 from tamiyo.core.actions import FactoredAction
 from tamiyo.core.observation import ObservationBatch
 from tamiyo.core.slots import SlotConfig
+from tamiyo.env.config import EnvConfig
 from tamiyo.env.gym_env import SeedLifecycleEnv, observation_batch
-from tamiyo.env.seed_env import EnvConfig
 from tamiyo.env.tasks import Task, make_tasks, names_tasks
 
 # Worker processes are started fresh: a forked copy of a process that already runs torch threads

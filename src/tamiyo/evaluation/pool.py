@@ -26,9 +26,8 @@ from typing import Any
 import torch
 
 from tamiyo.core.atomic_io import atomic_write_text
-from tamiyo.env.config import build_env_config
+from tamiyo.env.config import EnvConfig, build_env_config
 from tamiyo.env.objective import Objective
-from tamiyo.env.seed_env import EnvConfig
 from tamiyo.env.tasks import Task, make_tasks
 from tamiyo.env.vector import VectorEnv, usable_cores
 from tamiyo.evaluation.lifecycle import LifecycleTrace

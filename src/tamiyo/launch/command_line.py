@@ -77,6 +77,9 @@ def check_overrides(config_name: str, args: Sequence[str]) -> None:
         hint = f"did you mean {' or '.join(f'{group}={c}' for c in close)}? " if close else ""
         _refuse(f"{group}={option}: no such option; {hint}options: {', '.join(options)}")
     except ConfigCompositionException as error:
+        merging = re.match(r"Error merging override (.+)", str(error))
+        if merging is not None and error.__cause__ is not None:  # a value of the wrong type for a typed key
+            _refuse(f"{merging.group(1)}: {str(error.__cause__).splitlines()[0]}")
         found = re.search(r"Could not override '([^']+)'", str(error))
         if found is None:
             _refuse(str(error).splitlines()[0])

@@ -31,7 +31,7 @@ from tamiyo.launch.command_line import check_overrides
 from tamiyo.launch.console import configure_console, report_user_errors
 from tamiyo.launch.resume import resumed_config
 from tamiyo.launch.sweep import run_sweep_job
-from tamiyo.launch.validation import normalize_choices, validate_config
+from tamiyo.launch.validation import env_options, normalize_choices, validate_config
 from tamiyo.policy.features import obs_dim
 from tamiyo.training.checkpoints import LastCheckpoint, RunConfigRecorder, load_checkpoint, resolve_ckpt_path
 from tamiyo.training.datamodule import RolloutDataModule
@@ -106,7 +106,7 @@ def build_datamodule(cfg: DictConfig, autocast_dtype: torch.dtype | None) -> Rol
     workers = resolve_workers(cfg.env.workers, cfg.env.num_envs, cfg.torch_threads, _processes_per_machine(cfg))
     log.info("env workers: %d (env.workers=%s, %d envs each)", workers, cfg.env.workers, cfg.env.num_envs // workers)
     return RolloutDataModule(
-        env=OmegaConf.to_container(cfg.env, resolve=True),
+        env=env_options(cfg),
         reward=OmegaConf.to_container(cfg.reward, resolve=True),
         seed=cfg.seed,
         obs_clip=cfg.ppo.obs_clip,

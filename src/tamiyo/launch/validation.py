@@ -6,6 +6,7 @@ out-of-range value stops the run at start with one line naming the key.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tamiyo.conf import CONF_DIR
 from tamiyo.core.errors import ConfigError
+from tamiyo.env.config import EnvOptions
 from tamiyo.ppo.curriculum import op_curriculum
 from tamiyo.ppo.loss import ADVANTAGE_NORMALIZATIONS, per_head_coefficients
 
@@ -38,11 +40,6 @@ _RULES: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
     "seed": ((int,), _non_negative, "an integer ≥ 0"),
     "updates": ((int,), _positive, "an integer > 0"),
     "torch_threads": ((int,), _positive, "an integer > 0"),
-    "env.num_envs": ((int,), _positive, "an integer > 0"),
-    "env.max_epochs": ((int,), _positive, "an integer > 0"),
-    "env.batch_size": ((int,), _positive, "an integer > 0"),
-    "env.max_seeds": ((int,), _non_negative, "an integer ≥ 0 (0 = unlimited)"),
-    "env.strict_gates": ((bool,), lambda x: True, "true or false"),
     "ppo.lr": ((float, int), _positive, "a number > 0"),
     "ppo.adam_eps": ((float, int), _positive, "a number > 0"),
     "ppo.gamma": ((float, int), _unit_interval, "a number in [0, 1]"),
@@ -130,10 +127,10 @@ def _check_imitation(cfg: DictConfig) -> None:
 
 def _known_keys() -> dict[str, frozenset[str]]:
     """The keys of the groups that are read key by key (an unknown key there would be ignored without a word):
-    env (its base, and `fossils`, set by the static-final controls), ppo, objective, imitation and validation."""
+    env (a saved config that predates its schema can hold any key), ppo, objective, imitation and validation."""
     train = OmegaConf.load(CONF_DIR / "train.yaml")
     return {
-        "env": frozenset(OmegaConf.load(CONF_DIR / "env_base.yaml").keys()) | {"fossils"},
+        "env": frozenset(field.name for field in dataclasses.fields(EnvOptions)),
         "ppo": frozenset(OmegaConf.load(CONF_DIR / "ppo" / "default.yaml").keys()),
         **{group: frozenset(train[group].keys()) for group in ("objective", "imitation", "validation")},
     }
@@ -150,6 +147,14 @@ def check_known_keys(cfg: DictConfig) -> None:
             raise ConfigError(f"{group}.{key} is not a key of {group}; {hint}")
 
 
+def env_options(cfg: DictConfig) -> EnvOptions:
+    """The run's `env` group as the object that checks it, a bad value refused in one line naming its key."""
+    try:
+        return EnvOptions(**OmegaConf.to_container(_lookup(cfg, "env"), resolve=True))  # type: ignore[arg-type]
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise `ConfigError` naming the first invalid key."""
     if str(cfg.precision) not in PRECISIONS:
@@ -161,6 +166,8 @@ def validate_config(cfg: DictConfig) -> None:
         ok_type = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
         if not ok_type or not predicate(value):
             raise ConfigError(f"{key} must be {demand}, got {value!r}")
+    check_known_keys(cfg)
+    env_options(cfg)
     reset_heads = list(OmegaConf.select(cfg, "init_reset_heads", default=None) or ())
     if reset_heads and OmegaConf.select(cfg, "init_from", default=None) is None:
         raise ConfigError(f"init_reset_heads={reset_heads} resets heads of a warm start: give init_from as well")
@@ -174,11 +181,3 @@ def validate_config(cfg: DictConfig) -> None:
             f"ppo.num_minibatches ({cfg.ppo.num_minibatches}) cannot exceed env.num_envs ({cfg.env.num_envs}): "
             "minibatches are made of whole env sequences"
         )
-    workers = _lookup(cfg, "env.workers")
-    valid_number = isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1
-    if workers != "auto" and not (valid_number and cfg.env.num_envs % workers == 0):
-        raise ConfigError(
-            f"env.workers must be auto or an integer ≥ 1 that divides env.num_envs ({cfg.env.num_envs}), "
-            f"got {workers!r}"
-        )
-    check_known_keys(cfg)

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from tamiyo.collectors.rollout import RolloutCollector
 from tamiyo.core.actions import LifecycleOp
-from tamiyo.env.config import build_env_config
+from tamiyo.env.config import EnvOptions, build_env_config
 from tamiyo.env.objective import Objective
 from tamiyo.env.tasks import make_tasks
 from tamiyo.env.vector import VectorEnv
@@ -46,7 +46,7 @@ class _OneItemPerEpoch(Dataset):
 class RolloutDataModule(L.LightningDataModule):
     def __init__(
         self,
-        env: dict[str, Any],
+        env: EnvOptions,
         reward: dict[str, Any],
         seed: int = 0,
         gamma: float = 0.995,
@@ -60,12 +60,12 @@ class RolloutDataModule(L.LightningDataModule):
         super().__init__()
         self.seed = seed
         self.autocast_dtype = autocast_dtype
-        self.task = make_tasks(env["task"], **dict(env.get("task_options") or {}))
+        self.task = make_tasks(env.task, **env.task_options)
         config = build_env_config(env, reward, gamma, autocast_dtype)
-        self.vec_env = VectorEnv(self.task, num_envs=env["num_envs"], config=config, seed=seed, workers=workers)
+        self.vec_env = VectorEnv(self.task, num_envs=env.num_envs, config=config, seed=seed, workers=workers)
         self.obs_normalizer = ObservationNormalizer(obs_dim(self.vec_env.slot_config.num_slots), clip=obs_clip)
         self.reward_normalizer = (
-            RewardNormalizer(env["num_envs"], gamma=gamma, clip=reward_clip) if normalize_rewards else None
+            RewardNormalizer(env.num_envs, gamma=gamma, clip=reward_clip) if normalize_rewards else None
         )
         self.objective = objective
         self.collector = RolloutCollector(
