@@ -31,7 +31,7 @@ def test_multirun_makes_one_run_dir_per_job(tmp_path):
 def test_bad_value_is_one_line_on_stderr(tmp_path):
     result = run_train("ppo.lr=-1", f"paths.output_root={tmp_path / 'outputs'}")
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == "error: ppo.lr must be a number > 0, got -1"
+    assert result.stderr.strip().splitlines()[-1] == "error: ppo.lr must be a number > 0, got -1.0"
     # No debris: the run dir Hydra made for the refused command is gone, and the dirs it created with it.
     assert not (tmp_path / "outputs").exists()
 

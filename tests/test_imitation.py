@@ -81,7 +81,7 @@ def test_imitation_loss_is_the_whole_actions_nll_plus_the_value_error():
     (["imitation.updates=1", "updates=2", "policy=heuristic", TEACHER],
      r"^policy config: imitation.updates needs a policy that learns; 'heuristic' has nothing to train$"),
     (["imitation.guide_coef=0.5"], r"^imitation.guide_coef=0.5 needs imitation.teacher, a policy config"),
-    (["imitation.guide_coef_end=-1", TEACHER], r"^imitation.guide_coef_end must be a number ≥ 0, got -1$"),
+    (["imitation.guide_coef_end=-1", TEACHER], r"^imitation.guide_coef_end must be a number ≥ 0, got -1.0$"),
     (["imitation.guide_coef=1", "policy=heuristic", TEACHER],
      r"^policy config: imitation.guide_coef needs a policy that learns; 'heuristic' has nothing to train$"),
     (["imitation.updates=1", "updates=2", "imitation.teacher={name:schedule,blueprint:huge}"],

@@ -9,7 +9,8 @@ from tamiyo.core.actions import HEAD_NAMES, LifecycleOp, head_sizes, topology_bl
 from tamiyo.core.slots import SlotConfig
 from tamiyo.policy.masks import ActionMasks
 from tamiyo.policy.network import FactoredRecurrentActorCritic
-from tamiyo.ppo.loss import PPOLossConfig, entropy_coefficients, explained_variance, ppo_loss
+from tamiyo.ppo.config import PPOOptions, per_head_coefficients
+from tamiyo.ppo.loss import entropy_coefficients, explained_variance, ppo_loss
 from tamiyo.ppo.storage import Minibatch, RolloutStorage
 
 SLOTS = SlotConfig.default()
@@ -59,7 +60,7 @@ def _same_as_old(batch: Minibatch, entropy: float = 0.5) -> FakeEval:
 def test_ratio_one_and_kl_zero_when_log_probs_unchanged():
     batch = _batch([[G, W, G], [W, W, G]])
     for mode in ("joint", "per_head"):
-        terms, m = ppo_loss(_same_as_old(batch), batch, PPOLossConfig(ratio=mode), COEF)
+        terms, m = ppo_loss(_same_as_old(batch), batch, PPOOptions(ratio=mode), COEF)
         assert m["approx_kl"].item() == 0.0
         assert m["ratio/mean"].item() == m["ratio/min"].item() == m["ratio/max"].item() == 1.0
         assert m["clip_fraction/joint"].item() == 0.0 and m["clip_fraction/op"].item() == 0.0
@@ -77,7 +78,7 @@ def test_ratio_one_and_kl_zero_when_log_probs_unchanged():
 def test_policy_loss_without_advantage_normalisation_is_minus_mean_advantage():
     adv = torch.tensor([[1.0, 2.0, 3.0]])
     batch = _batch([[G, W, W]], advantages=adv)
-    _, m = ppo_loss(_same_as_old(batch), batch, PPOLossConfig(advantage_normalization="none"), COEF)
+    _, m = ppo_loss(_same_as_old(batch), batch, PPOOptions(advantage_normalization="none"), COEF)
     assert m["loss/policy"].item() == pytest.approx(-2.0)
     assert m["advantage/mean"].item() == pytest.approx(2.0)
 
@@ -87,12 +88,13 @@ def test_rollout_normalisation_scales_by_the_whole_rollout_not_the_minibatch():
     adv = torch.tensor([[1.0, 2.0, 3.0]])
     batch = dataclasses.replace(_batch([[G, W, W]], advantages=adv), rollout_advantage_mean=torch.tensor(0.0),
                                 rollout_advantage_std=torch.tensor(2.0))
-    _, rollout = ppo_loss(_same_as_old(batch), batch, PPOLossConfig(advantage_normalization="rollout"), COEF)
-    _, minibatch = ppo_loss(_same_as_old(batch), batch, PPOLossConfig(advantage_normalization="minibatch"), COEF)
+    _, rollout = ppo_loss(_same_as_old(batch), batch, PPOOptions(advantage_normalization="rollout"), COEF)
+    _, minibatch = ppo_loss(_same_as_old(batch), batch, PPOOptions(advantage_normalization="minibatch"), COEF)
     assert rollout["loss/policy"].item() == pytest.approx(-1.0, rel=1e-6)  # −mean(A / 2)
     assert minibatch["loss/policy"].item() == pytest.approx(0.0, abs=1e-6)  # centred on this minibatch
-    with pytest.raises(ValueError, match="advantage_normalization must be one of"):
-        PPOLossConfig(advantage_normalization="episode")
+    with pytest.raises(ValueError, match=r"^ppo.advantage_normalization must be 'rollout', 'minibatch' or 'none', "
+                                         r"got 'episode'$"):
+        PPOOptions(advantage_normalization="episode")
 
 
 def test_joint_and_per_head_differ_when_heads_move_apart():
@@ -103,8 +105,8 @@ def test_joint_and_per_head_differ_when_heads_move_apart():
         new.log_probs["blueprint"] += 0.5
         new.log_probs["tempo"] -= 0.5
     cfg = dict(advantage_normalization="none")
-    _, joint = ppo_loss(new, batch, PPOLossConfig(ratio="joint", **cfg), COEF)
-    _, per_head = ppo_loss(new, batch, PPOLossConfig(ratio="per_head", **cfg), COEF)
+    _, joint = ppo_loss(new, batch, PPOOptions(ratio="joint", **cfg), COEF)
+    _, per_head = ppo_loss(new, batch, PPOOptions(ratio="per_head", **cfg), COEF)
 
     assert joint["loss/policy"].item() == pytest.approx(-adv.mean().item())  # ratio 1 → −mean(A) = 0
     assert joint["approx_kl"].item() == pytest.approx(0.0, abs=1e-7)
@@ -126,7 +128,7 @@ def test_per_head_surrogate_weighs_each_relevant_step_like_the_policy_gradient()
     new = _same_as_old(batch)
     with torch.no_grad():
         new.log_probs["blueprint"][0, 0] += 0.1  # only the GERMINATE step has a blueprint choice
-    _, m = ppo_loss(new, batch, PPOLossConfig(ratio="per_head", advantage_normalization="none"), COEF)
+    _, m = ppo_loss(new, batch, PPOOptions(ratio="per_head", advantage_normalization="none"), COEF)
     # Every relevant step weighs 1/(b·T) = 1/4. op: −mean(A) = −1.75; blueprint: −e^0.1·4/4 (its one
     # relevant step); slot, tempo, style and alpha_target: −4/4 each; alpha_speed/alpha_curve: no step → 0.
     expected = -1.75 - math.exp(0.1) * 4 / 4 - 4 * 4 / 4
@@ -142,7 +144,7 @@ def test_entropy_metrics_average_relevant_steps_and_bonus_weighs_them_per_step()
     new.entropy["blueprint"] = torch.where(relevant_germinate, 0.6, 0.0)
     new.entropy["alpha_speed"] = torch.zeros_like(batch.values)
     coef = {**COEF, "blueprint": 0.5, "op": 0.1}
-    _, m = ppo_loss(new, batch, PPOLossConfig(), coef)
+    _, m = ppo_loss(new, batch, PPOOptions(), coef)
     assert m["entropy/blueprint"].item() == pytest.approx(0.6)  # not 0.6 / 6
     assert m["entropy/op"].item() == pytest.approx(0.8)
     assert math.isnan(m["entropy/alpha_speed"].item())  # no SET_ALPHA_TARGET or PRUNE step: no data
@@ -162,7 +164,7 @@ def test_entropy_bonus_pulls_every_relevant_step_of_every_head_equally():
     relevant_germinate = batch.actions["op"] == G
     new.entropy = {h: torch.full_like(batch.values, 0.5).requires_grad_() for h in HEAD_NAMES}
     new.entropy["blueprint"] = torch.where(relevant_germinate, 0.5, 0.0).requires_grad_()
-    terms, _ = ppo_loss(new, batch, PPOLossConfig(), COEF)
+    terms, _ = ppo_loss(new, batch, PPOOptions(), COEF)
     sum(terms.values()).backward()
     per_step = -0.05 / 10
     assert new.entropy["op"].grad == pytest.approx(torch.full((2, 5), per_step))
@@ -175,7 +177,7 @@ def test_clip_fraction_counts_relevant_steps_only():
     new = _same_as_old(batch)
     with torch.no_grad():
         new.log_probs["blueprint"] += torch.tensor([[1.0, 5.0, 0.0, 5.0]])  # WAIT steps must not count
-    _, m = ppo_loss(new, batch, PPOLossConfig(ratio="per_head"), COEF)
+    _, m = ppo_loss(new, batch, PPOOptions(ratio="per_head"), COEF)
     assert m["clip_fraction/blueprint"].item() == 0.5
     assert math.isnan(m["clip_fraction/alpha_curve"].item())
 
@@ -185,10 +187,10 @@ def test_value_loss_clips_the_move_from_the_old_value():
     batch = dataclasses.replace(batch, values=torch.zeros(1, 2), returns=torch.ones(1, 2))
     new = _same_as_old(batch)
     new.value = torch.tensor([[0.5, 1.5]], requires_grad=True)
-    _, clipped = ppo_loss(new, batch, PPOLossConfig(value_clip=0.2), COEF)
+    _, clipped = ppo_loss(new, batch, PPOOptions(value_clip=0.2), COEF)
     # Both steps: clipped prediction 0.2, error 0.64 dominates the unclipped 0.25.
     assert clipped["loss/value"].item() == pytest.approx(0.5 * 0.64)
-    _, plain = ppo_loss(new, batch, PPOLossConfig(value_clip=None), COEF)
+    _, plain = ppo_loss(new, batch, PPOOptions(value_clip=None), COEF)
     assert plain["loss/value"].item() == pytest.approx(0.5 * 0.25)
 
 
@@ -196,7 +198,7 @@ def test_total_loss_combines_terms_and_backpropagates():
     batch = _batch([[G, W, W], [W, G, W]])
     new = _same_as_old(batch)
     new.value = torch.full_like(batch.values, 0.3, requires_grad=True)
-    cfg = PPOLossConfig(value_coef=0.7)
+    cfg = PPOOptions(value_coef=0.7)
     terms, m = ppo_loss(new, batch, cfg, COEF)
     assert list(terms) == ["policy", "value", "entropy"]  # by name, for the caller to sum
     assert terms["policy"].item() == m["loss/policy"].item() and terms["entropy"].item() == m["loss/entropy"].item()
@@ -208,15 +210,15 @@ def test_total_loss_combines_terms_and_backpropagates():
 
 
 def test_config_and_coefficient_validation():
-    with pytest.raises(ValueError, match="ratio must be one of .* got 'both'"):
-        PPOLossConfig(ratio="both")
-    with pytest.raises(ValueError, match="clip_ratio must be > 0, got 0"):
-        PPOLossConfig(clip_ratio=0)
-    with pytest.raises(ValueError, match="entropy coefficients must name exactly the heads"):
-        PPOLossConfig(entropy_coef={"op": 0.1})
+    with pytest.raises(ValueError, match=r"^ppo.ratio must be 'joint' or 'per_head', got 'both'$"):
+        PPOOptions(ratio="both")
+    with pytest.raises(ValueError, match=r"^ppo.clip_ratio must be a number > 0, got 0$"):
+        PPOOptions(clip_ratio=0)
+    with pytest.raises(ValueError, match=r"^ppo.entropy_coef: entropy coefficients must name exactly the heads"):
+        PPOOptions(entropy_coef={"op": 0.1})
     with pytest.raises(ValueError, match=r"must be ≥ 0, got \{'op': -0.1\}"):
-        PPOLossConfig(entropy_coef={**COEF, "op": -0.1})
-    assert PPOLossConfig(entropy_coef=0.02).entropy_coef == dict.fromkeys(HEAD_NAMES, 0.02)
+        PPOOptions(entropy_coef={**COEF, "op": -0.1})
+    assert per_head_coefficients(0.02) == dict.fromkeys(HEAD_NAMES, 0.02)
 
 
 def test_entropy_coefficients_anneal_linearly_and_hold_at_end():
@@ -269,7 +271,7 @@ def test_on_policy_invariant_with_real_network():
         storage.compute_returns(gamma=0.995, gae_lambda=0.98)
 
     for ratio in ("joint", "per_head"):  # no optimiser step in between: both stay on-policy
-        cfg = PPOLossConfig(ratio=ratio)
+        cfg = PPOOptions(ratio=ratio)
         for batch in storage.minibatches(2, torch.Generator().manual_seed(0)):
             evaluated = net.evaluate_actions(batch.obs, batch.actions, batch.masks, batch.initial_hidden)
             terms, m = ppo_loss(evaluated, batch, cfg, cfg.entropy_coef)

@@ -17,7 +17,8 @@ from tamiyo.core.slots import SlotConfig
 from tamiyo.launch.train import build_datamodule, build_module
 from tamiyo.launch.validation import validate_config
 from tamiyo.policy.network import FactoredRecurrentActorCritic
-from tamiyo.ppo.loss import PPOLossConfig, ppo_loss
+from tamiyo.ppo.config import PPOOptions
+from tamiyo.ppo.loss import ppo_loss
 from tamiyo.ppo.storage import RolloutStorage
 from tamiyo.training.module import PPOModule
 
@@ -51,7 +52,7 @@ def _fit_value(horizon_is_terminal: bool, iterations: int = 15) -> tuple[float, 
     masks = {head: torch.ones(n, size, dtype=torch.bool) for head, size in heads.items()}
     log_probs = {head: torch.zeros(n) for head in HEAD_NAMES}
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-3, eps=1e-5)
-    cfg = PPOLossConfig(entropy_coef=0.0)
+    cfg = PPOOptions(entropy_coef=0.0)
     shuffle = torch.Generator().manual_seed(1)
     for _ in range(iterations):
         with torch.no_grad():
@@ -163,7 +164,7 @@ def test_critic_warmup_updates_train_only_the_value_head_then_the_whole_policy(t
 
 def test_negative_critic_warmup_is_refused(tmp_path):
     cfg = compose_config("train", tmp_path, "ppo.critic_warmup_updates=-1", tiny=tiny_overrides(env__num_envs=2))
-    with pytest.raises(ValueError, match="ppo.critic_warmup_updates must be ≥ 0, got -1"):
+    with pytest.raises(ValueError, match=r"^ppo.critic_warmup_updates must be an integer ≥ 0, got -1$"):
         build_module(cfg, build_datamodule(cfg, None))
 
 

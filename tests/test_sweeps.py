@@ -68,10 +68,10 @@ def test_joblib_runs_jobs_in_parallel_processes_and_isolates_a_failure(tmp_path)
         assert_trained(job)
     (pid0, threads0), (pid1, threads1) = (finish_line(job) for job in trained)
     assert pid0 != pid1 and threads0 == threads1 == 1  # two worker processes, one torch thread each
-    assert "ConfigError: ppo.lr must be a number > 0, got -1" in (failed / ERROR_FILE).read_text()
+    assert "ConfigError: ppo.lr must be a number > 0, got -1.0" in (failed / ERROR_FILE).read_text()
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: 1 sweep job(s) failed")
-    assert last_line.endswith("job 2 (ppo.lr=-1): ConfigError: ppo.lr must be a number > 0, got -1")
+    assert last_line.endswith("job 2 (ppo.lr=-1): ConfigError: ppo.lr must be a number > 0, got -1.0")
 
 
 def test_a_failing_job_does_not_stop_the_basic_launcher_and_is_named(tmp_path):

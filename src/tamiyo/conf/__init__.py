@@ -1,9 +1,10 @@
 """The packaged Hydra configs (`train.yaml`, `evaluate.yaml`, `compare.yaml` and their groups).
 
-They ship inside the wheel, so an installed `tamiyo` finds them without a source checkout. The `env` group's
-options and defaults are the dataclass `tamiyo.env.config.EnvOptions`, stored here as the config `env_base` that
-every `conf/env/<name>.yaml` extends (`defaults: [/env_base@_here_]`), so a key or a value of the wrong type is
-refused when the config is composed.
+They ship inside the wheel, so an installed `tamiyo` finds them without a source checkout. The options and
+defaults of the `env` group, the `ppo` group and the `imitation` key are dataclasses (`tamiyo.env.config.EnvOptions`,
+`tamiyo.ppo.config.PPOOptions` and `ImitationOptions`), stored here as the configs `env_base`, `ppo_base` and
+`imitation_base` that `conf/env/<name>.yaml`, `conf/ppo/default.yaml` and `train.yaml` extend, so a key or a value
+of the wrong type is refused when the config is composed.
 """
 
 from pathlib import Path
@@ -11,7 +12,10 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 
 from tamiyo.env.config import EnvOptions
+from tamiyo.ppo.config import ImitationOptions, PPOOptions
 
 CONF_DIR = Path(__file__).resolve().parent
 
 ConfigStore.instance().store(name="env_base", node=EnvOptions)
+ConfigStore.instance().store(name="ppo_base", node=PPOOptions)
+ConfigStore.instance().store(name="imitation_base", node=ImitationOptions)

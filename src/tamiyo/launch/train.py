@@ -31,7 +31,7 @@ from tamiyo.launch.command_line import check_overrides
 from tamiyo.launch.console import configure_console, report_user_errors
 from tamiyo.launch.resume import resumed_config
 from tamiyo.launch.sweep import run_sweep_job
-from tamiyo.launch.validation import env_options, normalize_choices, validate_config
+from tamiyo.launch.validation import env_options, imitation_options, normalize_choices, ppo_options, validate_config
 from tamiyo.policy.features import obs_dim
 from tamiyo.training.checkpoints import LastCheckpoint, RunConfigRecorder, load_checkpoint, resolve_ckpt_path
 from tamiyo.training.datamodule import RolloutDataModule
@@ -105,14 +105,15 @@ def build_loggers(cfg: DictConfig) -> list[Logger]:
 def build_datamodule(cfg: DictConfig, autocast_dtype: torch.dtype | None) -> RolloutDataModule:
     workers = resolve_workers(cfg.env.workers, cfg.env.num_envs, cfg.torch_threads, _processes_per_machine(cfg))
     log.info("env workers: %d (env.workers=%s, %d envs each)", workers, cfg.env.workers, cfg.env.num_envs // workers)
+    ppo = ppo_options(cfg)
     return RolloutDataModule(
         env=env_options(cfg),
         reward=OmegaConf.to_container(cfg.reward, resolve=True),
         seed=cfg.seed,
-        obs_clip=cfg.ppo.obs_clip,
-        reward_clip=cfg.ppo.reward_clip,
-        normalize_rewards=cfg.ppo.normalize_rewards,
-        gamma=cfg.ppo.gamma,
+        obs_clip=ppo.obs_clip,
+        reward_clip=ppo.reward_clip,
+        normalize_rewards=ppo.normalize_rewards,
+        gamma=ppo.gamma,
         autocast_dtype=autocast_dtype,
         objective=Objective(**OmegaConf.to_container(cfg.objective, resolve=True)),
         workers=workers,
@@ -124,14 +125,14 @@ def build_module(cfg: DictConfig, datamodule: RolloutDataModule) -> PPOModule:
     slot_config = datamodule.vec_env.slot_config
     return PPOModule(
         policy=OmegaConf.to_container(cfg.policy, resolve=True),
-        ppo=OmegaConf.to_container(cfg.ppo, resolve=True),
+        ppo=ppo_options(cfg),
         slot_ids=list(slot_config.slot_ids),
         topology=datamodule.vec_env.topology,
         obs_dim=obs_dim(slot_config.num_slots),
         seed=cfg.seed,
         compile_mode=cfg.compile,
         total_updates=cfg.updates,
-        imitation=OmegaConf.to_container(cfg.imitation, resolve=True),
+        imitation=imitation_options(cfg),
     )
 
 

@@ -15,11 +15,11 @@ from collections.abc import Mapping
 import torch
 
 from tamiyo.core.actions import HEAD_NAMES
+from tamiyo.ppo.config import per_head_coefficients
 from tamiyo.ppo.loss import (
     EvaluatedActions,
     head_entropy_metrics,
     head_relevance,
-    per_head_coefficients,
     per_step_mean,
 )
 from tamiyo.ppo.storage import Minibatch

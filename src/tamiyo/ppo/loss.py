@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 import torch
 
 from tamiyo.core.actions import HEAD_INDEX, HEAD_NAMES
 from tamiyo.policy.relevance import HeadRelevance
+from tamiyo.ppo.config import PPOOptions, per_head_coefficients
 from tamiyo.ppo.storage import Minibatch
 
-RATIO_MODES = ("joint", "per_head")
-ADVANTAGE_NORMALIZATIONS = ("rollout", "minibatch", "none")
 _ADVANTAGE_EPS = 1e-8
 
 
@@ -42,50 +40,6 @@ class EvaluatedActions(Protocol):
 
     @property
     def value(self) -> torch.Tensor: ...  # [b, T]
-
-
-@dataclass(frozen=True)
-class PPOLossConfig:
-    clip_ratio: float = 0.2
-    value_clip: float | None = 0.2  # clip of V_new − V_old in return units; None = plain squared error
-    value_coef: float = 0.5
-    # Starting entropy coefficient per head; one number means the same for every head.
-    entropy_coef: float | Mapping[str, float] = 0.01
-    ratio: Literal["joint", "per_head"] = "joint"
-    # Centre and scale the advantages by the whole rollout's statistics, by each minibatch's, or not at all.
-    # Per minibatch, a minibatch of a few whole episodes that all went well gets half its advantages negative:
-    # the good episodes are pushed down when their minibatch happens to hold only good ones.
-    advantage_normalization: Literal["rollout", "minibatch", "none"] = "rollout"
-
-    def __post_init__(self) -> None:
-        if not self.clip_ratio > 0:
-            raise ValueError(f"clip_ratio must be > 0, got {self.clip_ratio}")
-        if self.value_clip is not None and not self.value_clip > 0:
-            raise ValueError(f"value_clip must be > 0 or None, got {self.value_clip}")
-        if self.value_coef < 0:
-            raise ValueError(f"value_coef must be ≥ 0, got {self.value_coef}")
-        if self.ratio not in RATIO_MODES:
-            raise ValueError(f"ratio must be one of {RATIO_MODES}, got {self.ratio!r}")
-        if self.advantage_normalization not in ADVANTAGE_NORMALIZATIONS:
-            raise ValueError(f"advantage_normalization must be one of {ADVANTAGE_NORMALIZATIONS}, "
-                             f"got {self.advantage_normalization!r}")
-        object.__setattr__(self, "entropy_coef", per_head_coefficients(self.entropy_coef))
-
-
-def per_head_coefficients(coefficients: float | Mapping[str, float]) -> dict[str, float]:
-    """Entropy coefficients as `{head: coef}` over all heads; one number applies to every head."""
-    if isinstance(coefficients, Mapping):
-        if set(coefficients) != set(HEAD_NAMES):
-            raise ValueError(
-                f"entropy coefficients must name exactly the heads {list(HEAD_NAMES)}, got {sorted(coefficients)}"
-            )
-        per_head = {head: float(coefficients[head]) for head in HEAD_NAMES}
-    else:
-        per_head = dict.fromkeys(HEAD_NAMES, float(coefficients))
-    negative = {head: c for head, c in per_head.items() if c < 0}
-    if negative:
-        raise ValueError(f"entropy coefficients must be ≥ 0, got {negative}")
-    return per_head
 
 
 def entropy_coefficients(
@@ -147,7 +101,7 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Ten
 def ppo_loss(
     evaluated: EvaluatedActions,
     batch: Minibatch,
-    cfg: PPOLossConfig,
+    cfg: PPOOptions,
     entropy_coef: float | Mapping[str, float],
     train_actor: bool = True,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

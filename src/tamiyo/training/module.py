@@ -21,6 +21,7 @@ Checkpoints record the world size; resuming on another number of ranks is refuse
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -36,9 +37,10 @@ from tamiyo.core.seeding import derive_seed, generator
 from tamiyo.core.slots import SlotConfig
 from tamiyo.policy import create_policy
 from tamiyo.policy.protocol import PolicyBundle
+from tamiyo.ppo.config import ImitationOptions, PPOOptions
 from tamiyo.ppo.curriculum import forbidden_ops, op_curriculum
 from tamiyo.ppo.imitation import guide_loss, imitation_loss
-from tamiyo.ppo.loss import PPOLossConfig, entropy_coefficients, explained_variance, max_logprob_gap, ppo_loss
+from tamiyo.ppo.loss import entropy_coefficients, explained_variance, max_logprob_gap, ppo_loss
 from tamiyo.ppo.storage import RolloutStorage
 from tamiyo.training.checkpoints import check_policy_fits, check_resumable
 from tamiyo.training.distributed import gather_from_ranks
@@ -90,57 +92,46 @@ class PPOModule(L.LightningModule):
     def __init__(
         self,
         policy: dict[str, Any],
-        ppo: dict[str, Any],
+        ppo: PPOOptions,
         slot_ids: list[str],
         topology: str,
         obs_dim: int,
         seed: int = 0,
         compile_mode: str = "off",
         total_updates: int = 1,
-        imitation: dict[str, Any] | None = None,
+        imitation: ImitationOptions | None = None,
     ) -> None:
         super().__init__()
+        imitation = imitation or ImitationOptions()
+        self.ppo, self.imitation = ppo, imitation
         # Plain containers only, so checkpoints load with torch.load(weights_only=True).
-        self.save_hyperparameters()
+        self.save_hyperparameters({
+            "policy": policy, "ppo": dataclasses.asdict(ppo), "slot_ids": slot_ids, "topology": topology,
+            "obs_dim": obs_dim, "seed": seed, "compile_mode": compile_mode, "total_updates": total_updates,
+            "imitation": dataclasses.asdict(imitation),
+        })
         self.automatic_optimization = False
         self.slot_config = SlotConfig(tuple(slot_ids))
         policy_options = {k: v for k, v in policy.items() if k != "name"}
         self.bundle: PolicyBundle = create_policy(
             policy["name"], slot_config=self.slot_config, topology=topology, obs_dim=obs_dim, **policy_options
         )
-        imitation = imitation or {"teacher": None, "updates": 0, "entropy_coef": 0.0, "guide_coef": 0.0,
-                                  "guide_coef_end": 0.0}
-        self.imitation_updates = imitation["updates"]
-        self.imitation_entropy_coef = imitation["entropy_coef"]
-        self.guide_coef = (float(imitation["guide_coef"]), float(imitation["guide_coef_end"]))
         self.teacher: PolicyBundle | None = None
-        teacher_users = [key for key, used in (("imitation.updates", self.imitation_updates),
-                                               ("imitation.guide_coef", any(self.guide_coef))) if used]
-        if teacher_users:
+        if imitation.uses_teacher:
             if not self.bundle.is_trainable:
-                raise ValueError(
-                    f"{teacher_users[0]} needs a policy that learns; {policy['name']!r} has nothing to train"
-                )
-            teacher_options = {k: v for k, v in imitation["teacher"].items() if k != "name"}
+                used = "imitation.updates" if imitation.updates else "imitation.guide_coef"
+                raise ValueError(f"{used} needs a policy that learns; {policy['name']!r} has nothing to train")
+            teacher_options = {k: v for k, v in imitation.teacher.items() if k != "name"}
             try:
                 self.teacher = create_policy(
-                    imitation["teacher"]["name"], slot_config=self.slot_config, topology=topology, obs_dim=obs_dim,
+                    imitation.teacher["name"], slot_config=self.slot_config, topology=topology, obs_dim=obs_dim,
                     **teacher_options,
                 )
             except (ValueError, TypeError) as error:
                 raise ValueError(f"imitation.teacher: {error}") from error
         # Registering the (uncompiled) network makes Lightning move, save and restore it.
         self.policy_net = self.bundle.network
-        self.loss_config = PPOLossConfig(
-            clip_ratio=ppo["clip_ratio"],
-            value_clip=ppo["value_clip"],
-            value_coef=ppo["value_coef"],
-            ratio=ppo["ratio"],
-            advantage_normalization=ppo["advantage_normalization"],
-        )
-        self.op_curriculum = op_curriculum(ppo["ops_from_update"] or {})
-        if ppo["critic_warmup_updates"] < 0:
-            raise ValueError(f"ppo.critic_warmup_updates must be ≥ 0, got {ppo['critic_warmup_updates']}")
+        self.op_curriculum = op_curriculum(ppo.ops_from_update or {})
         self._actor_params: list[torch.nn.Parameter] = []
         if self.bundle.is_trainable:
             value_head = {id(p) for p in self.policy_net.value_head.parameters()}
@@ -152,7 +143,7 @@ class PPOModule(L.LightningModule):
 
     # ---- setup -------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        if self.imitation_updates:
+        if self.imitation.updates:
             # The imitation updates log the teacher's episodes under imitation/, so the best-checkpoint callback
             # finds no `monitor` value in them, by design: only this policy's own episodes may pick the best.
             warnings.filterwarnings("ignore", message=r"`ModelCheckpoint\(monitor=.*could not find the monitored key")
@@ -172,8 +163,7 @@ class PPOModule(L.LightningModule):
     def configure_optimizers(self):
         if not self.bundle.is_trainable:
             return None
-        ppo = self.hparams.ppo
-        return torch.optim.Adam(self.policy_net.parameters(), lr=ppo["lr"], eps=ppo["adam_eps"])
+        return torch.optim.Adam(self.policy_net.parameters(), lr=self.ppo.lr, eps=self.ppo.adam_eps)
 
     def _storage_for(self, num_envs: int, num_steps: int) -> RolloutStorage:
         if self._storage is None:
@@ -193,11 +183,11 @@ class PPOModule(L.LightningModule):
     def guide_coefficient(self, update: int) -> float:
         """The teacher term's coefficient at `update`: 0 while imitating and without a guide, else linear from
         `guide_coef` at the first PPO update to `guide_coef_end` at the last update of the run."""
-        start, end = self.guide_coef
-        if update < self.imitation_updates or start == end == 0:
+        start, end = self.imitation.guide_coef, self.imitation.guide_coef_end
+        if update < self.imitation.updates or start == end == 0:
             return 0.0
-        ppo_updates = self.hparams.total_updates - self.imitation_updates
-        progress = min(1.0, (update - self.imitation_updates) / max(ppo_updates - 1, 1))
+        ppo_updates = self.hparams.total_updates - self.imitation.updates
+        progress = min(1.0, (update - self.imitation.updates) / max(ppo_updates - 1, 1))
         return start + progress * (end - start)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
@@ -209,7 +199,7 @@ class PPOModule(L.LightningModule):
         torch.manual_seed(derive_seed(self.hparams.seed, update, rank, 1))
         trainable = self.bundle.is_trainable
         storage = self._storage_for(datamodule.num_envs, datamodule.episode_length) if trainable else None
-        imitating = update < self.imitation_updates
+        imitating = update < self.imitation.updates
         started = time.perf_counter()
         if imitating:
             learner_hidden = self.bundle.initial_hidden(datamodule.num_envs)
@@ -226,26 +216,24 @@ class PPOModule(L.LightningModule):
             self.last_update_metrics = {}
             return
         started = time.perf_counter()
-        ppo = self.hparams.ppo
         # The teacher has no critic (V = 0), so its advantages at λ = 1 are the plain discounted returns.
-        storage.compute_returns(gamma=ppo["gamma"], gae_lambda=1.0 if imitating else ppo["gae_lambda"])
+        storage.compute_returns(gamma=self.ppo.gamma, gae_lambda=1.0 if imitating else self.ppo.gae_lambda)
         self.last_update_metrics = self._ppo_update(storage, update, imitating)
         self.last_update_metrics["time/ppo_update_s"] = time.perf_counter() - started
 
     def _ppo_update(self, storage: RolloutStorage, update: int, imitating: bool) -> dict[str, float]:
         """One update on `storage`: PPO, or behaviour cloning of the teacher that collected it (`imitating`)."""
-        ppo = self.hparams.ppo
+        ppo = self.ppo
         optimizer = self.optimizers()
-        entropy_coef = entropy_coefficients(update, self.hparams.total_updates, ppo["entropy_coef"],
-                                            ppo["entropy_coef_end"])
-        train_actor = update >= ppo["critic_warmup_updates"]
+        entropy_coef = entropy_coefficients(update, self.hparams.total_updates, ppo.entropy_coef, ppo.entropy_coef_end)
+        train_actor = update >= ppo.critic_warmup_updates
         guide_coef = self.guide_coefficient(update) if train_actor and storage.guided else 0.0
-        kl_limit = None if imitating else ppo["target_kl"]
+        kl_limit = None if imitating else ppo.target_kl
         shuffle = generator(self.hparams.seed, update, self.global_rank, 2)
         totals, onpolicy_gap, epochs_run, early_stop = _MetricTotals(), None, 0, False
-        while epochs_run < ppo["update_epochs"] and not early_stop:
+        while epochs_run < ppo.update_epochs and not early_stop:
             epochs_run += 1
-            for minibatch in storage.minibatches(ppo["num_minibatches"], shuffle):
+            for minibatch in storage.minibatches(ppo.num_minibatches, shuffle):
                 result = self.bundle.evaluate_actions(
                     minibatch.obs, minibatch.actions, minibatch.masks, minibatch.initial_hidden
                 )
@@ -253,10 +241,9 @@ class PPOModule(L.LightningModule):
                     # On-policy invariant: before any step the recomputed log-probs equal the stored ones.
                     onpolicy_gap = max_logprob_gap(result.log_probs, minibatch.log_probs)
                 if imitating:
-                    terms, metrics = imitation_loss(result, minibatch, self.loss_config.value_coef,
-                                                    self.imitation_entropy_coef)
+                    terms, metrics = imitation_loss(result, minibatch, ppo.value_coef, self.imitation.entropy_coef)
                 else:
-                    terms, metrics = ppo_loss(result, minibatch, self.loss_config, entropy_coef, train_actor)
+                    terms, metrics = ppo_loss(result, minibatch, ppo, entropy_coef, train_actor)
                 if guide_coef > 0:
                     advised = self.bundle.evaluate_actions(
                         minibatch.obs, minibatch.guide_actions, minibatch.guide_masks, minibatch.initial_hidden
@@ -300,7 +287,7 @@ class PPOModule(L.LightningModule):
                         imitating: bool) -> dict[str, float]:
         """The update's metrics averaged over minibatches and ranks, with the critic's and the guide's diagnostics
         over the whole rollout of every rank."""
-        gamma = self.hparams.ppo["gamma"]
+        gamma = self.ppo.gamma
         keys, table = totals.table()
         ranks = gather_from_ranks({
             "keys": keys,
@@ -334,7 +321,7 @@ class PPOModule(L.LightningModule):
         # gradients (fp16 loss scaling), so the threshold and the logged norm are in true gradient units
         # under every precision. Clipping right after `manual_backward` would see loss-scaled gradients.
         self._grad_norm = torch.nn.utils.clip_grad_norm_(
-            self.policy_net.parameters(), self.hparams.ppo["max_grad_norm"]
+            self.policy_net.parameters(), self.ppo.max_grad_norm
         ).detach()
 
     def _mean_over_ranks(self, value: torch.Tensor) -> float:
