@@ -1,10 +1,11 @@
 """The packaged Hydra configs (`train.yaml`, `evaluate.yaml`, `compare.yaml` and their groups).
 
 They ship inside the wheel, so an installed `tamiyo` finds them without a source checkout. The options and
-defaults of the `env` group, the `ppo` group and the `imitation` key are dataclasses (`tamiyo.env.config.EnvOptions`,
-`tamiyo.ppo.config.PPOOptions` and `ImitationOptions`), stored here as the configs `env_base`, `ppo_base` and
-`imitation_base` that `conf/env/<name>.yaml`, `conf/ppo/default.yaml` and `train.yaml` extend, so a key or a value
-of the wrong type is refused when the config is composed.
+defaults of the `env` group, the `ppo` group and the `imitation` and `validation` keys are dataclasses
+(`tamiyo.env.config.EnvOptions`, `tamiyo.ppo.config.PPOOptions` and `ImitationOptions`,
+`tamiyo.training.validation.ValidationOptions`), stored here as the configs `env_base`, `ppo_base`, `imitation_base`
+and `validation_base` that `conf/env/<name>.yaml`, `conf/ppo/default.yaml` and `train.yaml` extend, so a key or a
+value of the wrong type is refused when the config is composed.
 """
 
 from pathlib import Path
@@ -13,9 +14,11 @@ from hydra.core.config_store import ConfigStore
 
 from tamiyo.env.config import EnvOptions
 from tamiyo.ppo.config import ImitationOptions, PPOOptions
+from tamiyo.training.validation import ValidationOptions
 
 CONF_DIR = Path(__file__).resolve().parent
 
 ConfigStore.instance().store(name="env_base", node=EnvOptions)
 ConfigStore.instance().store(name="ppo_base", node=PPOOptions)
 ConfigStore.instance().store(name="imitation_base", node=ImitationOptions)
+ConfigStore.instance().store(name="validation_base", node=ValidationOptions)

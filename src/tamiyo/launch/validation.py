@@ -17,6 +17,7 @@ from tamiyo.conf import CONF_DIR
 from tamiyo.core.errors import ConfigError
 from tamiyo.env.config import EnvOptions
 from tamiyo.ppo.config import ImitationOptions, PPOOptions
+from tamiyo.training.validation import ValidationOptions
 
 PRECISIONS = ("32", "bf16", "fp16")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
@@ -35,9 +36,6 @@ _RULES: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
     "seed": ((int,), _non_negative, "an integer ≥ 0"),
     "updates": ((int,), _positive, "an integer > 0"),
     "torch_threads": ((int,), _positive, "an integer > 0"),
-    "validation.every": ((int,), _non_negative, "an integer ≥ 0 (0 = off)"),
-    "validation.episodes": ((int,), _positive, "an integer > 0"),
-    "validation.seed": ((int,), _non_negative, "an integer ≥ 0"),
 }
 
 
@@ -68,16 +66,17 @@ def _check_imitation_updates(cfg: DictConfig) -> None:
         )
 
 
-_OPTIONS: dict[str, type] = {"env": EnvOptions, "ppo": PPOOptions, "imitation": ImitationOptions}
+_OPTIONS: dict[str, type] = {"env": EnvOptions, "ppo": PPOOptions, "imitation": ImitationOptions,
+                              "validation": ValidationOptions}
 
 
 def _known_keys() -> dict[str, frozenset[str]]:
     """The keys of the groups that are read key by key (an unknown key there would be ignored without a word; `+`
-    adds one even to a group with a schema): env, ppo, imitation, objective and validation."""
+    adds one even to a group with a schema): env, ppo, imitation, validation and objective."""
     train = OmegaConf.load(CONF_DIR / "train.yaml")
     return {
         **{group: frozenset(field.name for field in dataclasses.fields(kind)) for group, kind in _OPTIONS.items()},
-        **{group: frozenset(train[group].keys()) for group in ("objective", "validation")},
+        "objective": frozenset(train["objective"].keys()),
     }
 
 

@@ -15,6 +15,7 @@ compares on. The choice survives a resume (the best value so far is part of the 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,27 @@ from tamiyo.ppo.normalizers import ObservationNormalizer
 BEST_VALIDATION_CHECKPOINT = "best-val.ckpt"
 
 
+@dataclass
+class ValidationOptions:
+    """The `validation` key (`validation.<key>=…`): validate every `every` updates (0: off) and after the last, on
+    `episodes` episodes of env seed `seed`; keep `seed` apart from the seeds a comparison reports on."""
+
+    every: int = 0
+    episodes: int = 8
+    seed: int = 3000
+
+    def __post_init__(self) -> None:
+        for name, minimum, demand in (("every", 0, "an integer ≥ 0 (0 = off)"), ("episodes", 1, "an integer > 0"),
+                                      ("seed", 0, "an integer ≥ 0")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"validation.{name} must be {demand}, got {value!r}")
+
+
 class ValidationCheckpoint(Checkpoint):
     """Validate every `every` updates (0: never) on `episodes` episodes of env seed `seed`; keep the best update."""
 
-    def __init__(self, dirpath: str | Path, every: int = 0, episodes: int = 8, seed: int = 3000) -> None:
+    def __init__(self, dirpath: str | Path, every: int, episodes: int, seed: int) -> None:
         self.dirpath = Path(dirpath)
         self.every, self.episodes, self.seed = every, episodes, seed
         self.best_objective = -math.inf
