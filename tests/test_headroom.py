@@ -14,7 +14,7 @@ from tamiyo.core.errors import ConfigError
 from tamiyo.evaluation.commands import compare_command
 from tamiyo.evaluation.comparison import equal_compute_epochs
 from tamiyo.evaluation.headroom import SBS, SELECTOR, VBS, headroom, headroom_markdown
-from tamiyo.evaluation.pool import EpisodeJob, check_episode_pool
+from tamiyo.evaluation.pool import EpisodeJob, EpisodePool
 from tamiyo.evaluation.runner import EpisodeResult
 from tamiyo.launch.train import train
 
@@ -148,7 +148,7 @@ def test_ray_pool_without_ray_is_refused_in_one_line(monkeypatch):
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "ray" else find_spec(name))
     with pytest.raises(ValueError, match=r"^episode_pool=ray needs Ray: pip install -e '\.\[ray\]'$"):
-        check_episode_pool("ray")
+        EpisodePool(kind="ray")
 
 
 def test_headroom_without_a_grid_and_bad_episode_workers_are_refused(tmp_path):

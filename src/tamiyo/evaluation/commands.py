@@ -48,10 +48,9 @@ from tamiyo.evaluation.pool import (
     LEARNED,
     EnvSpec,
     EpisodeJob,
+    EpisodePool,
     JobCache,
-    check_episode_pool,
     merged_lifecycle,
-    resolve_episode_workers,
     run_jobs,
 )
 from tamiyo.evaluation.report import markdown_table, write_csv
@@ -201,14 +200,12 @@ def _job(policy: EvalPolicy, options: dict, seed: int, episodes: int, determinis
 
 def _run(cfg: DictConfig, jobs: list[EpisodeJob], advance: Callable[[], None]) -> list[Evaluation]:
     try:
-        resolve_episode_workers(cfg.episode_workers, cfg.torch_threads, len(jobs))
-        check_episode_pool(cfg.episode_pool)
+        pool = EpisodePool(cfg.episode_workers, cfg.episode_pool)
         cache = None if cfg.episode_cache is None else JobCache(Path(cfg.episode_cache))
     except ValueError as error:
         raise ConfigError(str(error)) from error
     env_workers = resolve_workers(cfg.env.get("workers", 1), cfg.env.num_envs, cfg.torch_threads)
-    return run_jobs(env_spec(cfg), jobs, cfg.episode_workers, cfg.torch_threads, env_workers, on_episode=advance,
-                    cache=cache, pool=cfg.episode_pool)
+    return run_jobs(env_spec(cfg), jobs, pool, cfg.torch_threads, env_workers, on_episode=advance, cache=cache)
 
 
 def _per_seed(evaluations: list[Evaluation]) -> Evaluation:

@@ -159,21 +159,28 @@ class RayEpisodeRunner:
 EPISODE_POOLS = ("processes", "ray")
 
 
-def check_episode_pool(pool: str) -> None:
-    if pool not in EPISODE_POOLS:
-        raise ValueError(f"episode_pool must be one of {', '.join(EPISODE_POOLS)}, got {pool!r}")
-    if pool == "ray" and importlib.util.find_spec("ray") is None:
-        raise ValueError("episode_pool=ray needs Ray: pip install -e '.[ray]'")
+@dataclass(frozen=True)
+class EpisodePool:
+    """Where a comparison's episode jobs run (`episode_pool`, `episode_workers`): in `workers` processes of this
+    machine or Ray actors (`kind`); `auto` is one per usable core (or per core of the Ray cluster) ÷ torch threads."""
 
+    workers: int | str = 1
+    kind: str = "processes"
 
-def resolve_episode_workers(requested: int | str, torch_threads: int, jobs: int, cores: int | None = None) -> int:
-    """`auto`: usable cores (or the `cores` of a Ray cluster) ÷ `torch_threads`, at most one per job; a number ≥ 1
-    is taken as is."""
-    if requested == "auto":
-        return max(1, min(jobs, (cores or usable_cores()) // max(1, torch_threads)))
-    if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
-        raise ValueError(f"episode_workers must be 'auto' or an integer ≥ 1, got {requested!r}")
-    return requested
+    def __post_init__(self) -> None:
+        if self.kind not in EPISODE_POOLS:
+            raise ValueError(f"episode_pool must be one of {', '.join(EPISODE_POOLS)}, got {self.kind!r}")
+        if self.kind == "ray" and importlib.util.find_spec("ray") is None:
+            raise ValueError("episode_pool=ray needs Ray: pip install -e '.[ray]'")
+        if self.workers != "auto" and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
+                                       or self.workers < 1):
+            raise ValueError(f"episode_workers must be 'auto' or an integer ≥ 1, got {self.workers!r}")
+
+    def size(self, torch_threads: int, jobs: int, cores: int | None = None) -> int:
+        """The number of workers for `jobs` jobs: `auto` at most one per job."""
+        if self.workers == "auto":
+            return max(1, min(jobs, (cores or usable_cores()) // max(1, torch_threads)))
+        return int(self.workers)
 
 
 class JobCache:
@@ -214,18 +221,16 @@ class JobCache:
 def run_jobs(
     spec: EnvSpec,
     jobs: Sequence[EpisodeJob],
-    workers: int | str,
+    pool: EpisodePool,
     torch_threads: int = 1,
     env_workers: int = 1,
     on_episode: Callable[[], None] | None = None,
     cache: JobCache | None = None,
-    pool: str = "processes",
 ) -> list[Evaluation]:
-    """Every job's evaluation, in the order of `jobs`; `workers` (a number, or `auto`) > 1 runs them in that many
-    processes of this machine or Ray actors (`pool`), each with one env process: the cores go to the jobs.
-    `on_episode()` is called once per finished episode (progress). With a `cache`, jobs found there are not run
-    again and every finished job is kept."""
-    check_episode_pool(pool)
+    """Every job's evaluation, in the order of `jobs`; a `pool` of more than one worker runs them in that many
+    processes of this machine or Ray actors, each with one env process: the cores go to the jobs. `on_episode()` is
+    called once per finished episode (progress). With a `cache`, jobs found there are not run again and every
+    finished job is kept."""
 
     def finish(index: int, evaluation: Evaluation) -> None:
         evaluations[index] = evaluation
@@ -242,10 +247,10 @@ def run_jobs(
             cached.add(index)
             finish(index, found)
     pending = [index for index in range(len(jobs)) if index not in cached]
-    if pool == "ray" and pending:
-        _run_on_ray(spec, [(index, jobs[index]) for index in pending], workers, torch_threads, finish)
+    if pool.kind == "ray" and pending:
+        _run_on_ray(spec, [(index, jobs[index]) for index in pending], pool, torch_threads, finish)
         return [e for e in evaluations if e is not None]
-    workers = resolve_episode_workers(workers, torch_threads, len(jobs))
+    workers = pool.size(torch_threads, len(jobs))
     if workers == 1 or len(pending) <= 1:
         runner = EpisodeRunner(spec, env_workers)
         try:
@@ -256,8 +261,8 @@ def run_jobs(
         return [e for e in evaluations if e is not None]
     context = multiprocessing.get_context("spawn")  # no forked torch state (threads, RNG) in the workers
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                             initargs=(spec, torch_threads)) as pool:
-        futures = {pool.submit(_run_in_worker, jobs[index]): index for index in pending}
+                             initargs=(spec, torch_threads)) as executor:
+        futures = {executor.submit(_run_in_worker, jobs[index]): index for index in pending}
         try:
             for future in as_completed(futures):
                 finish(futures[future], future.result())
@@ -272,7 +277,7 @@ def run_jobs(
     return [e for e in evaluations if e is not None]
 
 
-def _run_on_ray(spec: EnvSpec, jobs: list[tuple[int, EpisodeJob]], workers: int | str, torch_threads: int,
+def _run_on_ray(spec: EnvSpec, jobs: list[tuple[int, EpisodeJob]], pool: EpisodePool, torch_threads: int,
                 finish: Callable[[int, Evaluation], None]) -> None:
     """The jobs on Ray actors, each holding a runner (its env and task data) for all the jobs it is given."""
     import ray
@@ -284,7 +289,7 @@ def _run_on_ray(spec: EnvSpec, jobs: list[tuple[int, EpisodeJob]], workers: int 
     try:
         cores = int(ray.cluster_resources().get("CPU", 1))
         actors = [ray.remote(num_cpus=torch_threads)(RayEpisodeRunner).remote(spec, torch_threads)
-                  for _ in range(resolve_episode_workers(workers, torch_threads, len(jobs), cores))]
+                  for _ in range(pool.size(torch_threads, len(jobs), cores))]
         actor_pool = ActorPool(actors)
         for index, job in jobs:
             actor_pool.submit(lambda actor, item: actor.run.remote(*item), (index, job))
