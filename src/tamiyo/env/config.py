@@ -18,20 +18,13 @@ from typing import Any
 import torch
 
 from tamiyo.core.actions import BLUEPRINT_IDS, AlphaAlgorithm, BlueprintAction, blueprint_from_id
+from tamiyo.core.values import is_int, is_number
 from tamiyo.env.blueprints import SEED_FAULTS
 from tamiyo.env.governor import GovernorConfig
 from tamiyo.env.rewards import make_reward
 from tamiyo.env.targets import is_target
 
 _AUTOCAST_DTYPES = (torch.bfloat16,)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
@@ -80,10 +73,10 @@ class EnvOptions:
     def __post_init__(self) -> None:
         for name, minimum in (("num_envs", 1), ("max_epochs", 1), ("batch_size", 1), ("max_seeds", 0)):
             value = getattr(self, name)
-            if not _is_int(value) or value < minimum:
+            if not is_int(value) or value < minimum:
                 demand = "an integer > 0" if minimum else "an integer ≥ 0 (0 = unlimited)"
                 raise ValueError(f"env.{name} must be {demand}, got {value!r}")
-        if not (self.workers == "auto" or _is_int(self.workers) and self.workers >= 1
+        if not (self.workers == "auto" or is_int(self.workers) and self.workers >= 1
                 and self.num_envs % self.workers == 0):
             raise ValueError(f"env.workers must be auto or an integer ≥ 1 that divides env.num_envs "
                              f"({self.num_envs}), got {self.workers!r}")
@@ -91,11 +84,11 @@ class EnvOptions:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"env.{name} must be true or false, got {getattr(self, name)!r}")
         for name in ("host_lr", "seed_lr"):
-            if not (_is_number(getattr(self, name)) and getattr(self, name) > 0):
+            if not (is_number(getattr(self, name)) and getattr(self, name) > 0):
                 raise ValueError(f"env.{name} must be a number > 0, got {getattr(self, name)!r}")
-        if not self.host_widths or not all(_is_number(w) and w > 0 for w in self.host_widths):
+        if not self.host_widths or not all(is_number(w) and w > 0 for w in self.host_widths):
             raise ValueError(f"env.host_widths must be a list of numbers > 0, got {list(self.host_widths)}")
-        if not (_is_number(self.seed_failure_rate) and 0.0 <= self.seed_failure_rate <= 1.0):
+        if not (is_number(self.seed_failure_rate) and 0.0 <= self.seed_failure_rate <= 1.0):
             raise ValueError(f"env.seed_failure_rate must be a number in [0, 1], got {self.seed_failure_rate!r}")
         if not self.seed_faults or set(self.seed_faults) - set(SEED_FAULTS):
             raise ValueError(f"env.seed_faults must name faults from {sorted(SEED_FAULTS)}, "

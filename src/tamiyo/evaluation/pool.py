@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from tamiyo.core.atomic_io import atomic_write_text
+from tamiyo.core.values import is_int
 from tamiyo.env.config import EnvConfig, build_env_config
 from tamiyo.env.objective import Objective
 from tamiyo.env.tasks import Task, make_tasks
@@ -172,8 +173,7 @@ class EpisodePool:
             raise ValueError(f"episode_pool must be one of {', '.join(EPISODE_POOLS)}, got {self.kind!r}")
         if self.kind == "ray" and importlib.util.find_spec("ray") is None:
             raise ValueError("episode_pool=ray needs Ray: pip install -e '.[ray]'")
-        if self.workers != "auto" and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
-                                       or self.workers < 1):
+        if self.workers != "auto" and not (is_int(self.workers) and self.workers >= 1):
             raise ValueError(f"episode_workers must be 'auto' or an integer ≥ 1, got {self.workers!r}")
 
     def size(self, torch_threads: int, jobs: int, cores: int | None = None) -> int:

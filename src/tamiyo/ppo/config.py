@@ -8,24 +8,16 @@ key. Checks that need another group (minibatches against envs, imitation updates
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from tamiyo.core.actions import HEAD_NAMES
+from tamiyo.core.values import is_int, is_number
 from tamiyo.ppo.curriculum import op_curriculum
 
 RATIO_MODES = ("joint", "per_head")
 ADVANTAGE_NORMALIZATIONS = ("rollout", "minibatch", "none")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def per_head_coefficients(coefficients: float | Mapping[str, float]) -> dict[str, float]:
@@ -50,12 +42,12 @@ def _check_entropy_coef(key: str, value: Any) -> None:
             per_head_coefficients(value)
         except (TypeError, ValueError) as error:
             raise ValueError(f"{key}: {error}") from error
-    elif not _is_number(value) or value < 0:
+    elif not is_number(value) or value < 0:
         raise ValueError(f"{key} must be a number ≥ 0 or a mapping head → number ≥ 0, got {value!r}")
 
 
 def _check(key: str, value: Any, integer: bool, minimum: float, strict: bool, demand: str) -> None:
-    kind_ok = _is_int(value) if integer else _is_number(value)
+    kind_ok = is_int(value) if integer else is_number(value)
     if not kind_ok or value < minimum or strict and value == minimum:
         raise ValueError(f"{key} must be {demand}, got {value!r}")
 
@@ -114,7 +106,7 @@ class PPOOptions:
             _check(f"ppo.{name}", getattr(self, name), integer, minimum, strict, demand)
         for name in ("gamma", "gae_lambda"):
             value = getattr(self, name)
-            if not (_is_number(value) and 0 <= value <= 1):
+            if not (is_number(value) and 0 <= value <= 1):
                 raise ValueError(f"ppo.{name} must be a number in [0, 1], got {value!r}")
         for name in ("value_clip", "target_kl"):
             if getattr(self, name) is not None:

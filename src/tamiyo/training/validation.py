@@ -22,6 +22,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Checkpoint
 
+from tamiyo.core.values import is_int
 from tamiyo.env.vector import VectorEnv
 from tamiyo.evaluation.runner import EvalPolicy, evaluate
 from tamiyo.ppo.normalizers import ObservationNormalizer
@@ -42,7 +43,7 @@ class ValidationOptions:
         for name, minimum, demand in (("every", 0, "an integer ≥ 0 (0 = off)"), ("episodes", 1, "an integer > 0"),
                                       ("seed", 0, "an integer ≥ 0")):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            if not is_int(value) or value < minimum:
                 raise ValueError(f"validation.{name} must be {demand}, got {value!r}")
 
 
