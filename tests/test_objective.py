@@ -98,12 +98,14 @@ def test_bad_price_charge_is_refused():
         make_reward("objective", charge="later")
 
 
-@pytest.mark.parametrize(("charge", "compute_weight"), [("effect", 0.0), ("kept", 0.0), ("present", 0.0),
-                                                             ("effect", 0.05)])
-def test_return_of_random_trajectories_is_the_objective_difference(charge, compute_weight):
-    judge = Objective(0.2, compute_weight)
+@pytest.mark.parametrize(("charge", "compute_weight", "param_price"),
+                         [("effect", 0.0, 0.0), ("kept", 0.0, 0.0), ("present", 0.0, 0.0), ("effect", 0.05, 0.0),
+                          ("effect", 0.0, 20.0), ("kept", 0.05, 20.0)])
+def test_return_of_random_trajectories_is_the_objective_difference(charge, compute_weight, param_price):
+    judge = Objective(0.2, compute_weight, param_price)
     config = EnvConfig(max_epochs=6, auto_advance=False,
-                       reward_config={"param_weight": 0.2, "compute_weight": compute_weight, "charge": charge})
+                       reward_config={"param_weight": 0.2, "compute_weight": compute_weight, "param_price": param_price,
+                                      "charge": charge})
     env = VectorEnv(TASK, num_envs=1, config=config)
     policy = baseline_policy("random", {}, env, obs_dim(env.slot_config.num_slots), 5.0)
     grown = 0
@@ -142,7 +144,20 @@ def test_one_key_sets_the_objective_of_the_tables_and_of_the_reward():
     env = OmegaConf.to_container(cfg.env, resolve=True)
     config = build_env_config(env, OmegaConf.to_container(cfg.reward, resolve=True), cfg.ppo.gamma, None)
     assert config.reward == "objective"
-    assert config.reward_config == {"param_weight": 0.2, "compute_weight": 0.0, "charge": "effect"}
+    assert config.reward_config == {"param_weight": 0.2, "compute_weight": 0.0, "param_price": 0.0, "charge": "effect"}
+
+
+def test_absolute_param_price_is_the_same_on_every_host():
+    judge = Objective(param_weight=0.0, param_price=30.0)
+    # 432 added parameters cost 12.96 points on a 330-parameter host and on a 4,970-parameter one alike.
+    assert judge.price(432, 330) == pytest.approx(12.96) == judge.price(432, 4970)
+    assert judge(61.5, 432, 330) == pytest.approx(61.5 - 12.96)
+    both = Objective(param_weight=0.05, param_price=10.0)
+    assert both.price(690, 690) == pytest.approx(5.0 + 6.9)
+    assert both.describe() == ("objective = final val acc − 0.05 · 100 · added/host params − 10.0 · added "
+                               "params/1000")
+    with pytest.raises(ValueError, match="objective param_price must be finite and ≥ 0, got -1"):
+        Objective(param_price=-1)
 
 
 def test_compute_price_charges_training_flops_beyond_the_static_hosts():

@@ -1,7 +1,8 @@
 """What a controller is judged by: final validation accuracy minus a price for the parameters it added
 and, optionally, for the training compute it spent beyond the static host's.
 
-    objective = accuracy − param_weight · 100 · added / host − compute_weight · 100 · extra_compute
+    objective = accuracy − param_weight · 100 · added / host − param_price · added / 1000
+                − compute_weight · 100 · extra_compute
 
 `accuracy` is the validation accuracy in percent, `added` the parameters of every seed present in
 the network (live or fossilized, gates included) and `host` the host's own parameter count. The
@@ -27,6 +28,12 @@ from the first epoch and 0.5 when it is planted halfway. The parameter price see
 so "plant the best seed as early as possible" is then optimal; the compute price makes *when* to grow a
 trade-off — an early seed has longer to learn and costs more. `compute_weight` 0 (the default) leaves it out.
 
+`param_price` is an absolute price: accuracy points per 1,000 added parameters, the same on every host (a fixed
+memory budget rather than a share of the host). The relative price charges a small host the most for the growth
+it needs most, so on envs whose episodes draw hosts of very different sizes it makes every kind of episode want
+the same cheap seed (scripts/experiments/adaptive_benchmark.md, sections 7-8); the absolute price lets a large
+host refuse a seed that a small one should take. 0 (the default) leaves it out.
+
 The same function gives the running value of any state (`added` = seeds present at that epoch, the
 compute spent so far), which is what the `objective` reward pays the change of.
 """
@@ -43,9 +50,10 @@ DEFAULT_PARAM_WEIGHT = 0.05
 class Objective:
     param_weight: float = DEFAULT_PARAM_WEIGHT
     compute_weight: float = 0.0
+    param_price: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("param_weight", "compute_weight"):
+        for name in ("param_weight", "compute_weight", "param_price"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
                     and value >= 0):
@@ -53,8 +61,9 @@ class Objective:
 
     def describe(self) -> str:
         """The formula, for table captions."""
+        absolute = f" − {self.param_price} · added params/1000" if self.param_price else ""
         compute = f" − {self.compute_weight} · 100 · extra compute" if self.compute_weight else ""
-        return f"objective = final val acc − {self.param_weight} · 100 · added/host params{compute}"
+        return f"objective = final val acc − {self.param_weight} · 100 · added/host params{absolute}{compute}"
 
     def price(self, added_params: float, host_params: int) -> float:
         """Accuracy points charged for `added_params` on a host of `host_params`."""
@@ -62,7 +71,7 @@ class Objective:
             raise ValueError(f"host_params must be ≥ 1, got {host_params}")
         if added_params < 0:
             raise ValueError(f"added_params must be ≥ 0, got {added_params}")
-        return self.param_weight * 100.0 * added_params / host_params
+        return self.param_weight * 100.0 * added_params / host_params + self.param_price * added_params / 1000.0
 
     def compute_price(self, extra_compute: float) -> float:
         """Accuracy points charged for `extra_compute` (FLOPs beyond the static host's, as a fraction of its

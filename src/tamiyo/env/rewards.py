@@ -197,6 +197,7 @@ PRICE_CHARGES = ("effect", "kept", "present")
 class ObjectiveRewardConfig:
     param_weight: float = DEFAULT_PARAM_WEIGHT  # the objective's; Hydra takes it from `objective.param_weight`
     compute_weight: float = 0.0  # the objective's; Hydra takes it from `objective.compute_weight`
+    param_price: float = 0.0  # the objective's; Hydra takes it from `objective.param_price`
     # When a seed's price is paid: effect (alpha-weighted, in full at the end) | kept (once fossilized, and for every
     # seed present at the end) | present (in full from germination).
     charge: str = "effect"
@@ -211,7 +212,7 @@ class ObjectiveRewardConfig:
 def objective(inputs: RewardInputs, config: ObjectiveRewardConfig) -> RewardResult:
     """The change of the objective's running value: accuracy gained minus the price of parameters added and of
     the compute spent beyond the static host's (paid epoch by epoch, as it is spent)."""
-    judge = Objective(config.param_weight, config.compute_weight)
+    judge = Objective(config.param_weight, config.compute_weight, config.param_price)
     host = inputs.host_params
     if config.charge == "present":
         before, after = inputs.seed_params_before, inputs.seed_params
