@@ -243,8 +243,8 @@ def test_episodes_must_be_positive(tmp_path):
 
 
 def _result(policy: str, accuracy: float) -> EpisodeResult:
-    return EpisodeResult(policy, 0, 0, 0, "mnist1d", 1.0, 1.0, accuracy - 0.5, accuracy, 100, 10, 110, 1, 1, 0, 0,
-                         2.5, 0.3, "r0c0=norm/add")
+    return EpisodeResult(policy, 0, 0, 0, "mnist1d ×1", "mnist1d", 1.0, 1.0, accuracy - 0.5, accuracy, 100, 10, 110,
+                         1, 1, 0, 0, 2.5, 0.3, "r0c0=norm/add")
 
 
 def test_table_shows_mean_and_sample_std_per_policy():

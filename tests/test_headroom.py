@@ -21,10 +21,10 @@ from tamiyo.launch.train import train
 
 def result(policy: str, seed: int, objective: float, task: str = "mnist1d", width: float = 1.0) -> EpisodeResult:
     return EpisodeResult(
-        policy=policy, seed=seed, episode=0, env=0, task=task, host_width=width, episode_return=0.0,
-        objective=objective, final_accuracy=objective, host_params=100, added_params=0, total_params=100,
-        seeds_germinated=0, seeds_fossilized=0, seeds_pruned=0, seeds_failed=0, train_gflops=1.0, extra_compute=0.0,
-        architecture="",
+        policy=policy, seed=seed, episode=0, env=0, kind=f"{task} ×{width:g}", task=task, host_width=width,
+        episode_return=0.0, objective=objective, final_accuracy=objective, host_params=100, added_params=0,
+        total_params=100, seeds_germinated=0, seeds_fossilized=0, seeds_pruned=0, seeds_failed=0, train_gflops=1.0,
+        extra_compute=0.0, architecture="",
     )
 
 
@@ -49,7 +49,7 @@ def test_the_ladder_is_chosen_on_training_seeds_and_scored_on_held_out_ones():
     assert report.single_best == "B"
     assert rows[SBS].objective_mean == pytest.approx((45 + 47 + 82 + 79) / 4)
     # By kind on training seeds: mnist1d → A (means 51, 42, 11), digits → B (61, 82, 80).
-    assert report.choices == {("digits", 1.0): "B", ("mnist1d", 1.0): "A"}
+    assert report.choices == {"digits ×1": "B", "mnist1d ×1": "A"}
     assert rows[SELECTOR].objective_mean == pytest.approx((51 + 49 + 82 + 79) / 4)
     # C wins seed 10 in hindsight though no choice on the training seeds would pick it.
     assert rows[VBS].objective_mean == pytest.approx((70 + 49 + 82 + 81) / 4)
@@ -62,7 +62,7 @@ def test_the_ladder_is_chosen_on_training_seeds_and_scored_on_held_out_ones():
     assert rows[SELECTOR].diff_sbs_mean == pytest.approx(2.0)
     assert rows[SELECTOR].diff_sbs_ci95 == pytest.approx(3.182446 * math.sqrt(8.0) / 2, rel=1e-5)
     table = headroom_markdown(report, "caption")
-    assert f"| {SBS} | 4 | 63.25 ± " in table and "- digits, width ×1: B" in table
+    assert f"| {SBS} | 4 | 63.25 ± " in table and "- digits ×1: B" in table
 
 
 def test_a_kind_the_training_seeds_never_drew_falls_back_to_the_single_best():

@@ -21,6 +21,7 @@ from tamiyo.core.actions import BLUEPRINT_IDS, AlphaAlgorithm, BlueprintAction, 
 from tamiyo.core.values import is_int, is_number
 from tamiyo.env.blueprints import SEED_FAULTS
 from tamiyo.env.governor import GovernorConfig
+from tamiyo.env.kinds import check_kinds
 from tamiyo.env.rewards import make_reward
 from tamiyo.env.targets import is_target
 
@@ -52,6 +53,10 @@ class EnvOptions:
     slots: list[str] | None = None
     # Host width multipliers, one drawn per episode (with the task, when `task` lists several).
     host_widths: list[float] = field(default_factory=lambda: [1.0])
+    # Episode kinds, one drawn per episode, when they differ in more than task and width (tamiyo.env.kinds): a list
+    # of mappings, each a `name` and the keys it sets among task, task_options, host and host_width; null: the
+    # kinds are `task` × `host_widths`.
+    kinds: Any = None
     # Chance that a germinated seed fails (stays in the network and is paid for until pruned, never learns well).
     seed_failure_rate: float = 0.0
     # Faults a failing seed draws from: dead (zero gradient, noisy output) and/or unstable (amplified updates that
@@ -88,6 +93,7 @@ class EnvOptions:
                 raise ValueError(f"env.{name} must be a number > 0, got {getattr(self, name)!r}")
         if not self.host_widths or not all(is_number(w) and w > 0 for w in self.host_widths):
             raise ValueError(f"env.host_widths must be a list of numbers > 0, got {list(self.host_widths)}")
+        check_kinds(self.kinds, self.task, self.host_widths)
         if not (is_number(self.seed_failure_rate) and 0.0 <= self.seed_failure_rate <= 1.0):
             raise ValueError(f"env.seed_failure_rate must be a number in [0, 1], got {self.seed_failure_rate!r}")
         if not self.seed_faults or set(self.seed_faults) - set(SEED_FAULTS):

@@ -62,9 +62,10 @@ from tamiyo.core.observation import (
 from tamiyo.core.slots import SlotConfig
 from tamiyo.env.config import EnvConfig, EnvOptions, build_env_config
 from tamiyo.env.hosts import build_host
+from tamiyo.env.kinds import load_tasks
 from tamiyo.env.model import enabled_slot_config
 from tamiyo.env.seed_env import SeedEnv
-from tamiyo.env.tasks import Task, make_tasks, names_tasks
+from tamiyo.env.tasks import Task, names_tasks
 
 ENV_ID = "tamiyo/SeedLifecycle-v0"
 ILLEGAL_ACTION_MODES = ("raise", "wait")
@@ -208,7 +209,7 @@ class SeedLifecycleEnv(gymnasium.Env):
         else:
             options = EnvOptions(task=task, **env_options)
             options = dataclasses.replace(options, task_options={**options.task_options, **subsets})
-            task = make_tasks(options.task, **options.task_options)
+            task = load_tasks(options.task, options.task_options, options.kinds)
         if config is None:
             reward_group = {"name": reward} if isinstance(reward, str) else dict(reward)
             config = build_env_config(options, reward_group, gamma, None)
@@ -216,7 +217,7 @@ class SeedLifecycleEnv(gymnasium.Env):
         self.illegal_action = illegal_action
         self.timings = timings
         with torch.random.fork_rng(devices=[]):  # a throwaway host must not move the caller's RNG
-            self.slot_config = enabled_slot_config(build_host(self.core.task, host=config.host), config.slots)
+            self.slot_config = enabled_slot_config(build_host(self.core.task, host=self.core.kind.host), config.slots)
         self.observation_space = observation_space(self.slot_config.num_slots)
         self.action_space = action_space(self.slot_config)
         self._base_seed: int | None = None

@@ -217,18 +217,38 @@ def build_host(task: Task, width: float = 1.0, host: Mapping[str, Any] | None = 
     return ConvHost(len(spatial), in_channels, task.num_classes, scaled, pool)
 
 
-def host_slot_config(tasks: Sequence[Task], host: Mapping[str, Any] | None = None) -> SlotConfig:
-    """The injection points of the hosts of `tasks` (at width 1; `host`: as `build_host` takes it), which must
-    agree: the episodes of one env may draw any of its tasks, and the policy acts on one set of slots."""
-    if not tasks:
+def stem_host(task: Task, width: float = 1.0, depth: int = 3, channels: int = 16) -> ConvHost:
+    """A conv host of the task's three injection points, every stage `channels` wide (× `width`), whose first
+    `depth` stages convolve (conv → ReLU, then the task's pooling) while the others only pool: a host that lacks
+    depth rather than width, at a width where a residual seed has room to act, so growth there adds the layers it
+    lacks (`env.host={_target_: tamiyo.env.hosts.stem_host, depth: 1}`; the kinds of `env=adaptive`)."""
+    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 3:
+        raise ValueError(f"stem_host depth must be 1, 2 or 3, got {depth!r}")
+    try:
+        _, pool = CONV_HOSTS[task.name]
+    except KeyError:
+        raise ValueError(f"stem_host has no pooling plan for task {task.name!r}; it has one for "
+                         f"{sorted(CONV_HOSTS)}") from None
+    in_channels, *spatial = task.input_shape
+    stages = max(1, round(channels * width))
+    host = ConvHost(len(spatial), in_channels, task.num_classes, [stages] * 3, pool)
+    for index in range(depth, 3):  # a stage past the depth keeps only its pooling (conv and ReLU dropped)
+        host.blocks[index] = nn.Sequential(*list(host.blocks[index])[2:])
+    return host
+
+
+def host_slot_config(hosts: Sequence[tuple[Task, Mapping[str, Any] | None]]) -> SlotConfig:
+    """The injection points of the hosts of (task, host spec as `build_host` takes it) pairs, at width 1, which must
+    agree: the episodes of one env may draw any of its kinds, and the policy acts on one set of slots."""
+    if not hosts:
         raise ValueError("an env needs at least one task")
     with torch.random.fork_rng(devices=[]):  # throwaway hosts must not move the caller's RNG
-        hosts = [build_host(task, host=host) for task in tasks]
-    first = hosts[0]
-    for task, host in zip(tasks[1:], hosts[1:], strict=True):
+        built = [build_host(task, host=spec) for task, spec in hosts]
+    first, (first_task, _) = built[0], hosts[0]
+    for (task, _), host in zip(hosts[1:], built[1:], strict=True):
         if host.topology != first.topology or host.slot_config != first.slot_config:
             raise ValueError(
-                f"tasks {tasks[0].name!r} and {task.name!r} cannot share an env: their hosts have "
+                f"tasks {first_task.name!r} and {task.name!r} cannot share an env: their hosts have "
                 f"{first.topology} slots {list(first.slot_config.slot_ids)} and "
                 f"{host.topology} slots {list(host.slot_config.slot_ids)}"
             )

@@ -8,7 +8,7 @@ truncation after `max_epochs` steps.
 
 Randomness: every env owns a private copy of torch's global RNG streams, seeded from
 (seed, env index, episode) at `reset` and swapped in for the duration of each call, so host and seed
-initialisation, the episode's task and host width (when the env mixes several) and dropout never touch
+initialisation, the episode's kind (task, host and width, when the env has several) and dropout never touch
 the caller's RNG and do not depend on how many other envs run or in which order. Each epoch's data order
 and each germination's fault draw (`seed_failure_rate`, `seed_faults`) come from generators of their own,
 derived from the same key and the epoch or germination count: what a controller germinates changes
@@ -44,6 +44,7 @@ from tamiyo.env.gates import GateConfig, GateResult
 from tamiyo.env.governor import Governor
 from tamiyo.env.gradients import GradientRatioMeter
 from tamiyo.env.hosts import build_host, host_slot_config
+from tamiyo.env.kinds import EpisodeKind, episode_kinds
 from tamiyo.env.model import MorphogeneticModel, Validation, autocast, training_flops_per_sample, validate
 from tamiyo.env.rewards import RewardInputs, make_reward
 from tamiyo.env.tasks import Task, cross_entropy
@@ -185,8 +186,9 @@ def _copy_state(state: Mapping[str, Any]) -> dict[str, Any]:
 class SeedEnv:
     """One environment; `env_index` only selects its RNG stream (see the module docstring).
 
-    Given several tasks (or `config.host_widths` with several widths), every episode draws its task and
-    host width from this env's RNG stream; the tasks must give hosts with the same injection points."""
+    Given several tasks (or `config.host_widths` with several widths, or `config.kinds`), every episode draws its
+    kind (`tamiyo.env.kinds`) from this env's RNG stream; the kinds' hosts must have the same injection points.
+    With `config.kinds`, `task` holds one task per kind, in order (`tamiyo.env.kinds.load_tasks`)."""
 
     def __init__(
         self, task: Task | Sequence[Task], config: EnvConfig | None = None, env_index: int = 0,
@@ -198,13 +200,15 @@ class SeedEnv:
         self.env_index = env_index
         self.device = torch.device(device)
         self.tasks = (task,) if isinstance(task, Task) else tuple(task)
-        host_slot_config(self.tasks, self.config.host)  # the tasks' hosts must share their injection points
+        self.kinds = episode_kinds(self.tasks, self.config.kinds, self.config.host, self.config.host_widths)
+        # The kinds' hosts must share their injection points.
+        host_slot_config([(self.tasks[kind.task_index], kind.host) for kind in self.kinds])
         self._splits = [
             tuple(getattr(t, name).to(self.device) for name in ("train_x", "train_y", "val_x", "val_y"))
             for t in self.tasks
         ]
         self.reward_fn = make_reward(self.config.reward, **self.config.reward_config)
-        self._draw_episode_kind(0, self.config.host_widths[0])
+        self._draw_episode_kind(self.kinds[0])
         self.model: MorphogeneticModel | None = None
         self.governor: Governor | None = None
         self.optimizers = _Optimizers(self.config)
@@ -260,14 +264,11 @@ class SeedEnv:
             raise RuntimeError("the environment has not been reset; call reset(seed, episode) first")
         return self.model
 
-    @property
-    def _mixed(self) -> bool:
-        return len(self.tasks) > 1 or len(self.config.host_widths) > 1
-
-    def _draw_episode_kind(self, task_index: int, host_width: float) -> None:
-        self.task = self.tasks[task_index]
-        self.host_width = host_width
-        self._train_x, self._train_y, self._val_x, self._val_y = self._splits[task_index]
+    def _draw_episode_kind(self, kind: EpisodeKind) -> None:
+        self.kind = kind
+        self.task = self.tasks[kind.task_index]
+        self.host_width = kind.width
+        self._train_x, self._train_y, self._val_x, self._val_y = self._splits[kind.task_index]
         self.tracker = SignalTracker(
             max_epochs=self.config.max_epochs, loss_scale=self.task.loss_scale, max_seeds=self.config.max_seeds,
             input_dims=self.task.spatial_dims,
@@ -278,11 +279,13 @@ class SeedEnv:
         self._episode_key = (seed, self.env_index, episode)
         self._seed_private_rng(derive_seed(*self._episode_key))
         with self._private_rng():
-            if self._mixed:
-                widths = self.config.host_widths
+            if self.config.kinds:
+                self._draw_episode_kind(self.kinds[int(torch.randint(len(self.kinds), ()))])
+            elif len(self.kinds) > 1:  # tasks × widths: the task, then the width
+                widths = len(self.config.host_widths)
                 task_index = int(torch.randint(len(self.tasks), ()))
-                self._draw_episode_kind(task_index, widths[int(torch.randint(len(widths), ()))])
-            host = build_host(self.task, self.host_width, self.config.host)
+                self._draw_episode_kind(self.kinds[task_index * widths + int(torch.randint(widths, ()))])
+            host = build_host(self.task, self.host_width, self.kind.host)
             gates = GateConfig(strict=self.config.strict_gates)
             self.model = MorphogeneticModel(host, gates, self.config.slots).to(self.device)
             self.model.train()
@@ -395,6 +398,7 @@ class SeedEnv:
             "seeds_fossilized": len(self.fossil_contributions),
             "train_flops": self.train_flops,
             "extra_compute": self.extra_compute,
+            "kind": self.kind.name,
             "task": self.task.name,
             "host_width": self.host_width,
             "slot_stages": {sid: r.stage.name for sid, r in slots},

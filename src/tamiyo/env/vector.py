@@ -41,7 +41,8 @@ from tamiyo.core.observation import ObservationBatch
 from tamiyo.core.slots import SlotConfig
 from tamiyo.env.config import EnvConfig
 from tamiyo.env.gym_env import SeedLifecycleEnv, observation_batch
-from tamiyo.env.tasks import Task, make_tasks, names_tasks
+from tamiyo.env.kinds import load_tasks
+from tamiyo.env.tasks import Task, names_tasks
 
 # Worker processes are started fresh: a forked copy of a process that already runs torch threads
 # (or CUDA, or Lightning's process group) is not safe.
@@ -163,15 +164,15 @@ class VectorEnv:
             raise ValueError(f"seed must be ≥ 0, got {seed}")
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1 or num_envs % workers:
             raise ValueError(f"workers must be an integer ≥ 1 that divides num_envs ({num_envs}), got {workers!r}")
+        self.config = config if config is not None else EnvConfig()
         if names_tasks(task):
-            task = make_tasks(task, **(task_options or {}))
+            task = load_tasks(task, task_options, self.config.kinds)
         elif task_options:
             raise ValueError("task_options only apply when the task is given by name")
         self.device = torch.device(device)
         if workers > 1 and self.device.type != "cpu":
             raise ValueError(f"env workers run on the CPU; with device {self.device} use workers=1")
         self.task = _task_on(task, self.device)  # one copy on the device, shared by all in-process envs
-        self.config = config if config is not None else EnvConfig()
         self.first_env_index = first_env_index
         self._num_envs = num_envs
         self.workers = workers

@@ -158,13 +158,18 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[], None]]:
         yield lambda: progress.advance(task)
 
 
+def _env_name(env: DictConfig) -> str:
+    """What the episodes play: the task(s), or the kinds the env names."""
+    return f"kinds {', '.join(kind.name for kind in env.kinds)}" if env.get("kinds") else str(env.task)
+
+
 def _caption(cfg: DictConfig, seeds: list[int], episodes: int, what: str, env_source: str,
              spread: str = "mean ± sample std over env-episodes (n).") -> str:
     env = cfg.env
     learned = cfg.ckpt_path is not None
     actions = f"learned actions {'arg-max' if cfg.deterministic else 'sampled'}; " if learned else ""
     return (
-        f"{what} on {env.task} ({env_source}: {env.max_epochs} epochs per episode, {env.num_envs} env(s)); seeds "
+        f"{what} on {_env_name(env)} ({env_source}: {env.max_epochs} epochs per episode, {env.num_envs} env(s)); seeds "
         f"{', '.join(map(str, seeds))}; {episodes} episode(s) per seed (env episode indices from "
         f"{EVAL_EPISODE_BASE}, never used in training); {actions}{spread}"
     )
@@ -448,9 +453,9 @@ def _write_headroom(cfg: DictConfig, searched: list[EpisodeResult], train_seeds:
     chosen_on = [r for r in searched if r.seed in train_seeds]
     report = headroom(chosen_on, [r for r in searched if r.seed not in train_seeds], controllers)
     write_headroom_csv(report, out_dir / "headroom.csv")
-    caption = (f"Headroom on {cfg.env.task} ({cfg.env.max_epochs} epochs per episode): {report.schedules} schedules, "
-               f"every choice made on training seeds {report.train_seeds}, scored on held-out seeds {report.seeds} "
-               f"({cfg.episodes} episode(s) each); {objective.describe()}; ± is the 95 % t interval; "
+    caption = (f"Headroom on {_env_name(cfg.env)} ({cfg.env.max_epochs} epochs per episode): {report.schedules} "
+               f"schedules, every choice made on training seeds {report.train_seeds}, scored on held-out seeds "
+               f"{report.seeds} ({cfg.episodes} episode(s) each); {objective.describe()}; ± is the 95 % t interval; "
                "gap closed = (controller − SBS) / (VBS − SBS).")
     table = headroom_markdown(report, caption)
     atomic_write_text(out_dir / "headroom.md", table)

@@ -167,17 +167,20 @@ def summary_markdown(summaries: Sequence[ControllerSummary], caption: str, refer
 
 
 def episode_kind_markdown(results: Sequence[EpisodeResult]) -> str:
-    """Mean objective of every controller by the task and by the host width its episodes drew (episode
-    counts in brackets): where a controller gains or loses on an env that mixes kinds of episode.
-    Empty when all episodes are of one kind."""
-    columns = [("task", task) for task in dict.fromkeys(r.task for r in results)]
-    columns += [("host_width", width) for width in sorted({r.host_width for r in results})]
-    if len(columns) == 2:
+    """Mean objective of every controller by the task and by the host width its episodes drew, or by the kind
+    where the env names its kinds (`env.kinds`; episode counts in brackets): where a controller gains or loses on
+    an env that mixes kinds of episode. Empty when all episodes are of one kind."""
+    if len({r.kind for r in results}) == 1:
         return ""
+    if any(r.kind != f"{r.task} ×{r.host_width:g}" for r in results):
+        columns = [("kind", kind) for kind in dict.fromkeys(r.kind for r in results)]
+    else:
+        columns = [("task", task) for task in dict.fromkeys(r.task for r in results)]
+        columns += [("host_width", width) for width in sorted({r.host_width for r in results})]
     by_policy: dict[str, list[EpisodeResult]] = {}
     for result in results:
         by_policy.setdefault(result.policy, []).append(result)
-    names = [value if field == "task" else f"width ×{value:g}" for field, value in columns]
+    names = [f"width ×{value:g}" if field == "host_width" else value for field, value in columns]
     lines = ["", "Mean objective by kind of episode (episodes):", "",
              "| controller | " + " | ".join(names) + " |", "|---" * (len(columns) + 1) + "|"]
     for policy, rows in by_policy.items():

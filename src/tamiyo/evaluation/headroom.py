@@ -4,9 +4,10 @@ Every schedule of the grid plays the training seeds and the held-out seeds. From
 
 * **single best schedule** (SBS): the schedule with the best mean objective on the training seeds,
   scored on the held-out seeds — the best one fixed rule does without looking at the episode;
-* **context selector**: for each observable kind of episode (task and host width, both in the
-  observation from epoch 0) the schedule best on the training seeds' episodes of that kind (the SBS for a
-  kind the training seeds never drew), scored on the held-out seeds — what reading the context buys;
+* **context selector**: for each kind of episode (`tamiyo.env.kinds`: task and host width, or the kinds the env
+  names, told apart by the observation from epoch 0) the schedule best on the training seeds' episodes of that
+  kind (the SBS for a kind the training seeds never drew), scored on the held-out seeds — what reading the
+  context buys;
 * **per-episode best** (VBS, the virtual best solver): the best schedule of each held-out episode in
   hindsight — an upper bound no controller is promised, inflated by the luck of a maximum over noisy
   outcomes.
@@ -36,16 +37,15 @@ SELECTOR = "context selector"
 VBS = "per-episode best (VBS)"
 
 EpisodeKey = tuple[int, int, int]
-EpisodeKind = tuple[str, float]
 
 
 def episode_key(result: EpisodeResult) -> EpisodeKey:
     return result.seed, result.episode, result.env
 
 
-def episode_kind(result: EpisodeResult) -> EpisodeKind:
-    """What a controller can read off the first observation: the task and the host width."""
-    return result.task, result.host_width
+def episode_kind(result: EpisodeResult) -> str:
+    """The kind of episode a controller reads off its first observation."""
+    return result.kind
 
 
 def _means(results: Sequence[EpisodeResult]) -> dict[str, float]:
@@ -64,9 +64,9 @@ def best_schedule(results: Sequence[EpisodeResult]) -> str:
     return max(means, key=lambda policy: (means[policy], -list(means).index(policy)))
 
 
-def context_choices(train: Sequence[EpisodeResult]) -> dict[EpisodeKind, str]:
+def context_choices(train: Sequence[EpisodeResult]) -> dict[str, str]:
     """The best schedule for each kind of episode among the training results."""
-    kinds: dict[EpisodeKind, list[EpisodeResult]] = {}
+    kinds: dict[str, list[EpisodeResult]] = {}
     for result in train:
         kinds.setdefault(episode_kind(result), []).append(result)
     return {kind: best_schedule(rows) for kind, rows in sorted(kinds.items())}
@@ -89,7 +89,7 @@ class HeadroomRow:
 class Headroom:
     rows: list[HeadroomRow]
     single_best: str  # the SBS's schedule
-    choices: dict[EpisodeKind, str]  # the context selector's schedule per kind seen on the training seeds
+    choices: dict[str, str]  # the context selector's schedule per kind seen on the training seeds
     train_seeds: list[int]
     seeds: list[int]
     schedules: int
@@ -170,6 +170,6 @@ def headroom_markdown(report: Headroom, caption: str) -> str:
         gap = "—" if math.isnan(row.gap_closed) else f"{row.gap_closed:+.2f}"
         lines.append(f"| {row.controller} | {row.n} | {objective} | {diff} | {gap} |")
     lines += ["", f"Single best schedule (on training seeds {report.train_seeds}): {report.single_best}.",
-              "Context selector's choice by kind of episode (task, host width), on the same training seeds:"]
-    lines += [f"- {task}, width ×{width:g}: {schedule}" for (task, width), schedule in report.choices.items()]
+              "Context selector's choice by kind of episode, on the same training seeds:"]
+    lines += [f"- {kind}: {schedule}" for kind, schedule in report.choices.items()]
     return "\n".join(lines) + "\n"

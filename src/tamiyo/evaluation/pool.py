@@ -28,8 +28,9 @@ import torch
 from tamiyo.core.atomic_io import atomic_write_text
 from tamiyo.core.values import is_int
 from tamiyo.env.config import EnvConfig, build_env_config
+from tamiyo.env.kinds import load_tasks
 from tamiyo.env.objective import Objective
-from tamiyo.env.tasks import Task, make_tasks
+from tamiyo.env.tasks import Task
 from tamiyo.env.vector import VectorEnv, usable_cores
 from tamiyo.evaluation.lifecycle import LifecycleTrace
 from tamiyo.evaluation.runner import (
@@ -63,7 +64,7 @@ class EnvSpec:
         return config if max_epochs is None else dataclasses.replace(config, max_epochs=max_epochs)
 
     def tasks(self) -> Task | tuple[Task, ...]:
-        return make_tasks(self.env["task"], **dict(self.env.get("task_options") or {}))
+        return load_tasks(self.env["task"], self.env.get("task_options"), self.env.get("kinds"))
 
 
 @dataclass(frozen=True)

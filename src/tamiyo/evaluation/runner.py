@@ -60,6 +60,7 @@ class EpisodeResult:
     seed: int
     episode: int
     env: int
+    kind: str  # the kind of episode drawn (tamiyo.env.kinds; "<task> ×<width>" unless env.kinds names them)
     task: str  # the task the episode drew (an env may mix several)
     host_width: float  # the host width multiplier the episode drew
     episode_return: float
@@ -164,6 +165,7 @@ def episode_results(
             seed=seed,
             episode=episode,
             env=env,
+            kind=str(final["kind"]),
             task=str(final["task"]),
             host_width=float(final["host_width"]),
             episode_return=sum(float(info["reward"]) for info in steps),

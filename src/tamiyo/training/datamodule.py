@@ -25,8 +25,8 @@ from torch.utils.data import DataLoader, Dataset
 from tamiyo.collectors.rollout import RolloutCollector
 from tamiyo.core.actions import LifecycleOp
 from tamiyo.env.config import EnvOptions, build_env_config
+from tamiyo.env.kinds import load_tasks
 from tamiyo.env.objective import Objective
-from tamiyo.env.tasks import make_tasks
 from tamiyo.env.vector import VectorEnv
 from tamiyo.policy.features import obs_dim
 from tamiyo.policy.protocol import PolicyBundle
@@ -60,7 +60,7 @@ class RolloutDataModule(L.LightningDataModule):
         super().__init__()
         self.seed = seed
         self.autocast_dtype = autocast_dtype
-        self.task = make_tasks(env.task, **env.task_options)
+        self.task = load_tasks(env.task, env.task_options, env.kinds)
         config = build_env_config(env, reward, gamma, autocast_dtype)
         self.vec_env = VectorEnv(self.task, num_envs=env.num_envs, config=config, seed=seed, workers=workers)
         self.obs_normalizer = ObservationNormalizer(obs_dim(self.vec_env.slot_config.num_slots), clip=obs_clip)
