@@ -22,7 +22,8 @@ from tamiyo.evaluation.commands import (
     parse_seeds,
     resolve_checkpoint,
 )
-from tamiyo.evaluation.report import markdown_table
+from tamiyo.evaluation.report import markdown_table, write_csv
+from tamiyo.evaluation.report import read_csv as read_episodes
 from tamiyo.evaluation.runner import (
     EVAL_EPISODE_BASE,
     CheckpointContentError,
@@ -245,6 +246,14 @@ def test_episodes_must_be_positive(tmp_path):
 def _result(policy: str, accuracy: float) -> EpisodeResult:
     return EpisodeResult(policy, 0, 0, 0, "mnist1d ×1", "mnist1d", 1.0, 1.0, accuracy - 0.5, accuracy, 100, 10, 110,
                          1, 1, 0, 0, 2.5, 0.3, "r0c0=norm/add")
+
+
+def test_an_episode_table_reads_back_as_the_results_it_was_written_from(tmp_path):
+    results = [_result("static", 80.0), _result("heuristic", 91.25)]
+    assert read_episodes(write_csv(results, tmp_path / "episodes.csv")) == results
+    (tmp_path / "old.csv").write_text("policy,seed\nstatic,0\n")
+    with pytest.raises(ValueError, match="old.csv is not an episode table of this version: it lacks columns"):
+        read_episodes(tmp_path / "old.csv")
 
 
 def test_table_shows_mean_and_sample_std_per_policy():

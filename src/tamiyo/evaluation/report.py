@@ -39,6 +39,19 @@ def write_csv(results: Sequence[EpisodeResult], path: Path) -> Path:
     return atomic_write_text(path, buffer.getvalue())
 
 
+_FIELD_TYPES = {f.name: {"int": int, "float": float, "str": str}[str(f.type)] for f in fields(EpisodeResult)}
+
+
+def read_csv(path: Path) -> list[EpisodeResult]:
+    """The episodes a `write_csv` file holds (e.g. a comparison's `schedule_grid.csv`), to re-analyse offline."""
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = sorted(set(CSV_FIELDS) - set(reader.fieldnames or ()))
+        if missing:
+            raise ValueError(f"{path} is not an episode table of this version: it lacks columns {missing}")
+        return [EpisodeResult(**{name: _FIELD_TYPES[name](row[name]) for name in CSV_FIELDS}) for row in reader]
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (NaN for a single value: one episode shows no spread)."""
     if not values:
