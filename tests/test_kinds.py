@@ -113,3 +113,7 @@ def test_stem_host_convolves_only_its_first_stages():
     assert sum(1 for m in shallow.modules() if m.__class__.__name__ == "Conv2d") == 1
     with pytest.raises(ValueError, match="^stem_host depth must be 1, 2 or 3, got 4$"):
         stem_host(task, depth=4)
+    normalised = stem_host(task, depth=1, normalised=True)
+    assert [type(m).__name__ for m in normalised.blocks[0]] == ["Conv2d", "GroupNorm", "ReLU", "MaxPool2d"]
+    assert count_params(normalised) == count_params(shallow) + 2 * 16  # one scale and shift per channel
+    assert [type(m).__name__ for m in normalised.blocks[1]] == ["MaxPool2d"]

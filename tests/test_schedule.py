@@ -28,9 +28,10 @@ def compose_cfg(config: str, tmp_path: Path, *overrides: str) -> DictConfig:
     return compose_config(config, tmp_path / "out", "progress=false", *overrides, tiny=tiny)
 
 
-def signals(epoch: int = 1, seeds_used: int = 0, max_seeds: int = 3, plateau_epochs: int = 0) -> TrainingSignals:
+def signals(epoch: int = 1, seeds_used: int = 0, max_seeds: int = 3, plateau_epochs: int = 0,
+            train_accuracy: float = 50.0) -> TrainingSignals:
     return TrainingSignals(
-        epoch=epoch, max_epochs=25, train_loss=1.0, val_loss=1.0, loss_delta=0.0, train_accuracy=50.0,
+        epoch=epoch, max_epochs=25, train_loss=1.0, val_loss=1.0, loss_delta=0.0, train_accuracy=train_accuracy,
         val_accuracy=50.0, accuracy_delta=0.0, plateau_epochs=plateau_epochs, host_stabilized=True,
         best_val_accuracy=50.0, best_val_loss=1.0, loss_scale=2.3, host_params=690, seed_params=0,
         seeds_used=seeds_used, max_seeds=max_seeds, val_loss_history=(), val_accuracy_history=(),
@@ -140,7 +141,20 @@ def test_schedule_on_plateau_germinates_only_once_the_host_stops_learning():
     assert bundle.describe() == "schedule: norm in r0c0, germinate_on_plateau=2"
 
 
+def test_schedule_below_an_accuracy_germinates_only_a_host_that_underfits():
+    bundle = create_policy("schedule", SLOTS, "cnn", blueprint="depthwise", slots=["r0c0"], germinate_below=80.0,
+                           germinate_on_plateau=2)
+    empty = [SlotReport.empty()] * 3
+    assert bundle.decide(signals(epoch=6, plateau_epochs=2, train_accuracy=97.0), empty).op == LifecycleOp.WAIT
+    assert bundle.decide(signals(epoch=6, plateau_epochs=1, train_accuracy=40.0), empty).op == LifecycleOp.WAIT
+    grow = bundle.decide(signals(epoch=6, plateau_epochs=2, train_accuracy=40.0), empty)
+    assert (grow.op, grow.slot, grow.blueprint_id) == (LifecycleOp.GERMINATE, 0, "depthwise")
+    assert bundle.describe() == "schedule: depthwise in r0c0, germinate_on_plateau=2, germinate_below=80.0"
+
+
 @pytest.mark.parametrize(("options", "message"), [
+    ({"germinate_below": 0}, r"^schedule germinate_below must be a training accuracy in \(0, 100\] percent or null, "
+                             r"got 0$"),
     ({"germinate_on_plateau": 0}, r"schedule germinate_on_plateau must be an integer ≥ 1 \(flat epochs\) or null"),
     ({"blueprint": "lora"}, r"schedule blueprint 'lora' is not available for a 'cnn' host"),
     ({"slots": ["r9c9"]}, r"schedule slots \['r9c9'\] are not enabled slots of this env"),

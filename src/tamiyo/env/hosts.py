@@ -217,13 +217,18 @@ def build_host(task: Task, width: float = 1.0, host: Mapping[str, Any] | None = 
     return ConvHost(len(spatial), in_channels, task.num_classes, scaled, pool)
 
 
-def stem_host(task: Task, width: float = 1.0, depth: int = 3, channels: int = 16) -> ConvHost:
+def stem_host(task: Task, width: float = 1.0, depth: int = 3, channels: int = 16,
+              normalised: bool = False) -> ConvHost:
     """A conv host of the task's three injection points, every stage `channels` wide (× `width`), whose first
     `depth` stages convolve (conv → ReLU, then the task's pooling) while the others only pool: a host that lacks
     depth rather than width, at a width where a residual seed has room to act, so growth there adds the layers it
-    lacks (`env.host={_target_: tamiyo.env.hosts.stem_host, depth: 1}`; the kinds of `env=adaptive`)."""
+    lacks (`env.host={_target_: tamiyo.env.hosts.stem_host, depth: 1}`). `normalised` puts a GroupNorm (one group:
+    each sample over its channels and positions) between every conv and its ReLU, as practitioners build hosts, so
+    a normalising seed has nothing left to add."""
     if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 3:
         raise ValueError(f"stem_host depth must be 1, 2 or 3, got {depth!r}")
+    if not isinstance(normalised, bool):
+        raise ValueError(f"stem_host normalised must be true or false, got {normalised!r}")
     try:
         _, pool = CONV_HOSTS[task.name]
     except KeyError:
@@ -232,8 +237,12 @@ def stem_host(task: Task, width: float = 1.0, depth: int = 3, channels: int = 16
     in_channels, *spatial = task.input_shape
     stages = max(1, round(channels * width))
     host = ConvHost(len(spatial), in_channels, task.num_classes, [stages] * 3, pool)
-    for index in range(depth, 3):  # a stage past the depth keeps only its pooling (conv and ReLU dropped)
-        host.blocks[index] = nn.Sequential(*list(host.blocks[index])[2:])
+    for index in range(3):
+        conv, relu, *pooling = host.blocks[index]
+        if index >= depth:  # a stage past the depth keeps only its pooling
+            host.blocks[index] = nn.Sequential(*pooling)
+        elif normalised:
+            host.blocks[index] = nn.Sequential(conv, nn.GroupNorm(1, stages), relu, *pooling)
     return host
 
 

@@ -13,7 +13,9 @@ the slot stages, so it is an open-loop plan. Each epoch it takes one action, the
 1. GERMINATE the first scheduled slot that is empty (from `start_epoch` on, while the seed budget
    allows), so every scheduled seed starts as early as possible; with `germinate_on_plateau: N` (closed
    loop) only once the host has gained less than half a point of validation accuracy for N epochs in a
-   row (the observation's plateau count), so growth waits until the host stops learning on its own;
+   row (the observation's plateau count), so growth waits until the host stops learning on its own; with
+   `germinate_below: A` (closed loop) only while the host's training accuracy is below A percent, so a host
+   that fits its training data is not grown (an underfitting one lacks capacity, a fitting one does not);
 2. FOSSILIZE a HOLDING seed;
 3. ADVANCE a seed: the one longest in its stage among those whose gate can pass (a blending seed
    only once its alpha settled); if none can, the longest anyway (a failed gate changes nothing);
@@ -108,6 +110,7 @@ class SchedulePolicyBundle(FixedPolicyBundle):
         prune_dead: bool = False,
         prune_unstable: float | None = None,
         germinate_on_plateau: int | None = None,
+        germinate_below: float | None = None,
     ) -> None:
         super().__init__(slot_config, topology, obs_dim)
         self.blueprint = blueprint_from_id(blueprint)
@@ -148,9 +151,14 @@ class SchedulePolicyBundle(FixedPolicyBundle):
             raise ValueError(f"schedule germinate_on_plateau must be an integer ≥ 1 (flat epochs) or null, "
                              f"got {germinate_on_plateau!r}")
         self.germinate_on_plateau = germinate_on_plateau
+        below_ok = isinstance(germinate_below, int | float) and not isinstance(germinate_below, bool)
+        if germinate_below is not None and not (below_ok and 0 < germinate_below <= 100):
+            raise ValueError(f"schedule germinate_below must be a training accuracy in (0, 100] percent or null, "
+                             f"got {germinate_below!r}")
+        self.germinate_below = germinate_below
         self._settings = {"start_epoch": start_epoch, "style": style, "tempo": tempo, "alpha_target": alpha_target,
                           "prune_below": prune_below, "prune_dead": prune_dead, "prune_unstable": prune_unstable,
-                          "germinate_on_plateau": germinate_on_plateau}
+                          "germinate_on_plateau": germinate_on_plateau, "germinate_below": germinate_below}
         self._slots = "all slots" if slots == "all" else "+".join(slots)
 
     def describe(self) -> str:
@@ -171,7 +179,8 @@ class SchedulePolicyBundle(FixedPolicyBundle):
                                alpha_curve=AlphaCurveAction.LINEAR)
         budget_left = signals.max_seeds == 0 or signals.seeds_used < signals.max_seeds
         plateau = self.germinate_on_plateau is None or signals.plateau_epochs >= self.germinate_on_plateau
-        if signals.epoch >= self.start_epoch and budget_left and plateau:
+        underfits = self.germinate_below is None or signals.train_accuracy < self.germinate_below
+        if signals.epoch >= self.start_epoch and budget_left and plateau and underfits:
             for slot in self.slot_indices:
                 if reports[slot].stage == SeedStage.DORMANT:
                     return _action(op=LifecycleOp.GERMINATE, slot=slot, blueprint=self.blueprint,
