@@ -146,3 +146,21 @@ def test_training_compute_counts_every_epoch_of_the_network_as_it_trains(task):
     after = [grown.step(_germinate()).info["train_flops"]]
     after.append(grown.step(dataclasses.replace(WAIT, op=LifecycleOp.ADVANCE, slot=0)).info["train_flops"])
     assert after[0] == per_epoch and after[1] - after[0] > per_epoch
+
+
+@pytest.mark.parametrize(("failure_rate", "auto_advance"), [(1.0, True), (1.0, False), (0.0, True)])
+def test_auto_prune_dead_removes_a_dead_seed_after_its_training_epoch_before_it_blends(task, failure_rate,
+                                                                                       auto_advance):
+    config = EnvConfig(max_epochs=6, seed_failure_rate=failure_rate, seed_faults=("dead",), max_seeds=2,
+                       auto_advance=auto_advance, auto_prune_dead=True)
+    env = SeedEnv(task, config)
+    env.reset(seed=0, episode=0)
+    stages = [env.step(_germinate("conv_light")).info["slot_stages"]["r0c0"]]
+    advance = dataclasses.replace(WAIT, op=LifecycleOp.ADVANCE, slot=0)
+    stages.append(env.step(WAIT if auto_advance else advance).info["slot_stages"]["r0c0"])  # into TRAINING
+    stages.append(env.step(WAIT).info["slot_stages"]["r0c0"])  # its TRAINING epoch measured; a dead seed goes
+    if failure_rate:
+        assert stages[1] == "TRAINING" and stages[2] in ("PRUNED", "EMBARGOED")
+        assert env.seeds_used == 1 and env._require_model().seed_param_count() == 0
+    else:  # a healthy seed is left to the gates (auto_advance blends it)
+        assert stages[2] == "BLENDING"

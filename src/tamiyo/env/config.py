@@ -65,6 +65,9 @@ class EnvOptions:
     # Seeds advance through their gates and fossilize on their own (the controller germinates, holds or prunes), so
     # a germination is a complete decision; false: the controller advances every seed itself.
     auto_advance: bool = True
+    # The env prunes a seed that no gradient reached in its TRAINING epoch (a dead seed, which can never learn) before
+    # it blends, as a watchdog would, so a controller need not learn to; the slot can be germinated again.
+    auto_prune_dead: bool = False
     # SGD learning rates of the host (and its fossils) and of each live seed (momentum 0.9 for both).
     host_lr: float = 0.01
     seed_lr: float = 0.01
@@ -85,7 +88,7 @@ class EnvOptions:
                 and self.num_envs % self.workers == 0):
             raise ValueError(f"env.workers must be auto or an integer ≥ 1 that divides env.num_envs "
                              f"({self.num_envs}), got {self.workers!r}")
-        for name in ("strict_gates", "auto_advance"):
+        for name in ("strict_gates", "auto_advance", "auto_prune_dead"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"env.{name} must be true or false, got {getattr(self, name)!r}")
         for name in ("host_lr", "seed_lr"):

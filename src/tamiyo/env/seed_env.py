@@ -355,8 +355,11 @@ class SeedEnv:
         extra_compute_before = self.extra_compute
         with self._private_rng():
             gate = self._apply(action)
+            addressed = None if action.op == LifecycleOp.WAIT else action.slot
+            if self.config.auto_prune_dead:
+                self._prune_dead(addressed)
             if self.config.auto_advance:
-                self._advance_others(None if action.op == LifecycleOp.WAIT else action.slot)
+                self._advance_others(addressed)
             epoch = self._run_epoch()
             self.epoch += 1
             before, signals_before = self._reports, self._signals
@@ -482,6 +485,17 @@ class SeedEnv:
             assert counterfactual is not None  # G5 requires a measured counterfactual
             self.fossil_contributions.append(counterfactual)
         return gate
+
+    def _prune_dead(self, addressed: int | None) -> None:
+        """`auto_prune_dead`: prune, at once, every seed that trained an epoch in TRAINING without any gradient
+        reaching it, except in the slot the action addressed."""
+        for index, slot in enumerate(self._require_model().slots):
+            report = slot.report()
+            dead = (report.stage == SeedStage.TRAINING and report.epochs_in_stage >= 1
+                    and report.gradient_ratio == 0.0)
+            if index != addressed and dead and illegal_reason(
+                    LifecycleOp.PRUNE, report.stage, report.alpha_holding, report.age, True) is None:
+                slot.prune()
 
     def _advance_others(self, addressed: int | None) -> None:
         """`auto_advance`: fossilize every holding seed and advance every other seed whose ADVANCE is legal (its
