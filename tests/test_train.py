@@ -325,7 +325,8 @@ def test_per_head_metrics_average_only_over_relevant_steps():
                          "imitation.entropy_coef.blueprint": 0.6}),
     ("mnist1d_scratch", {"updates": 60, "env.num_envs": 8, "env.auto_advance": True, "env.task": "mnist1d"}),
     ("mixed_scratch", {"updates": 60, "env.num_envs": 8, "env.auto_advance": True, "env.seed_failure_rate": 0.3,
-                       "env.max_seeds": 5, "init_from": None, "imitation.updates": 0}),
+                       "env.max_seeds": 5, "env.auto_prune_dead": True, "ppo.ops_from_update.prune": 20,
+                       "ppo.ops_from_update.set_alpha_target": 20, "init_from": None, "imitation.updates": 0}),
 ])
 def test_experiment_configs_compose(experiment, expected):
     from omegaconf import OmegaConf

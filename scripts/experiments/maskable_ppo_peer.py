@@ -69,8 +69,11 @@ class EpisodeLog(gymnasium.Wrapper):
 
 
 def make_env(args: argparse.Namespace) -> EpisodeLog:
-    env = gymnasium.make(ENV_ID, task=args.task, max_epochs=args.max_epochs, max_seeds=args.max_seeds,
-                         reward="objective", auto_advance=args.auto_advance, illegal_action="wait")
+    task = args.task[0] if len(args.task) == 1 else args.task
+    env = gymnasium.make(ENV_ID, task=task, max_epochs=args.max_epochs, max_seeds=args.max_seeds,
+                         host_widths=args.host_widths, seed_failure_rate=args.seed_failure_rate,
+                         reward="objective", auto_advance=args.auto_advance, auto_prune_dead=args.auto_prune_dead,
+                         illegal_action="wait")
     return EpisodeLog(env, Objective(param_weight=args.param_weight))
 
 
@@ -108,7 +111,11 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=480, help="training episodes (the budget)")
     parser.add_argument("--rollout-episodes", type=int, default=8, help="whole episodes per PPO rollout")
     parser.add_argument("--auto-advance", action="store_true", help="env.auto_advance (seeds advance on their own)")
-    parser.add_argument("--task", default="mnist1d")
+    parser.add_argument("--task", nargs="+", default=["mnist1d"], help="a task, or several drawn per episode")
+    parser.add_argument("--host-widths", type=float, nargs="+", default=[1.0], help="widths drawn per episode")
+    parser.add_argument("--seed-failure-rate", type=float, default=0.0, help="chance a germinated seed fails")
+    parser.add_argument("--auto-prune-dead", action="store_true", help="env.auto_prune_dead (the env prunes dead "
+                        "seeds)")
     parser.add_argument("--max-epochs", type=int, default=25)
     parser.add_argument("--max-seeds", type=int, default=3)
     parser.add_argument("--param-weight", type=float, default=0.05)
