@@ -117,3 +117,5 @@ def test_stem_host_convolves_only_its_first_stages():
     assert [type(m).__name__ for m in normalised.blocks[0]] == ["Conv2d", "GroupNorm", "ReLU", "MaxPool2d"]
     assert count_params(normalised) == count_params(shallow) + 2 * 16  # one scale and shift per channel
     assert [type(m).__name__ for m in normalised.blocks[1]] == ["MaxPool2d"]
+    with pytest.raises(ValueError, match="^stem_host normalised must be true or false, got 'yes'$"):
+        stem_host(task, normalised="yes")

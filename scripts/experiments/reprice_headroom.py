@@ -16,6 +16,7 @@ import argparse
 import csv
 import dataclasses
 import itertools
+from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -31,13 +32,25 @@ def repriced(results: list[EpisodeResult], objective: Objective) -> list[Episode
                                                        r.extra_compute)) for r in results]
 
 
-def ladder(run: Path, objective: Objective) -> dict[str, object]:
-    train_seeds = set(OmegaConf.load(run / ".hydra" / "config.yaml").train_seeds)
-    grid = repriced(read_csv(run / "schedule_grid.csv"), objective)
-    others = [r for r in repriced(read_csv(run / "comparison_episodes.csv"), objective)
-              if not r.policy.startswith("schedule:")]
-    report = headroom([r for r in grid if r.seed in train_seeds], [r for r in grid if r.seed not in train_seeds],
-                      others)
+@dataclass(frozen=True)
+class Run:
+    """A headroom comparison's episodes: the grid on the training and held-out seeds, and the other controllers."""
+
+    train_seeds: frozenset[int]
+    grid: list[EpisodeResult]
+    others: list[EpisodeResult]
+
+    @classmethod
+    def load(cls, run: Path) -> Run:
+        others = [r for r in read_csv(run / "comparison_episodes.csv") if not r.policy.startswith("schedule:")]
+        return cls(frozenset(OmegaConf.load(run / ".hydra" / "config.yaml").train_seeds),
+                   read_csv(run / "schedule_grid.csv"), others)
+
+
+def ladder(run: Run, objective: Objective) -> dict[str, object]:
+    grid = repriced(run.grid, objective)
+    train = [r for r in grid if r.seed in run.train_seeds]
+    report = headroom(train, [r for r in grid if r.seed not in run.train_seeds], repriced(run.others, objective))
     rows = {row.controller: row for row in report.rows}
     out: dict[str, object] = {"param_weight": objective.param_weight, "param_price": objective.param_price,
                               "compute_weight": objective.compute_weight, "single_best": report.single_best,
@@ -59,7 +72,8 @@ def main() -> None:
     parser.add_argument("--compute-weight", type=float, nargs="+", default=[0.0], help="compute prices")
     parser.add_argument("--out", type=Path, required=True, help="CSV, one row per price combination")
     args = parser.parse_args()
-    rows = [ladder(args.run, Objective(weight, compute, price)) for weight, price, compute in
+    run = Run.load(args.run)
+    rows = [ladder(run, Objective(weight, compute, price)) for weight, price, compute in
             itertools.product(args.param_weight, args.param_price, args.compute_weight)]
     fields = list(dict.fromkeys(key for row in rows for key in row))
     with args.out.open("w", newline="") as handle:

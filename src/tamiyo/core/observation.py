@@ -18,7 +18,8 @@ from enum import IntEnum
 
 import torch
 
-from tamiyo.core.actions import AlphaAlgorithm, AlphaCurveAction, AlphaMode, BlueprintAction
+from tamiyo.core.actions import AlphaAlgorithm, AlphaCurveAction, AlphaMode, BlueprintAction, LifecycleOp
+from tamiyo.core.legality import illegal_reason
 from tamiyo.core.stages import SeedStage
 
 HISTORY_LENGTH = 5
@@ -161,6 +162,16 @@ class SlotReport:
     @property
     def alpha_holding(self) -> bool:
         return self.alpha_mode == AlphaMode.HOLD
+
+    @property
+    def is_dead(self) -> bool:
+        """A seed that trained an epoch in TRAINING without any gradient reaching it: it can never learn."""
+        return self.stage == SeedStage.TRAINING and self.epochs_in_stage >= 1 and self.gradient_ratio == 0.0
+
+    @property
+    def may_prune(self) -> bool:
+        """Whether PRUNE is legal on this slot now (a seed in a prunable stage, old enough, alpha settled)."""
+        return illegal_reason(LifecycleOp.PRUNE, self.stage, self.alpha_holding, self.age, budget_left=True) is None
 
     def to_row(self) -> list[float]:
         optional = {"counterfactual", "gradient_ratio"}  # None (not measured) travels as NaN

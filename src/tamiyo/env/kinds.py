@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from tamiyo.core.values import is_number
 from tamiyo.env.targets import is_target
 from tamiyo.env.tasks import Task, make_task, make_tasks
@@ -95,5 +97,19 @@ def episode_kinds(tasks: Sequence[Task], kinds: Sequence[Mapping[str, Any]] | No
         width = host_widths[0]
         return tuple(EpisodeKind(kind["name"], index, kind.get("host", host), float(kind.get("host_width", width)))
                      for index, kind in enumerate(kinds))
-    return tuple(EpisodeKind(f"{task.name} ×{width:g}", index, host, float(width))
+    return tuple(EpisodeKind(default_kind_name(task.name, width), index, host, float(width))
                  for index, task in enumerate(tasks) for width in host_widths)
+
+
+def default_kind_name(task: str, width: float) -> str:
+    """The name of a kind `env.kinds` does not name: "<task> ×<width>"."""
+    return f"{task} ×{width:g}"
+
+
+def draw_kind(kinds: Sequence[EpisodeKind], named: bool, widths: int) -> EpisodeKind:
+    """One episode's kind, drawn from torch's global RNG: a named kind (`env.kinds`), each equally likely; else the
+    task, then the width, among `episode_kinds`' task × width (task-major, `widths` per task)."""
+    if named:
+        return kinds[int(torch.randint(len(kinds), ()))]
+    task_index = int(torch.randint(len(kinds) // widths, ()))
+    return kinds[task_index * widths + int(torch.randint(widths, ()))]

@@ -44,7 +44,7 @@ from tamiyo.env.gates import GateConfig, GateResult
 from tamiyo.env.governor import Governor
 from tamiyo.env.gradients import GradientRatioMeter
 from tamiyo.env.hosts import build_host, host_slot_config
-from tamiyo.env.kinds import EpisodeKind, episode_kinds
+from tamiyo.env.kinds import EpisodeKind, draw_kind, episode_kinds
 from tamiyo.env.model import MorphogeneticModel, Validation, autocast, training_flops_per_sample, validate
 from tamiyo.env.rewards import RewardInputs, make_reward
 from tamiyo.env.tasks import Task, cross_entropy
@@ -201,8 +201,10 @@ class SeedEnv:
         self.device = torch.device(device)
         self.tasks = (task,) if isinstance(task, Task) else tuple(task)
         self.kinds = episode_kinds(self.tasks, self.config.kinds, self.config.host, self.config.host_widths)
-        # The kinds' hosts must share their injection points.
-        host_slot_config([(self.tasks[kind.task_index], kind.host) for kind in self.kinds])
+        # The kinds' hosts must share their injection points (at width 1, so task × width kinds: once per task).
+        hosts = ([(self.tasks[kind.task_index], kind.host) for kind in self.kinds] if self.config.kinds
+                 else [(task, self.config.host) for task in self.tasks])
+        host_slot_config(hosts)
         self._splits = [
             tuple(getattr(t, name).to(self.device) for name in ("train_x", "train_y", "val_x", "val_y"))
             for t in self.tasks
@@ -279,12 +281,8 @@ class SeedEnv:
         self._episode_key = (seed, self.env_index, episode)
         self._seed_private_rng(derive_seed(*self._episode_key))
         with self._private_rng():
-            if self.config.kinds:
-                self._draw_episode_kind(self.kinds[int(torch.randint(len(self.kinds), ()))])
-            elif len(self.kinds) > 1:  # tasks × widths: the task, then the width
-                widths = len(self.config.host_widths)
-                task_index = int(torch.randint(len(self.tasks), ()))
-                self._draw_episode_kind(self.kinds[task_index * widths + int(torch.randint(widths, ()))])
+            if self.config.kinds or len(self.kinds) > 1:
+                self._draw_episode_kind(draw_kind(self.kinds, bool(self.config.kinds), len(self.config.host_widths)))
             host = build_host(self.task, self.host_width, self.kind.host)
             gates = GateConfig(strict=self.config.strict_gates)
             self.model = MorphogeneticModel(host, gates, self.config.slots).to(self.device)
@@ -491,10 +489,7 @@ class SeedEnv:
         reaching it, except in the slot the action addressed."""
         for index, slot in enumerate(self._require_model().slots):
             report = slot.report()
-            dead = (report.stage == SeedStage.TRAINING and report.epochs_in_stage >= 1
-                    and report.gradient_ratio == 0.0)
-            if index != addressed and dead and illegal_reason(
-                    LifecycleOp.PRUNE, report.stage, report.alpha_holding, report.age, True) is None:
+            if index != addressed and report.is_dead and report.may_prune:
                 slot.prune()
 
     def _advance_others(self, addressed: int | None) -> None:

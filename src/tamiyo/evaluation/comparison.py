@@ -27,6 +27,7 @@ from typing import Any
 from scipy import stats
 
 from tamiyo.core.actions import BLUEPRINT_IDS, topology_blueprints
+from tamiyo.env.kinds import default_kind_name
 from tamiyo.evaluation.runner import EpisodeResult
 
 
@@ -172,7 +173,7 @@ def episode_kind_markdown(results: Sequence[EpisodeResult]) -> str:
     an env that mixes kinds of episode. Empty when all episodes are of one kind."""
     if len({r.kind for r in results}) == 1:
         return ""
-    if any(r.kind != f"{r.task} ×{r.host_width:g}" for r in results):
+    if any(r.kind != default_kind_name(r.task, r.host_width) for r in results):
         columns = [("kind", kind) for kind in dict.fromkeys(r.kind for r in results)]
     else:
         columns = [("task", task) for task in dict.fromkeys(r.task for r in results)]

@@ -47,10 +47,10 @@ from tamiyo.core.actions import (
     blueprint_from_id,
     topology_blueprints,
 )
-from tamiyo.core.legality import illegal_reason
 from tamiyo.core.observation import ObservationBatch, SlotReport, TrainingSignals
 from tamiyo.core.slots import SlotConfig
 from tamiyo.core.stages import ADVANCE_TARGET, SeedStage
+from tamiyo.core.values import is_number
 from tamiyo.policy.bundles.base import FixedPolicyBundle
 from tamiyo.policy.masks import ActionMasks
 from tamiyo.policy.network import ActionResult
@@ -69,11 +69,6 @@ def _action(**relevant: int) -> FactoredAction:
     return FactoredAction.from_indices([relevant.get(head, IRRELEVANT_HEAD_VALUE[head]) for head in HEAD_NAMES])
 
 
-def _is_dead(report: SlotReport) -> bool:
-    """A seed that trained an epoch in TRAINING without any gradient reaching it."""
-    return report.stage == SeedStage.TRAINING and report.epochs_in_stage >= 1 and report.gradient_ratio == 0.0
-
-
 def _is_unstable(report: SlotReport, threshold: float | None) -> bool:
     """A training or blending seed whose gradient ratio exceeds `threshold` (never, when `threshold` is None)."""
     return (threshold is not None and report.stage in (SeedStage.TRAINING, SeedStage.BLENDING)
@@ -83,10 +78,6 @@ def _is_unstable(report: SlotReport, threshold: float | None) -> bool:
 def _is_below(report: SlotReport, threshold: float | None) -> bool:
     """A seed measured below `threshold` accuracy points (never, when `threshold` is None)."""
     return threshold is not None and report.counterfactual is not None and report.counterfactual < threshold
-
-
-def _may_prune(report: SlotReport) -> bool:
-    return illegal_reason(LifecycleOp.PRUNE, report.stage, report.alpha_holding, report.age, budget_left=True) is None
 
 
 @register_policy("schedule")
@@ -151,8 +142,7 @@ class SchedulePolicyBundle(FixedPolicyBundle):
             raise ValueError(f"schedule germinate_on_plateau must be an integer ≥ 1 (flat epochs) or null, "
                              f"got {germinate_on_plateau!r}")
         self.germinate_on_plateau = germinate_on_plateau
-        below_ok = isinstance(germinate_below, int | float) and not isinstance(germinate_below, bool)
-        if germinate_below is not None and not (below_ok and 0 < germinate_below <= 100):
+        if germinate_below is not None and not (is_number(germinate_below) and 0 < germinate_below <= 100):
             raise ValueError(f"schedule germinate_below must be a training accuracy in (0, 100] percent or null, "
                              f"got {germinate_below!r}")
         self.germinate_below = germinate_below
@@ -172,9 +162,9 @@ class SchedulePolicyBundle(FixedPolicyBundle):
         """The schedule's action for one env (see the module docstring for the order of preference)."""
         for slot in self.slot_indices:
             report = reports[slot]
-            failing = (self.prune_dead and _is_dead(report) or _is_unstable(report, self.prune_unstable)
+            failing = (self.prune_dead and report.is_dead or _is_unstable(report, self.prune_unstable)
                        or _is_below(report, self.prune_below))
-            if failing and _may_prune(report):
+            if failing and report.may_prune:
                 return _action(op=LifecycleOp.PRUNE, slot=slot, alpha_speed=AlphaSpeedAction.INSTANT,
                                alpha_curve=AlphaCurveAction.LINEAR)
         budget_left = signals.max_seeds == 0 or signals.seeds_used < signals.max_seeds
