@@ -1,5 +1,6 @@
 """Every option of every packaged config group composes, validates and names importable targets."""
 
+import dataclasses
 import importlib
 from pathlib import Path
 
@@ -11,9 +12,13 @@ from omegaconf import DictConfig, OmegaConf
 import tamiyo.launch  # noqa: F401  (registers the resolvers the launcher configs use)
 from tamiyo.conf import CONF_DIR
 from tamiyo.core.errors import ConfigError
+from tamiyo.core.slots import SlotConfig
 from tamiyo.env.config import EnvOptions, build_env_config
 from tamiyo.env.gym_env import SeedLifecycleEnv
+from tamiyo.env.rewards import REWARDS, make_reward
 from tamiyo.launch.validation import env_options, normalize_choices, validate_config
+from tamiyo.policy.heuristic import HeuristicConfig
+from tamiyo.policy.registry import get_policy, policy_options
 
 # Groups selected in train.yaml's defaults list, plus the optional ones (null by default); `benchmark` is
 # compare.yaml's, chosen by the env.
@@ -98,6 +103,7 @@ def test_the_wheel_carries_every_config():
     assert {"train.yaml", "evaluate.yaml", "compare.yaml", "policy/lstm.yaml", "env/mnist1d.yaml"} <= shipped
 
 
+SLOTS = {"slot_config": SlotConfig(("r0c0", "r0c1", "r0c2")), "topology": "cnn"}
 HEADS = ("op", "slot", "blueprint", "style", "tempo", "alpha_target", "alpha_speed", "alpha_curve")
 
 
@@ -123,6 +129,70 @@ def test_the_env_group_is_one_dataclass_that_training_and_the_gym_env_share():
     gym = SeedLifecycleEnv(mixed.task, max_seeds=5, host_widths=[0.5, 1.0, 2.0], seed_failure_rate=0.3,
                            reward={"name": "objective", "param_weight": 0.05, "compute_weight": 0.0})
     assert gym.core.config == trained
+
+
+@pytest.mark.parametrize("reward", REWARDS.names())
+def test_each_reward_option_is_its_config_dataclass_with_its_defaults(reward):
+    cfg = _compose("train", f"reward={reward}", "objective.param_weight=0.02")
+    assert OmegaConf.get_type(cfg.reward).__name__ == f"{type(make_reward(reward).config).__name__}Options"
+    options = OmegaConf.to_container(cfg.reward, resolve=True)
+    built = build_env_config(EnvOptions(), options, 0.9, None)
+    config = make_reward(built.reward, **built.reward_config).config
+    defaults = make_reward(reward).config
+    if reward == "objective":  # the price is the objective's, the one every table uses
+        assert config.param_weight == 0.02 != defaults.param_weight
+    else:  # PPO's discount is the shaping's
+        assert getattr(config, "gamma", 0.9) == 0.9
+    assert {k: v for k, v in vars(config).items() if k not in ("param_weight", "gamma")} == \
+        {k: v for k, v in vars(defaults).items() if k not in ("param_weight", "gamma")}
+
+
+@pytest.mark.parametrize("option", sorted(p.stem for p in (CONF_DIR / "policy").glob("*.yaml")))
+def test_each_policy_option_holds_its_bundles_options_and_builds_it(option):
+    cfg = _compose("train", f"policy={option}")
+    options = OmegaConf.to_container(cfg.policy, resolve=True)
+    name = options.pop("name")
+    assert OmegaConf.get_type(cfg.policy).__name__ == f"{type(get_policy(name, **SLOTS)).__name__}Options"
+    schema = {f.name for f in dataclasses.fields(policy_options(name))} - {"name"}
+    assert set(options) == schema  # every option, with the default the bundle holds unless the file sets it
+    assert type(get_policy(name, **SLOTS, **options)).__name__ == type(get_policy(name, **SLOTS)).__name__
+
+
+def test_the_policy_options_are_the_bundles_keywords_with_their_defaults():
+    fields = {f.name: f.default for f in dataclasses.fields(policy_options("schedule"))}
+    assert fields["blueprint"] == "conv_light" and fields["slots"] == "all" and fields["prune_dead"] is False
+    assert fields["germinate_below"] is None and "slot_config" not in fields and "obs_dim" not in fields
+    assert {f.name for f in dataclasses.fields(policy_options("heuristic"))} == \
+        {"name", *(f.name for f in dataclasses.fields(HeuristicConfig))}
+    assert [f.name for f in dataclasses.fields(policy_options("static"))] == ["name"]
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("policy.foo=1", "error: policy.foo is not a key of this config; did you mean policy?"),
+    ("policy=static policy.seed=1", "error: policy.seed is not a key of this config; a key of a task's loader goes "
+                                    "with '+'"),
+    ("policy.hidden_dim=x", "error: policy.hidden_dim=x: Value 'x' of type 'str' could not be converted to Integer"),
+    ("policy=schedule policy.tempo=warp",
+     "error: policy config: schedule tempo must be one of ['fast', 'standard', 'slow'], got 'warp'"),
+])
+def test_a_bad_policy_option_is_one_line_naming_it(tmp_path, override, message):
+    result = run_cli("train.py", *override.split(), "debug=fast", f"paths.output_root={tmp_path}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == message
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("reward.foo=1", "error: reward.foo is not a key of this config; did you mean reward?"),
+    ("reward.gamma=0.9", "error: reward.gamma is not a key of this config; did you mean reward.name?"),
+    ("reward.charge=later", "error: env/reward config: objective reward charge must be one of ('effect', 'kept', "
+                            "'present'), got 'later'"),
+    ("reward=sparse reward.scale=big",
+     "error: reward.scale=big: Value 'big' of type 'str' could not be converted to Float"),
+])
+def test_a_bad_reward_option_is_one_line_naming_it(tmp_path, override, message):
+    result = run_cli("train.py", *override.split(), "debug=fast", f"paths.output_root={tmp_path}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == message
 
 
 @pytest.mark.parametrize(("override", "message"), [

@@ -126,8 +126,8 @@ def test_gradient_ratio_is_per_parameter_intensity_of_seed_over_host():
 def test_strict_gates_let_the_heuristic_grow_a_seed_to_blending_and_beyond(tmp_path):
     cfg = compose_config(
         "train", tmp_path / "run", "policy=heuristic", "env.strict_gates=true", "updates=1", "env.max_epochs=16",
-        "+policy.min_epochs_before_germinate=1", "policy.plateau_epochs_to_germinate=0",
-        "+policy.prune_if_accuracy_drops_by=100",  # patience: the tiny host is noisy; gates are tested here
+        "policy.min_epochs_before_germinate=1", "policy.plateau_epochs_to_germinate=0",
+        "policy.prune_if_accuracy_drops_by=100",  # patience: the tiny host is noisy; gates are tested here
     )
     train(cfg)
     trace = json.loads((tmp_path / "run" / "plots" / "lifecycle.json").read_text())

@@ -39,7 +39,9 @@ How `shaped` pays:
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -383,6 +385,18 @@ class Reward:
 
     def __call__(self, inputs: RewardInputs) -> RewardResult:
         return self.function(inputs, self.config)
+
+
+def reward_options(name: str) -> type:
+    """The options of the `reward` group for reward `name`, as a dataclass: `name` and every field of the reward's
+    config with its default, but `gamma`, which is always PPO's discount (`ppo.gamma`). `conf/reward/<name>.yaml`
+    extends it, so a key the reward lacks or a value of the wrong type is refused when the config is composed."""
+    config_type, _ = REWARDS.get(name)
+    hints = typing.get_type_hints(config_type)
+    own = [(item.name, hints[item.name], dataclasses.field(default=item.default))
+           for item in fields(config_type) if item.name != "gamma"]
+    return dataclasses.make_dataclass(f"{config_type.__name__}Options",
+                                      [("name", str, dataclasses.field(default=name)), *own])
 
 
 def make_reward(name: str, **config: float | str) -> Reward:

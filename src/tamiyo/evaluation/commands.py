@@ -65,6 +65,7 @@ from tamiyo.evaluation.runner import (
 )
 from tamiyo.policy.bundles.schedule import SchedulePolicyBundle
 from tamiyo.policy.features import obs_dim
+from tamiyo.policy.registry import policy_options
 
 log = logging.getLogger("tamiyo")
 
@@ -132,7 +133,9 @@ def _policy_group(name: str) -> tuple[str, dict]:
     path = CONF_DIR / "policy" / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"unknown baseline {name!r}: no {path}")
-    options = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    own = OmegaConf.load(path)
+    own.pop("defaults")  # its options schema, merged in as composing `policy=<name>` would
+    options = OmegaConf.to_container(OmegaConf.merge(policy_options(own.name), own), resolve=True)
     return options.pop("name"), options
 
 

@@ -86,6 +86,6 @@ def check_overrides(config_name: str, args: Sequence[str]) -> None:
         key = found.group(1)
         known = _keys(OmegaConf.to_container(_compose(config_name, []), resolve=False))
         close = difflib.get_close_matches(key, known, n=2, cutoff=0.75)
-        hint = f"did you mean {' or '.join(close)}?" if close else "a key of a task's loader or a policy goes with '+'"
+        hint = f"did you mean {' or '.join(close)}?" if close else "a key of a task's loader goes with '+'"
         _refuse(f"{key} is not a key of this config; {hint}")
 

@@ -1,10 +1,14 @@
 """Name → bundle class registry, filled by `@register_policy(name)` when `tamiyo.policy` is imported.
 
-Every registered class is constructed as `cls(slot_config=..., topology=..., **cfg)` by the factory.
+Every registered class is constructed as `cls(slot_config=..., topology=..., **cfg)` by the factory; its options
+are the keywords after those (and `obs_dim`), or, where it takes `**options`, the fields of its `options_type`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -38,3 +42,38 @@ def get_policy(name: str, **cfg: Any) -> PolicyBundle:
 def list_policies() -> list[str]:
     """Registered names, in registration order."""
     return POLICIES.names()
+
+
+# Keywords every bundle takes from the run rather than from its `policy` options.
+_RUN_KEYWORDS = ("self", "slot_config", "topology", "obs_dim")
+_PLAIN_TYPES = (int, float, bool, str)
+
+
+def _schema_type(hint: Any) -> Any:
+    """`hint` where a Hydra structured config can hold it (a plain type, or an optional one), else `Any`."""
+    if hint in _PLAIN_TYPES:
+        return hint
+    members = typing.get_args(hint)
+    plain = [member for member in members if member is not type(None)]
+    if len(members) == 2 and len(plain) == 1 and plain[0] in _PLAIN_TYPES:
+        return typing.Optional[plain[0]]  # noqa: UP045 (OmegaConf reads Optional, not the | form)
+    return Any
+
+
+def policy_options(name: str) -> type:
+    """The options of the `policy` group for policy `name`, as a dataclass: `name` and every option of its bundle
+    with its default. `conf/policy/<file>.yaml` extends it, so a key the policy lacks or a value of the wrong type
+    is refused when the config is composed; the values themselves are checked once, by the bundle."""
+    cls = POLICIES.get(name)
+    own = getattr(cls, "options_type", None)
+    if own is not None:
+        hints = typing.get_type_hints(own)
+        options = [(item.name, hints[item.name], item.default) for item in dataclasses.fields(own)]
+    else:
+        hints = typing.get_type_hints(cls.__init__)
+        options = [(key, hints[key], parameter.default)
+                   for key, parameter in inspect.signature(cls.__init__).parameters.items()
+                   if key not in _RUN_KEYWORDS and parameter.kind is parameter.POSITIONAL_OR_KEYWORD]
+    fields = [(key, _schema_type(hint), dataclasses.field(default=default)) for key, hint, default in options]
+    return dataclasses.make_dataclass(f"{cls.__name__}Options", [("name", str, dataclasses.field(default=name)),
+                                                                 *fields])

@@ -41,6 +41,7 @@ class HeuristicPolicyBundle(FixedPolicyBundle):
     """Decisions of `HeuristicController` (configured by `HeuristicConfig` fields), log-prob 0."""
 
     name = "heuristic"
+    options_type = HeuristicConfig
 
     def __init__(self, slot_config: SlotConfig, topology: str, obs_dim: int | None = None, **config: Any) -> None:
         super().__init__(slot_config, topology, obs_dim)
