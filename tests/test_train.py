@@ -46,6 +46,30 @@ def test_every_policy_trains_logs_and_checkpoints(tmp_path, policy):
         assert all(float(row["episode/seeds_germinated"]) == 3.0 for row in rows)
 
 
+# `python train.py debug=fast seed=3 <overrides>` measured at commit 08dcdd4, before the policy and reward groups
+# became dataclasses: episode return, objective and final accuracy of its two updates. The same seed must give the
+# same episodes whatever route the config takes to the objects (thread counts do not change them either).
+BEFORE_THE_CONFIG_ROUTE = {
+    "reward=objective": ([-0.239130437374115, 0.9248188138008118], [7.57336950302124, 7.956068992614746],
+                         [7.8125, 8.59375]),
+    "reward=shaped": ([1.017047643661499, 0.7957912683486938], [7.57336950302124, 7.956068992614746],
+                      [7.8125, 8.59375]),
+    "policy=grow_on_plateau reward=sparse env.max_epochs=8": (
+        [0.07030770182609558, 0.10155770182609558], [6.85733699798584, 9.98233699798584], [7.03125, 10.15625]),
+}
+
+
+@pytest.mark.parametrize("overrides", BEFORE_THE_CONFIG_ROUTE)
+def test_a_tiny_run_gives_the_episodes_it_gave_before_the_config_route_changed(tmp_path, overrides):
+    train(compose_config("train", tmp_path / "run", "debug=fast", "seed=3", "callbacks.progress_bar=null",
+                         *overrides.split(), tiny=[]))
+    rows = read_metrics(tmp_path / "run")
+    measured = tuple([float(row[key]) for row in rows]
+                     for key in ("episode/return", "episode/objective", "episode/final_accuracy"))
+    for got, expected in zip(measured, BEFORE_THE_CONFIG_ROUTE[overrides], strict=True):
+        assert got == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
+
 def test_ppo_logs_every_head_and_stays_on_policy(tmp_path, capsys):
     train(make_cfg(tmp_path, "updates=3"))
     rows = read_metrics(tmp_path / "run")
