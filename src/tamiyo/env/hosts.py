@@ -178,11 +178,12 @@ class TransformerHost(Host):
 
 # ---------------------------------------------------------------- per-task hosts
 TRANSFORMER_DIM = 64  # model width of the language-modelling host at width 1
-# Convolutional host per task: (block widths, pool after block). mnist1d: 40 → 20 → 10 → 5 positions;
+# Convolutional host per task: (block widths, pool after block). mnist1d, ordered_pairs: 40 → 20 → 10 → 5 positions;
 # digits: 8×8 → 4×4 → 2×2 → 2×2 (no third pooling, a 1×1 map would leave nothing to convolve);
 # cifar10: 32×32 → 16 → 8 → 4.
 CONV_HOSTS: dict[str, tuple[tuple[int, ...], tuple[bool, ...]]] = {
     "mnist1d": ((4, 8, 16), (True, True, True)),
+    "ordered_pairs": ((4, 8, 16), (True, True, True)),
     "digits": ((4, 8, 16), (True, True, False)),
     "cifar10": ((8, 16, 32), (True, True, True)),
 }

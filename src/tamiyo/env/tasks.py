@@ -1,7 +1,7 @@
 """Tasks: real datasets held in memory as tensors, plus what a host needs to know about their inputs.
 
-Every loader works offline by default: MNIST-1D is generated locally (and cached), digits ship with
-scikit-learn, the language-modelling corpus is Python standard-library source, and CIFAR-10 is read
+Every loader works offline by default: MNIST-1D is generated locally (and cached), ordered pairs are generated
+in memory, digits ship with scikit-learn, the language-modelling corpus is Python standard-library source, and CIFAR-10 is read
 from a local directory (downloading only when explicitly asked). No loader ever substitutes random data.
 """
 
@@ -160,6 +160,51 @@ def load_mnist1d(data_seed: int = 42, cache_dir: str | Path | None = None) -> Ta
         return torch.from_numpy(arrays[key].astype(np.int64))
 
     return Task("mnist1d", "cnn", signals("x"), labels("y"), signals("x_test"), labels("y_test"), num_classes=10)
+
+
+# ---------------------------------------------------------------- ordered pairs
+def _ordered_pair_arrays(gap: int, atoms: int, width: int, length: int, noise: float, examples: int,
+                         data_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(data_seed)
+    shapes = rng.normal(size=(atoms, width))
+    shapes /= np.abs(shapes).max(axis=1, keepdims=True)  # every atom peaks at ±1
+    first = rng.integers(atoms, size=examples)
+    second = (first + rng.integers(1, atoms, size=examples)) % atoms  # another atom than the first
+    start = rng.integers(0, length - (2 * width + gap) + 1, size=examples)
+    signals = noise * rng.normal(size=(examples, length))
+    rows = np.arange(examples)[:, None]
+    offsets = np.arange(width)[None, :]
+    signals[rows, start[:, None] + offsets] += shapes[first]
+    signals[rows, start[:, None] + width + gap + offsets] += shapes[second]
+    labels = first * (atoms - 1) + second - (second > first)  # the ordered pair's index among atoms·(atoms−1)
+    return signals.astype(np.float32), labels.astype(np.int64)
+
+
+@TASKS.register("ordered_pairs")
+def load_ordered_pairs(gap: int = 2, atoms: int = 4, width: int = 3, length: int = 40, noise: float = 0.3,
+                       train_examples: int = 4000, val_examples: int = 1000, data_seed: int = 0) -> Task:
+    """Signals of Gaussian noise holding two different atoms (fixed shapes `width` samples long) `gap` samples
+    apart at a random place; the class is the ordered pair (first atom, second atom), one of atoms·(atoms − 1).
+
+    One conv layer detects the atoms, but the pair's order is seen only by a layer whose receptive field spans both
+    atoms: in a network that pools between layers, a layer late enough for the gap. So a one-convolution host lacks
+    a layer whose place depends on the gap (the atoms' alphabet depends on `data_seed` alone, so tasks of other gaps
+    share it). Generated in memory in milliseconds; the same `data_seed` gives the same data.
+    """
+    for key, value, low in (("gap", gap, 0), ("atoms", atoms, 2), ("width", width, 1),
+                            ("train_examples", train_examples, 1), ("val_examples", val_examples, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"ordered_pairs {key} must be an integer ≥ {low}, got {value!r}")
+    if isinstance(length, bool) or not isinstance(length, int) or length < 2 * width + gap:
+        raise ValueError(f"ordered_pairs length must be an integer ≥ 2·width + gap ({2 * width + gap}), got {length!r}")
+    if not (isinstance(noise, int | float) and math.isfinite(noise) and noise >= 0):
+        raise ValueError(f"ordered_pairs noise must be a number ≥ 0, got {noise!r}")
+    signals, labels = _ordered_pair_arrays(gap, atoms, width, length, float(noise), train_examples + val_examples,
+                                           data_seed)
+    x = torch.from_numpy(signals).unsqueeze(1)  # [N, 1, length]
+    y = torch.from_numpy(labels)
+    return Task("ordered_pairs", "cnn", x[:train_examples], y[:train_examples], x[train_examples:], y[train_examples:],
+                num_classes=atoms * (atoms - 1))
 
 
 # ---------------------------------------------------------------- digits
