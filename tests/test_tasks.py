@@ -17,6 +17,7 @@ from tamiyo.env.tasks import (
     encode_text,
     load_cifar10,
     load_mnist1d,
+    load_ordered_pairs,
     make_task,
 )
 
@@ -52,6 +53,50 @@ def test_mnist1d_is_deterministic_cached_and_leaves_global_rng_alone(mnist1d_cac
     assert np.random.rand() == np.random.RandomState(7).rand()
     for other in (cached, fresh):
         assert torch.equal(first.train_x, other.train_x) and torch.equal(first.val_y, other.val_y)
+
+
+def _atoms_of(signal: np.ndarray, width: int) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
+    """Where a noiseless signal's two atoms start apart, and their shapes."""
+    (support,) = np.nonzero(signal)
+    first, last = support[0], support[-1]
+    return int(last - width + 1 - (first + width)), tuple(signal[first:first + width]), tuple(signal[last - width + 1:last + 1])
+
+
+@pytest.mark.parametrize("gap", [0, 2, 14])
+def test_ordered_pairs_hold_two_atoms_a_gap_apart_labelled_by_their_ordered_pair(gap):
+    task = load_ordered_pairs(gap=gap, noise=0.0, train_examples=600, val_examples=100)
+    assert (task.name, task.topology, task.num_classes, task.input_shape) == ("ordered_pairs", "cnn", 12, (1, 40))
+    assert (len(task.train_x), len(task.val_x)) == (600, 100)
+    pairs: dict[int, tuple] = {}
+    for signal, label in zip(task.train_x[:, 0].numpy(), task.train_y.tolist(), strict=True):
+        apart, first, second = _atoms_of(signal, width=3)
+        assert apart == gap and first != second
+        assert pairs.setdefault(label, (first, second)) == (first, second)  # one ordered pair per class
+    assert sorted(pairs) == list(range(12))
+    by_pair = {pair: label for label, pair in pairs.items()}
+    assert all(by_pair[(b, a)] != label for (a, b), label in by_pair.items())  # the order changes the class
+
+
+def test_ordered_pairs_are_reproducible_and_share_their_atoms_across_gaps():
+    near, again = load_ordered_pairs(gap=2), load_ordered_pairs(gap=2)
+    assert torch.equal(near.train_x, again.train_x) and torch.equal(near.val_y, again.val_y)
+    assert not torch.equal(near.train_x, load_ordered_pairs(gap=2, data_seed=1).train_x)
+    atoms = [{_atoms_of(x, 3)[1] for x in load_ordered_pairs(gap=g, noise=0.0).train_x[:200, 0].numpy()}
+             for g in (2, 14)]
+    assert atoms[0] == atoms[1] and len(atoms[0]) == 4
+    noisy = load_ordered_pairs(gap=2, noise=0.3)
+    assert 0.25 < float((noisy.train_x - load_ordered_pairs(gap=2, noise=0.0).train_x).std()) < 0.35
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"gap": -1}, "ordered_pairs gap must be an integer ≥ 0, got -1"),
+    ({"atoms": 1}, "ordered_pairs atoms must be an integer ≥ 2, got 1"),
+    ({"gap": 40}, r"ordered_pairs length must be an integer ≥ 2·width \+ gap \(46\), got 40"),
+    ({"noise": -0.1}, "ordered_pairs noise must be a number ≥ 0, got -0.1"),
+])
+def test_ordered_pairs_refuse_bad_options(options, message):
+    with pytest.raises(ValueError, match=message):
+        make_task("ordered_pairs", **options)
 
 
 def test_digits_split_is_fixed_stratified_and_standardised(tmp_path):
@@ -133,11 +178,12 @@ def test_cross_entropy_is_per_sample_mean_for_both_shapes():
 
 
 def test_make_task_rejects_unknown_names_and_options():
-    with pytest.raises(ValueError, match=r"unknown task 'imagenet'; available: cifar10, digits, mnist1d, pysource"):
+    with pytest.raises(ValueError,
+                       match=r"unknown task 'imagenet'; available: cifar10, digits, mnist1d, ordered_pairs, pysource"):
         make_task("imagenet")
     with pytest.raises(TypeError, match=r"task 'digits' does not accept options \['data_dir'\]"):
         make_task("digits", data_dir="x")
-    assert set(TASKS.names()) == {"mnist1d", "digits", "cifar10", "pysource"}
+    assert set(TASKS.names()) == {"mnist1d", "ordered_pairs", "digits", "cifar10", "pysource"}
 
 
 def test_task_validates_labels_and_splits():
