@@ -59,7 +59,8 @@ def _atoms_of(signal: np.ndarray, width: int) -> tuple[int, tuple[float, ...], t
     """Where a noiseless signal's two atoms start apart, and their shapes."""
     (support,) = np.nonzero(signal)
     first, last = support[0], support[-1]
-    return int(last - width + 1 - (first + width)), tuple(signal[first:first + width]), tuple(signal[last - width + 1:last + 1])
+    second = last - width + 1
+    return int(second - (first + width)), tuple(signal[first:first + width]), tuple(signal[second:last + 1])
 
 
 @pytest.mark.parametrize("gap", [0, 2, 14])

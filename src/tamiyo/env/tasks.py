@@ -1,8 +1,9 @@
-"""Tasks: real datasets held in memory as tensors, plus what a host needs to know about their inputs.
+"""Tasks: datasets held in memory as tensors, plus what a host needs to know about their inputs.
 
-Every loader works offline by default: MNIST-1D is generated locally (and cached), ordered pairs are generated
-in memory, digits ship with scikit-learn, the language-modelling corpus is Python standard-library source, and CIFAR-10 is read
-from a local directory (downloading only when explicitly asked). No loader ever substitutes random data.
+Every loader works offline by default: MNIST-1D is generated locally (and cached), ordered pairs are generated in
+memory, digits ship with scikit-learn, the language-modelling corpus is Python standard-library source, and CIFAR-10
+is read from a local directory (downloading only when explicitly asked). No loader ever substitutes random data for a
+dataset it cannot find.
 """
 
 from __future__ import annotations

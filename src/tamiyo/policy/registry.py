@@ -56,7 +56,7 @@ def _schema_type(hint: Any) -> Any:
     members = typing.get_args(hint)
     plain = [member for member in members if member is not type(None)]
     if len(members) == 2 and len(plain) == 1 and plain[0] in _PLAIN_TYPES:
-        return typing.Optional[plain[0]]  # noqa: UP045 (OmegaConf reads Optional, not the | form)
+        return plain[0] | None
     return Any
 
 
