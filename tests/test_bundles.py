@@ -158,14 +158,14 @@ def test_static_always_waits():
 
 @pytest.mark.parametrize("name", ["static", "random", "heuristic", "schedule"])
 def test_fixed_bundles_are_not_trainable(name):
-    bundle = create_policy(name, SLOTS, "cnn", obs_dim=148)
+    bundle = create_policy(name, SLOTS, "cnn", obs_dim=149)
     obs = random_obs(2, seed=0)
     assert (bundle.is_trainable, bundle.network, bundle.state_dict()) == (False, None, {})
     with pytest.raises(NotTrainableError, match=f"the '{name}' policy has no trainable parameters"):
         bundle.evaluate_actions(extract_features(obs).unsqueeze(1), {}, {})
     assert bundle.get_value(extract_features(obs)).tolist() == [0.0, 0.0]
-    with pytest.raises(ValueError, match=r"obs must be \[2, 148\] to match the masks and obs_dim, got \[3, 148\]"):
-        bundle.get_action(torch.zeros(3, 148), None, compute_masks(obs, "cnn"), context=obs)
+    with pytest.raises(ValueError, match=r"obs must be \[2, 149\] to match the masks and obs_dim, got \[3, 149\]"):
+        bundle.get_action(torch.zeros(3, 149), None, compute_masks(obs, "cnn"), context=obs)
     narrow = create_policy(name, SLOTS, "cnn", obs_dim=12)
     assert narrow.obs_dim == 12
     with pytest.raises(ValueError, match=r"obs must be \[2, 12\]"):

@@ -27,7 +27,7 @@ def _obs(n: int) -> ObservationBatch:
 
 def _inputs(n: int):
     obs = _obs(n)
-    return extract_features(obs) + 0.1 * torch.randn(n, 148), compute_masks(obs, "cnn")
+    return extract_features(obs) + 0.1 * torch.randn(n, 149), compute_masks(obs, "cnn")
 
 
 def _rollout(bundle, n: int, steps: int):

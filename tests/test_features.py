@@ -29,6 +29,7 @@ from tamiyo.policy.features import (
     context_feature_index,
     extract_features,
     gradient_measured_feature_index,
+    kind_feature_index,
     obs_dim,
     seed_gradient_feature_index,
     slot_feature_index,
@@ -58,7 +59,7 @@ def features_of(sig: TrainingSignals, slots: list[SlotReport]) -> torch.Tensor:
     return extract_features(ObservationBatch.pack([sig], [slots]))[0]
 
 
-@pytest.mark.parametrize(("num_slots", "width"), [(1, 66), (2, 107), (3, 148), (5, 230)])
+@pytest.mark.parametrize(("num_slots", "width"), [(1, 67), (2, 108), (3, 149), (5, 231)])
 def test_obs_dim(num_slots: int, width: int) -> None:
     assert obs_dim(num_slots) == width
     out = extract_features(ObservationBatch.pack([signals()] * 2, [[SlotReport.empty()] * num_slots] * 2))
@@ -77,7 +78,7 @@ def test_slot_blocks_tile_the_vector() -> None:
     assert last_slot_end == context_feature_index(3, ContextFeature.HOST_SIZE)
     assert context_feature_index(3, ContextFeature.INPUT_DIMS) + 1 == seed_gradient_feature_index(3, 0)
     assert seed_gradient_feature_index(3, 2) + 1 == gradient_measured_feature_index(3, 0)
-    assert gradient_measured_feature_index(3, 2) + 1 == obs_dim(3)
+    assert gradient_measured_feature_index(3, 2) + 1 == kind_feature_index(3) == obs_dim(3) - 1
 
 
 @pytest.mark.parametrize(
@@ -90,6 +91,12 @@ def test_context_columns_tell_the_host_size_and_input_kind(
     out = features_of(signals(host_params=host_params, input_dims=input_dims), [SlotReport.empty()] * 3)
     context = out[context_feature_index(3, ContextFeature.HOST_SIZE) : seed_gradient_feature_index(3, 0)]
     assert context.tolist() == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize(("kind_index", "kinds", "expected"), [(0, 1, 0.0), (0, 2, 0.0), (1, 2, 1.0), (1, 3, 0.5)])
+def test_the_kind_column_tells_the_episodes_kind(kind_index: int, kinds: int, expected: float) -> None:
+    out = features_of(signals(kind_index=kind_index, kinds=kinds), [SlotReport.empty()] * 3)
+    assert out[kind_feature_index(3)].item() == pytest.approx(expected)
 
 
 def test_seed_gradient_columns_tell_a_dead_seed_from_a_healthy_one() -> None:
@@ -106,7 +113,7 @@ def test_gradient_measured_columns_tell_a_dead_seed_from_one_not_measured_yet() 
     out = features_of(signals(), [dead, unmeasured, SlotReport.empty()])
     ratios = out[seed_gradient_feature_index(3, 0) : gradient_measured_feature_index(3, 0)]
     assert ratios.tolist() == [0.0, 0.0, 0.0]
-    assert out[gradient_measured_feature_index(3, 0) :].tolist() == [1.0, 0.0, 0.0]
+    assert out[gradient_measured_feature_index(3, 0) : kind_feature_index(3)].tolist() == [1.0, 0.0, 0.0]
 
 
 def test_an_unmeasured_gradient_ratio_travels_through_the_observation_tensor_as_none() -> None:

@@ -3,6 +3,7 @@
 import pytest
 
 from tamiyo.core.actions import FactoredAction
+from tamiyo.core.observation import ObservationBatch
 from tamiyo.env.blueprints import count_params
 from tamiyo.env.config import EnvConfig, EnvOptions
 from tamiyo.env.gym_env import SeedLifecycleEnv
@@ -15,6 +16,7 @@ from tamiyo.env.vector import VectorEnv
 from tamiyo.evaluation.comparison import episode_kind_markdown
 from tamiyo.evaluation.runner import baseline_policy, evaluate
 from tamiyo.policy import obs_dim
+from tamiyo.policy.features import extract_features, kind_feature_index
 
 STEM = "tamiyo.env.hosts.stem_host"
 KINDS = [
@@ -49,6 +51,20 @@ def test_episodes_draw_every_kind_reproducibly_with_its_data_host_and_width():
     again = SeedEnv(tasks, config, env_index=2)
     again.reset(seed=5, episode=7)
     assert again.step(FactoredAction.wait()).info["kind"] == drawn[7]
+
+
+def test_kinds_that_share_host_and_input_are_told_apart_by_the_kind_column():
+    twins = [{"name": "near", "task": "ordered_pairs", "task_options": {"gap": 2}},
+             {"name": "far", "task": "ordered_pairs", "task_options": {"gap": 14}}]
+    config = EnvConfig(max_epochs=1, kinds=twins, auto_advance=False)
+    env = SeedEnv(load_tasks("mnist1d", TASK_OPTIONS, twins), config)
+    seen: dict[str, set[tuple[int, float]]] = {"near": set(), "far": set()}
+    for episode in range(8):
+        signals, slots = env.reset(seed=1, episode=episode)
+        features = extract_features(ObservationBatch.pack([signals], [slots]))[0]
+        seen[env.kind.name].add((signals.host_params, features[kind_feature_index(3)].item()))
+    assert len({host for host, _ in seen["near"] | seen["far"]}) == 1  # one host: its size cannot tell them
+    assert ({column for _, column in seen["near"]}, {column for _, column in seen["far"]}) == ({0.0}, {1.0})
 
 
 def test_evaluation_rows_and_tables_carry_the_kind():

@@ -46,9 +46,11 @@ class SignalField(IntEnum):
     VAL_LOSS_HISTORY = 17  # 5 columns, oldest first, left-padded with the first value seen
     VAL_ACCURACY_HISTORY = 17 + HISTORY_LENGTH  # 5 columns
     INPUT_DIMS = 17 + 2 * HISTORY_LENGTH  # spatial dimensions of one input: 1 = sequence, 2 = image
+    KIND_INDEX = INPUT_DIMS + 1  # the episode's kind: its position among the env's kinds
+    KINDS = INPUT_DIMS + 2  # how many kinds the env's episodes draw from
 
 
-NUM_SIGNAL_FIELDS = SignalField.INPUT_DIMS + 1
+NUM_SIGNAL_FIELDS = SignalField.KINDS + 1
 
 
 class SlotField(IntEnum):
@@ -99,11 +101,13 @@ class TrainingSignals:
     val_loss_history: tuple[float, ...]
     val_accuracy_history: tuple[float, ...]
     input_dims: int = 1
+    kind_index: int = 0
+    kinds: int = 1
 
     def to_row(self) -> list[float]:
         scalars = [float(getattr(self, f.name)) for f in fields(self)[: SignalField.VAL_LOSS_HISTORY]]
         histories = _padded(self.val_loss_history) + _padded(self.val_accuracy_history)
-        return scalars + histories + [float(self.input_dims)]
+        return scalars + histories + [float(self.input_dims), float(self.kind_index), float(self.kinds)]
 
     @classmethod
     def from_row(cls, row: list[float]) -> TrainingSignals:
@@ -117,7 +121,9 @@ class TrainingSignals:
         values["val_loss_history"] = tuple(row[start : start + HISTORY_LENGTH])
         start = SignalField.VAL_ACCURACY_HISTORY
         values["val_accuracy_history"] = tuple(row[start : start + HISTORY_LENGTH])
-        values["input_dims"] = int(row[SignalField.INPUT_DIMS])
+        for name, column in (("input_dims", SignalField.INPUT_DIMS), ("kind_index", SignalField.KIND_INDEX),
+                             ("kinds", SignalField.KINDS)):
+            values[name] = int(row[column])
         return cls(**values)  # type: ignore[arg-type]
 
 

@@ -273,7 +273,7 @@ class SeedEnv:
         self._train_x, self._train_y, self._val_x, self._val_y = self._splits[kind.task_index]
         self.tracker = SignalTracker(
             max_epochs=self.config.max_epochs, loss_scale=self.task.loss_scale, max_seeds=self.config.max_seeds,
-            input_dims=self.task.spatial_dims,
+            input_dims=self.task.spatial_dims, kind_index=self.kinds.index(kind), kinds=len(self.kinds),
         )
 
     def reset(self, seed: int, episode: int) -> Observation:

@@ -52,14 +52,17 @@ class SignalTracker:
     """Per-environment tracker of host training signals (accuracies in percent, losses per sample).
 
     `max_epochs`, `loss_scale` (per-sample loss of an uninformed predictor, ln of the class count),
-    `max_seeds` (germination budget, 0 = unlimited) and `input_dims` (spatial dimensions of one input:
-    1 = sequence, 2 = image) are copied into every `TrainingSignals`.
+    `max_seeds` (germination budget, 0 = unlimited), `input_dims` (spatial dimensions of one input:
+    1 = sequence, 2 = image) and the episode's kind (`kind_index` among the env's `kinds`) are copied into every
+    `TrainingSignals`.
     """
 
     max_epochs: int
     loss_scale: float
     max_seeds: int = 0
     input_dims: int = 1
+    kind_index: int = 0
+    kinds: int = 1
     plateau_threshold_pct: float = 0.5  # accuracy gain (percentage points) below which an epoch is flat
     history_window: int = 10
     stabilization_threshold: float = 0.03  # relative loss improvement below which an epoch is stable
@@ -76,6 +79,8 @@ class SignalTracker:
             raise ValueError(f"max_seeds must be ≥ 0 (0 = unlimited), got {self.max_seeds}")
         if self.input_dims < 1:
             raise ValueError(f"input_dims must be ≥ 1, got {self.input_dims}")
+        if not 0 <= self.kind_index < self.kinds:
+            raise ValueError(f"kind_index must be in [0, kinds) = [0, {self.kinds}), got {self.kind_index}")
         if not math.isfinite(self.plateau_threshold_pct):
             raise ValueError(f"plateau_threshold_pct must be finite, got {self.plateau_threshold_pct}")
         if self.history_window < HISTORY_LENGTH:
@@ -234,6 +239,8 @@ def _advance(
         val_loss_history=next_state.loss_history[-HISTORY_LENGTH:],
         val_accuracy_history=next_state.accuracy_history[-HISTORY_LENGTH:],
         input_dims=tracker.input_dims,
+        kind_index=tracker.kind_index,
+        kinds=tracker.kinds,
     )
     return next_state, signals
 

@@ -2,7 +2,7 @@
 
 Layout: `BaseFeature` columns `[0, 23)`, then one 39-wide `SlotFeature` block per slot in slot-config
 order (slot k starts at `23 + 39·k`), then the 2 `ContextFeature` columns, then one seed-gradient column
-per slot, then one gradient-measured column per slot, so `obs_dim(3) = 148`.
+per slot, then one gradient-measured column per slot, then the kind column, so `obs_dim(3) = 149`.
 Every column is a field the environments report; there are no raw step counters, raw parameter counts or
 placeholder columns.
 
@@ -60,14 +60,18 @@ Every column is scaled to roughly unit range here, before any running normaliser
 |----------------------------|--------------------------------------------------------|--------|
 | GRADIENT_MEASURED of slot k | 1 once a TRAINING epoch measured the seed's gradient ratio | {0, 1} |
 
-The context columns say which kind of episode this is (they are constant within one): when episodes
-draw their task and host width, the right growth depends on them, and from epoch 0 on the accuracy
-trajectory alone does not tell. The seed-gradient columns tell a dead seed (no gradient reaches it, so it
-never learns: 0 after its first TRAINING epoch) from a healthy one (about 0.3–0.7) epochs before its
-contribution can be measured; the gradient-measured columns tell that measured 0 from a seed not measured yet
-(or an empty slot), which the seed-gradient column alone shows as 0 too. Columns are only ever appended, so that
-a controller trained before they existed can be warm-started with zero weight on them
-(`tamiyo.training.module.PPOModule.load_policy_weights`).
+| kind column | value                                                                     | range  |
+|-------------|---------------------------------------------------------------------------|--------|
+| KIND        | the episode kind's position among the env's kinds / (kinds − 1); 0 if one | [0, 1] |
+
+The context columns say which kind of episode this is (they are constant within one): when episodes draw their task
+and host width, the right growth depends on them, and from epoch 0 on the accuracy trajectory alone does not tell.
+Named kinds (`env.kinds`) may share a host size and input, so the kind column names the kind itself, as a task
+descriptor would. The seed-gradient columns tell a dead seed (no gradient reaches it, so it never learns: 0 after
+its first TRAINING epoch) from a healthy one (about 0.3–0.7) epochs before its contribution can be measured; the
+gradient-measured columns tell that measured 0 from a seed not measured yet (or an empty slot), which the
+seed-gradient column alone shows as 0 too. Columns are only ever appended, so that a controller trained before they
+existed can be warm-started with zero weight on them (`tamiyo.training.module.PPOModule.load_policy_weights`).
 
 "Loss scale" is `SignalField.LOSS_SCALE`, the per-sample loss of an uninformed predictor, so losses
 are comparable across tasks. Non-finite inputs never leak out: NaN becomes 0 and ±inf the column's
@@ -136,6 +140,7 @@ BASE_FEATURES = 23
 SLOT_FEATURES = 39
 CONTEXT_FEATURES = len(ContextFeature)
 SEED_GRADIENT_FEATURES = 2  # per slot: the ratio and whether it was measured
+KIND_FEATURES = 1
 HOST_SIZE_DECADES = 7.0  # log10 of the parameter count that maps to 1.0 (10 M)
 INPUT_DIMS_SCALE = 3.0  # volumes map to 1.0
 NUM_STAGES = len(STAGE_ONE_HOT_INDEX)
@@ -153,7 +158,7 @@ def obs_dim(num_slots: int) -> int:
     """Width of the feature vector for `num_slots` slots."""
     if num_slots < 1:
         raise ValueError(f"num_slots must be ≥ 1, got {num_slots}")
-    return BASE_FEATURES + (SLOT_FEATURES + SEED_GRADIENT_FEATURES) * num_slots + CONTEXT_FEATURES
+    return BASE_FEATURES + (SLOT_FEATURES + SEED_GRADIENT_FEATURES) * num_slots + CONTEXT_FEATURES + KIND_FEATURES
 
 
 def slot_feature_index(slot: int, feature: SlotFeature) -> int:
@@ -174,6 +179,11 @@ def seed_gradient_feature_index(num_slots: int, slot: int) -> int:
 def gradient_measured_feature_index(num_slots: int, slot: int) -> int:
     """Column of slot `slot`'s gradient-measured flag in the flat feature vector of `num_slots` slots."""
     return seed_gradient_feature_index(num_slots, num_slots) + slot
+
+
+def kind_feature_index(num_slots: int) -> int:
+    """Column of the episode's kind in the flat feature vector of `num_slots` slots (the last one)."""
+    return obs_dim(num_slots) - KIND_FEATURES
 
 
 class _Divisor(IntEnum):
@@ -350,6 +360,12 @@ def _context_features(signals: torch.Tensor) -> torch.Tensor:
     return torch.stack((host_size, input_dims), dim=1).nan_to_num_(nan=0.0).clamp_(0.0, 1.0)
 
 
+def _kind_feature(signals: torch.Tensor) -> torch.Tensor:
+    """The `[N]` kind column: the kind's position over the last position (0 when the env has one kind)."""
+    last = (signals[:, SignalField.KINDS] - 1.0).clamp_min(1.0)
+    return (signals[:, SignalField.KIND_INDEX] / last).nan_to_num_(nan=0.0).clamp_(0.0, 1.0)
+
+
 def _seed_gradient_features(slots: torch.Tensor) -> torch.Tensor:
     """The `[N, 2S]` seed-gradient columns then gradient-measured flags: r / (1 + r) maps every ratio into [0, 1)
     without a scale to choose; an unmeasured ratio (NaN) shows as 0 with its flag at 0."""
@@ -370,7 +386,8 @@ def extract_features(obs: ObservationBatch) -> torch.Tensor:
     context_start = BASE_FEATURES + SLOT_FEATURES * num_slots
     gradient_start = context_start + CONTEXT_FEATURES
     out[:, context_start:gradient_start] = _context_features(obs.signals)
-    out[:, gradient_start:] = _seed_gradient_features(obs.slots)
+    out[:, gradient_start:-KIND_FEATURES] = _seed_gradient_features(obs.slots)
+    out[:, -KIND_FEATURES] = _kind_feature(obs.signals)
     block = out[:, BASE_FEATURES:context_start].view(n, num_slots, SLOT_FEATURES)
     block[..., SlotFeature.IS_ACTIVE] = stages != SeedStage.DORMANT
     block[..., SlotFeature.STAGE_ONE_HOT : SlotFeature.ALPHA] = stages.unsqueeze(-1) == const.stage_values
