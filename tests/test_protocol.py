@@ -36,7 +36,7 @@ def test_no_property_raises(bundle):
     values = {name: getattr(bundle, name) for name in PROPERTIES}
     assert values["device"] == torch.device("cpu")
     assert values["dtype"] == torch.float32
-    assert values["obs_dim"] == 148
+    assert values["obs_dim"] == 149
     assert values["slot_config"] == SlotConfig.default()
     assert values["is_compiled"] is False
     assert values["is_trainable"] is (values["network"] is not None)

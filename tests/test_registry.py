@@ -109,7 +109,7 @@ def test_factory_checks_compile_mode_before_building():
 
 def test_factory_passes_configuration():
     bundle = create_policy("lstm", SlotConfig.for_grid(2, 2), "transformer", hidden_dim=24, num_layers=2)
-    assert (bundle.hidden_dim, bundle.num_layers, bundle.obs_dim) == (24, 2, 23 + 39 * 4 + 2 + 8)
+    assert (bundle.hidden_dim, bundle.num_layers, bundle.obs_dim) == (24, 2, 23 + 39 * 4 + 2 + 8 + 1)
     assert bundle.slot_config.num_slots == 4
     with pytest.raises(ValueError, match="unknown topology 'mlp'"):
         create_policy("static", SlotConfig.default(), "mlp")

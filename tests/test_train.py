@@ -297,7 +297,7 @@ def test_enabled_slots_shape_the_slot_head(tmp_path):
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["hyper_parameters"]["slot_ids"] == ["r0c0", "r0c2"]
     # base, 2 slots, context, 2 seed gradients, 2 gradient-measured flags
-    assert ckpt["hyper_parameters"]["obs_dim"] == 23 + 39 * 2 + 2 + 2 + 2
+    assert ckpt["hyper_parameters"]["obs_dim"] == 23 + 39 * 2 + 2 + 2 + 2 + 1
 
 
 def test_checkpoint_of_another_slot_configuration_is_refused(tmp_path):

@@ -31,7 +31,8 @@ def test_validation_logs_val_objective_and_keeps_the_update_that_scored_best(tmp
     results = evaluate(policy, env, seeds=[3000], episodes=1, objective=Objective(cfg.objective.param_weight)).results
     env.close()
     datamodule.vec_env.close()
-    assert sum(r.objective for r in results) / len(results) == pytest.approx(max(scores), abs=1e-9)
+    # The logged score went through float32 (Lightning logs tensors): equal to its precision.
+    assert sum(r.objective for r in results) / len(results) == pytest.approx(max(scores), rel=1e-6)
 
 
 def test_validation_is_off_by_default(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ embedding of the op (`op_embedding`, one `hidden_dim` vector per op) is added to
 of these heads serve two ops (style and alpha_target: GERMINATE and SET_ALPHA_TARGET; alpha_speed and
 alpha_curve: SET_ALPHA_TARGET and PRUNE), so without it one state could not choose different settings
 for different ops. The op head and the value head see the state only. `evaluate_actions` conditions on
-the stored op exactly as `get_action` did on the sampled one. At the defaults (obs 148, 3 slots,
-feature 128, hidden 128, 1 layer) the network has 229 482 parameters (228 714 without conditioning).
+the stored op exactly as `get_action` did on the sampled one. At the defaults (obs 149, 3 slots,
+feature 128, hidden 128, 1 layer) the network has 229 610 parameters (228 842 without conditioning).
 
 Every head keeps its own modules (the checkpoint names `heads.<head>.0.weight`, ...), but the nine
 heads run as one fused pass of two matmuls (see `_heads`). The policy logits then go into one padded
