@@ -232,6 +232,8 @@ def test_reset_clears_state_and_keeps_configuration():
         ({"loss_scale": 0.0}, "loss_scale must be a positive finite number, got 0.0"),
         ({"max_seeds": -1}, "max_seeds must be ≥ 0"),
         ({"input_dims": 0}, "input_dims must be ≥ 1, got 0"),
+        ({"kind_index": 2, "kinds": 2}, r"kind_index must be in \[0, kinds\) = \[0, 2\), got 2"),
+        ({"kinds": 0}, r"kind_index must be in \[0, kinds\) = \[0, 0\), got 0"),
         ({"stabilization_threshold": 0.0}, "stabilization_threshold must be positive"),
         ({"stabilization_epochs": -1}, "stabilization_epochs must be ≥ 0, got -1"),
         ({"plateau_threshold_pct": math.nan}, "plateau_threshold_pct must be finite"),

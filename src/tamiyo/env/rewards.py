@@ -39,7 +39,6 @@ How `shaped` pays:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import typing
 from collections.abc import Callable, Sequence
@@ -49,6 +48,7 @@ from typing import Any
 from tamiyo.core.actions import FactoredAction, LifecycleOp
 from tamiyo.core.observation import SlotReport
 from tamiyo.core.registry import Registry
+from tamiyo.core.schemas import options_dataclass
 from tamiyo.core.stages import LIVE_STAGES, SeedStage
 from tamiyo.env.objective import DEFAULT_PARAM_WEIGHT, Objective
 
@@ -393,10 +393,8 @@ def reward_options(name: str) -> type:
     extends it, so a key the reward lacks or a value of the wrong type is refused when the config is composed."""
     config_type, _ = REWARDS.get(name)
     hints = typing.get_type_hints(config_type)
-    own = [(item.name, hints[item.name], dataclasses.field(default=item.default))
-           for item in fields(config_type) if item.name != "gamma"]
-    return dataclasses.make_dataclass(f"{config_type.__name__}Options",
-                                      [("name", str, dataclasses.field(default=name)), *own])
+    own = [(item.name, hints[item.name], item.default) for item in fields(config_type) if item.name != "gamma"]
+    return options_dataclass(f"{config_type.__name__}Options", name, own)
 
 
 def make_reward(name: str, **config: float | str) -> Reward:

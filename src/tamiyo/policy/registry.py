@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from tamiyo.core.registry import Registry
+from tamiyo.core.schemas import options_dataclass
 from tamiyo.policy.protocol import PROTOCOL_MEMBERS, PolicyBundle
 
 BundleClass = TypeVar("BundleClass", bound=type)
@@ -46,18 +47,6 @@ def list_policies() -> list[str]:
 
 # Keywords every bundle takes from the run rather than from its `policy` options.
 _RUN_KEYWORDS = ("self", "slot_config", "topology", "obs_dim")
-_PLAIN_TYPES = (int, float, bool, str)
-
-
-def _schema_type(hint: Any) -> Any:
-    """`hint` where a Hydra structured config can hold it (a plain type, or an optional one), else `Any`."""
-    if hint in _PLAIN_TYPES:
-        return hint
-    members = typing.get_args(hint)
-    plain = [member for member in members if member is not type(None)]
-    if len(members) == 2 and len(plain) == 1 and plain[0] in _PLAIN_TYPES:
-        return plain[0] | None
-    return Any
 
 
 def policy_options(name: str) -> type:
@@ -74,6 +63,4 @@ def policy_options(name: str) -> type:
         options = [(key, hints[key], parameter.default)
                    for key, parameter in inspect.signature(cls.__init__).parameters.items()
                    if key not in _RUN_KEYWORDS and parameter.kind is parameter.POSITIONAL_OR_KEYWORD]
-    fields = [(key, _schema_type(hint), dataclasses.field(default=default)) for key, hint, default in options]
-    return dataclasses.make_dataclass(f"{cls.__name__}Options", [("name", str, dataclasses.field(default=name)),
-                                                                 *fields])
+    return options_dataclass(f"{cls.__name__}Options", name, options)
