@@ -174,14 +174,6 @@ def test_the_policy_options_are_the_bundles_keywords_with_their_defaults():
     ("policy.hidden_dim=x", "error: policy.hidden_dim=x: Value 'x' of type 'str' could not be converted to Integer"),
     ("policy=schedule policy.tempo=warp",
      "error: policy config: schedule tempo must be one of ['fast', 'standard', 'slow'], got 'warp'"),
-])
-def test_a_bad_policy_option_is_one_line_naming_it(tmp_path, override, message):
-    result = run_cli("train.py", *override.split(), "debug=fast", f"paths.output_root={tmp_path}")
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == message
-
-
-@pytest.mark.parametrize(("override", "message"), [
     ("reward.foo=1", "error: reward.foo is not a key of this config; did you mean reward?"),
     ("reward.gamma=0.9", "error: reward.gamma is not a key of this config; did you mean reward.name?"),
     ("reward.charge=later", "error: env/reward config: objective reward charge must be one of ('effect', 'kept', "
@@ -189,7 +181,7 @@ def test_a_bad_policy_option_is_one_line_naming_it(tmp_path, override, message):
     ("reward=sparse reward.scale=big",
      "error: reward.scale=big: Value 'big' of type 'str' could not be converted to Float"),
 ])
-def test_a_bad_reward_option_is_one_line_naming_it(tmp_path, override, message):
+def test_a_bad_policy_or_reward_option_is_one_line_naming_it(tmp_path, override, message):
     result = run_cli("train.py", *override.split(), "debug=fast", f"paths.output_root={tmp_path}")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == message
